@@ -1,0 +1,48 @@
+"""Defaults shared by every run; the per-model files override what the study set per model.
+
+Every field can be overridden on the command line, e.g. `--config.train.epochs=3`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "cnn2"  # ann1 | ann2 | cnn1 | cnn2
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = "svhn"  # svhn: the study's file | synthetic: generated offline
+  config.data.path = ""  # an HDF5 file in the study's layout; empty: download (svhn) or generate
+  config.data.cache_dir = ""  # empty: $SVHN_JAX_CACHE or ~/.cache/svhn_jax
+  config.data.preprocess = "raw"  # raw | mask (background-normalized, data-driven mask)
+  config.data.synthetic = ml_collections.ConfigDict()
+  config.data.synthetic.train = 42_000
+  config.data.synthetic.val = 60_000
+  config.data.synthetic.test = 18_000
+  config.data.synthetic.seed = 0
+
+  config.train = ml_collections.ConfigDict()
+  config.train.epochs = 30
+  config.train.batch_size = 128
+  config.train.learning_rate = 1e-3
+  config.train.adam_eps = 1e-7  # Keras's Adam default, not optax's 1e-8
+  config.train.eval_batch_size = 2048
+
+  config.train.early_stopping = ml_collections.ConfigDict()
+  config.train.early_stopping.patience = 5  # on val_accuracy; best weights restored at the end
+  config.train.early_stopping.min_delta = 0.0
+
+  config.train.plateau = ml_collections.ConfigDict()
+  config.train.plateau.factor = 0.5  # on val_loss, as Keras's ReduceLROnPlateau
+  config.train.plateau.patience = 3
+  config.train.plateau.min_delta = 1e-4
+  config.train.plateau.min_lr = 1e-6
+  config.train.plateau.cooldown = 0
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.enabled = True
+
+  return config
