@@ -1,0 +1,350 @@
+"""Tests for svhn_jax.data: loading and validating the HDF5 file, fetching it, inspecting it."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import h5py
+import ml_collections
+import numpy as np
+import pytest
+
+import svhn_jax
+from svhn_jax import data
+from svhn_jax.errors import ConfigError, DataError
+
+SIZES = {"train": 6, "val": 4, "test": 5}
+
+
+def good_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+  rng = np.random.default_rng(seed)
+  arrays = {}
+  for split, n in SIZES.items():
+    arrays[f"X_{split}"] = rng.uniform(0, 255, (n, 32, 32)).astype(np.float32)
+    arrays[f"y_{split}"] = (np.arange(n) % 10).astype(np.uint8)
+  return arrays
+
+
+def write_h5(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+  with h5py.File(path, "w") as f:
+    for key, value in arrays.items():
+      f.create_dataset(key, data=value)
+  return path
+
+
+def with_changes(**changes) -> dict[str, np.ndarray]:
+  """Returns the good arrays with `changes` applied; a change of None drops that key."""
+  arrays = good_arrays()
+  arrays.update(changes)
+  return {key: value for key, value in arrays.items() if value is not None}
+
+
+def test_save_h5_then_load_round_trips(tmp_path):
+  arrays = good_arrays()
+  dataset = data.Dataset(*(data.Split(arrays[f"X_{s}"], arrays[f"y_{s}"]) for s in data.SPLITS))
+  loaded = data.load(data.save_h5(tmp_path / "sub" / "d.h5", dataset))
+  for split, want in zip(loaded, dataset):
+    assert split.images.dtype == np.float32 and split.images.shape == want.images.shape
+    assert split.labels.dtype == np.int32
+    np.testing.assert_array_equal(split.images, want.images)
+    np.testing.assert_array_equal(split.labels, want.labels)
+  assert [p.name for p in (tmp_path / "sub").iterdir()] == ["d.h5"]
+
+
+def test_load_maps_svhn_label_10_to_zero(tmp_path):
+  labels = np.array([10, 1, 2, 9, 10, 5], np.uint8)
+  loaded = data.load(write_h5(tmp_path / "d.h5", with_changes(y_train=labels)))
+  np.testing.assert_array_equal(loaded.train.labels, [0, 1, 2, 9, 0, 5])
+
+
+def test_load_converts_uint8_pixels_and_float_labels(tmp_path):
+  pixels = np.full((6, 32, 32), 255, np.uint8)
+  labels = np.arange(1, 7, dtype=np.float64)
+  loaded = data.load(write_h5(tmp_path / "d.h5", with_changes(X_train=pixels, y_train=labels)))
+  assert loaded.train.images.dtype == np.float32 and loaded.train.images.max() == 255
+  np.testing.assert_array_equal(loaded.train.labels, np.arange(1, 7))
+
+
+def test_load_missing_file(tmp_path):
+  with pytest.raises(DataError, match="nope.h5: no such file"):
+    data.load(tmp_path / "nope.h5")
+
+
+def test_load_directory(tmp_path):
+  with pytest.raises(DataError, match="is not a file; expected an HDF5 file"):
+    data.load(tmp_path)
+
+
+def test_load_empty_file(tmp_path):
+  (tmp_path / "d.h5").touch()
+  with pytest.raises(DataError, match=r"d\.h5 is empty"):
+    data.load(tmp_path / "d.h5")
+
+
+def test_load_not_hdf5(tmp_path):
+  (tmp_path / "d.h5").write_bytes(b"just some text, not HDF5\n" * 10)
+  with pytest.raises(DataError, match=r"d\.h5 is not a readable HDF5 file"):
+    data.load(tmp_path / "d.h5")
+
+
+def test_load_truncated_hdf5(tmp_path):
+  good = write_h5(tmp_path / "good.h5", good_arrays()).read_bytes()
+  (tmp_path / "d.h5").write_bytes(good[: len(good) // 2])
+  with pytest.raises(DataError, match=r"d\.h5 (is not a readable HDF5|could not be read)"):
+    data.load(tmp_path / "d.h5")
+
+
+def test_load_html_page(tmp_path):
+  (tmp_path / "d.h5").write_text("\n<!DOCTYPE html><html><title>Google Drive - Virus scan "
+                                 "warning</title></html>")
+  with pytest.raises(DataError, match=r"d\.h5 looks like an HTML page.*Google Drive"):
+    data.load(tmp_path / "d.h5")
+
+
+def test_load_missing_keys_lists_what_is_there(tmp_path):
+  write_h5(tmp_path / "d.h5", with_changes(y_val=None, X_test=None))
+  with pytest.raises(DataError) as e:
+    data.load(tmp_path / "d.h5")
+  message = str(e.value)
+  assert "d.h5" in message and "['y_val', 'X_test']" in message
+  assert "'X_train', 'X_val', 'y_test', 'y_train'" in message
+
+
+BAD_FILES = {
+    "rgb": (dict(X_val=np.zeros((4, 32, 32, 3), np.float32)),
+            r"X_val has shape \(4, 32, 32, 3\).*greyscale 32x32.*colour"),
+    "size": (dict(X_train=np.zeros((6, 28, 28), np.float32)),
+             r"X_train has shape \(6, 28, 28\); expected \(N, 32, 32\)"),
+    "nan": (dict(X_test=np.where(np.arange(5)[:, None, None] == 2, np.nan,
+                                 np.zeros((5, 32, 32), np.float32))),
+            r"X_test has 1024 NaN or infinite pixel values"),
+    "inf": (dict(X_train=np.full((6, 32, 32), np.inf, np.float32)),
+            r"X_train has 6144 NaN or infinite"),
+    "range": (dict(X_val=np.full((4, 32, 32), 300, np.float32)),
+              r"X_val has pixel values from 300 to 300; expected 0\.\.255"),
+    "negative": (dict(X_val=np.full((4, 32, 32), -1, np.float32)),
+                 r"X_val has pixel values from -1 to -1"),
+    "fractional_labels": (dict(y_train=np.array([0, 1, 2.5, 3, 4, 5])),
+                          r"y_train holds labels that are not whole numbers"),
+    "nan_labels": (dict(y_train=np.array([0, 1, np.nan, 3, 4, 5])),
+                   r"y_train holds labels that are not whole numbers"),
+    "label_range": (dict(y_test=np.array([0, 1, 11, 3, 4], np.int64)),
+                    r"y_test has labels from 0 to 11; expected digits 0\.\.9"),
+    "negative_labels": (dict(y_test=np.array([0, 1, -1, 3, 4], np.int64)),
+                        r"y_test has labels from -1 to 4"),
+    "string_labels": (dict(y_val=np.array([b"a", b"b", b"c", b"d"])),
+                      r"y_val has dtype \|S1; expected integer"),
+    "label_shape": (dict(y_val=np.zeros((4, 1), np.uint8)),
+                    r"y_val has shape \(4, 1\); expected \(N,\)"),
+    "lengths": (dict(y_train=np.zeros(5, np.uint8)),
+                r"X_train holds 6 images but y_train holds 5 labels"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_load_rejects_bad_contents(tmp_path, case):
+  changes, message = BAD_FILES[case]
+  write_h5(tmp_path / "d.h5", with_changes(**changes))
+  with pytest.raises(DataError, match=message) as e:
+    data.load(tmp_path / "d.h5")
+  assert str(tmp_path / "d.h5") in str(e.value)
+
+
+def test_load_rejects_group_in_place_of_dataset(tmp_path):
+  path = write_h5(tmp_path / "d.h5", with_changes(X_val=None))
+  with h5py.File(path, "a") as f:
+    f.create_group("X_val")
+  with pytest.raises(DataError, match="X_val is a group; expected a dataset"):
+    data.load(path)
+
+
+class StandIn:
+  """A gdown.download stand-in: writes `payload` to `output` (or fails as told) and counts."""
+
+  def __init__(self, payload: bytes = b"", error: BaseException | None = None,
+               returns_none: bool = False):
+    self.payload, self.error, self.returns_none = payload, error, returns_none
+    self.calls = 0
+
+  def __call__(self, *, id: str, output: str, quiet: bool) -> str | None:
+    self.calls += 1
+    # gdown streams into a `.part` file beside `output`; a failure must not leave it behind.
+    Path(output + "abc.part").write_bytes(self.payload[:10])
+    if self.error is not None:
+      raise self.error
+    Path(output).write_bytes(self.payload)
+    return None if self.returns_none else output
+
+
+@pytest.fixture(scope="module")
+def good_bytes(tmp_path_factory) -> bytes:
+  return write_h5(tmp_path_factory.mktemp("good") / "g.h5", good_arrays()).read_bytes()
+
+
+def test_fetch_downloads_once_then_uses_the_cache(tmp_path, good_bytes):
+  download = StandIn(good_bytes)
+  path = data.fetch(tmp_path / "cache", filename="s.h5", min_bytes=100, download=download)
+  assert path == tmp_path / "cache" / "s.h5" and path.read_bytes() == good_bytes
+  assert data.fetch(tmp_path / "cache", filename="s.h5", min_bytes=100, download=download) == path
+  assert download.calls == 1
+  assert [p.name for p in (tmp_path / "cache").iterdir()] == ["s.h5"]
+  assert len(data.load(path).train.labels) == SIZES["train"]
+
+
+def test_fetch_uses_the_cache_dir_from_the_environment(tmp_path, monkeypatch, good_bytes):
+  monkeypatch.setenv("SVHN_JAX_CACHE", str(tmp_path / "env"))
+  path = data.fetch(filename="s.h5", min_bytes=100, download=StandIn(good_bytes))
+  assert path == tmp_path / "env" / "s.h5"
+
+
+def test_default_cache_dir(tmp_path, monkeypatch):
+  monkeypatch.setenv("SVHN_JAX_CACHE", str(tmp_path))
+  assert data.default_cache_dir("/x/y") == Path("/x/y")
+  assert data.default_cache_dir() == tmp_path
+  monkeypatch.delenv("SVHN_JAX_CACHE")
+  assert data.default_cache_dir() == Path.home() / ".cache" / "svhn_jax"
+
+
+def assert_failed_fetch_leaves_nothing(tmp_path: Path, download: StandIn, message: str,
+                                       min_bytes: int = 100) -> DataError:
+  cache = tmp_path / "cache"
+  with pytest.raises(DataError, match=message) as e:
+    data.fetch(cache, filename="s.h5", min_bytes=min_bytes, download=download)
+  assert list(cache.iterdir()) == []
+  return e.value
+
+
+def test_fetch_rejects_a_short_download(tmp_path, good_bytes):
+  assert_failed_fetch_leaves_nothing(tmp_path, StandIn(good_bytes), r"is only [\d,]+ bytes",
+                                     min_bytes=len(good_bytes) + 1)
+
+
+def test_fetch_rejects_a_truncated_download(tmp_path, good_bytes):
+  assert_failed_fetch_leaves_nothing(tmp_path, StandIn(good_bytes[: len(good_bytes) // 2]),
+                                     "not a readable HDF5 file")
+
+
+def test_fetch_rejects_an_html_page(tmp_path):
+  page = b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title>" + (
+      b"<p>can't scan this file for viruses</p>" * 10) + b"</html>"
+  error = assert_failed_fetch_leaves_nothing(tmp_path, StandIn(page), "HTML page")
+  assert "discarded" in str(error)
+
+
+def test_fetch_rejects_a_file_without_the_six_datasets(tmp_path):
+  other = write_h5(tmp_path / "other.h5", with_changes(y_test=None))
+  assert_failed_fetch_leaves_nothing(tmp_path, StandIn(other.read_bytes()),
+                                     r"lacks the datasets \['y_test'\]")
+
+
+@pytest.mark.parametrize("download", [
+    StandIn(error=ConnectionError("Failed to resolve 'drive.google.com'")),
+    StandIn(returns_none=True),
+], ids=["raises", "returns_none"])
+def test_fetch_offline_says_how_to_go_on(tmp_path, download):
+  error = assert_failed_fetch_leaves_nothing(tmp_path, download, "Could not download")
+  assert "--config.data.path=FILE" in str(error)
+  assert "--config.data.source=synthetic" in str(error)
+
+
+def test_fetch_interrupted_leaves_nothing(tmp_path, good_bytes):
+  with pytest.raises(KeyboardInterrupt):
+    data.fetch(tmp_path, filename="s.h5", min_bytes=100,
+               download=StandIn(good_bytes, error=KeyboardInterrupt()))
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_replaces_a_broken_cached_file(tmp_path, good_bytes, caplog):
+  (tmp_path / "s.h5").write_bytes(good_bytes[:200])
+  download = StandIn(good_bytes)
+  with caplog.at_level(logging.WARNING):
+    path = data.fetch(tmp_path, filename="s.h5", min_bytes=100, download=download)
+  assert download.calls == 1 and path.read_bytes() == good_bytes
+  assert "downloading it again" in caplog.text and "s.h5" in caplog.text
+
+
+def test_check_file(tmp_path, good_bytes):
+  (tmp_path / "s.h5").write_bytes(good_bytes)
+  data.check_file(tmp_path / "s.h5", min_bytes=100)
+  with pytest.raises(DataError, match=r"s\.h5 is only"):
+    data.check_file(tmp_path / "s.h5", min_bytes=len(good_bytes) + 1)
+  with pytest.raises(DataError, match="no such file"):
+    data.check_file(tmp_path / "other.h5")
+
+
+def test_inspect_lists_every_dataset_with_shape_and_dtype(tmp_path):
+  path = write_h5(tmp_path / "d.h5", good_arrays())
+  with h5py.File(path, "a") as f:
+    f.create_dataset("extra/ids", data=np.zeros((3, 2), np.int64))
+  rows = data.inspect(path)
+  assert ("X_train", (6, 32, 32), "float32") in rows
+  assert ("y_test", (5,), "uint8") in rows
+  assert ("extra/ids", (3, 2), "int64") in rows
+  assert len(rows) == 7
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", "svhn_jax.data", *args], capture_output=True,
+                        text=True, cwd=Path(svhn_jax.__file__).parent.parent, timeout=60)
+
+
+def test_cli_inspect(tmp_path):
+  result = run_cli("inspect", str(write_h5(tmp_path / "d.h5", good_arrays())))
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert len(lines) == 6
+  assert any(line.split() == ["X_val", "(4,", "32,", "32)", "float32"] for line in lines)
+
+
+def test_cli_inspect_missing_file(tmp_path):
+  result = run_cli("inspect", str(tmp_path / "nope.h5"))
+  assert result.returncode == 1
+  assert "nope.h5: no such file" in result.stderr
+  assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def data_config(tmp_path: Path, **fields) -> ml_collections.ConfigDict:
+  cfg = ml_collections.ConfigDict(dict(
+      source="svhn", path="", cache_dir=str(tmp_path),
+      synthetic=dict(train=6, val=4, test=5, seed=3)))
+  cfg.update(fields)
+  return cfg
+
+
+def test_dataset_path_returns_an_existing_path(tmp_path):
+  path = write_h5(tmp_path / "d.h5", good_arrays())
+  assert data.dataset_path(data_config(tmp_path, path=str(path))) == path
+
+
+def test_dataset_path_missing_path(tmp_path):
+  with pytest.raises(DataError, match=r"config\.data\.path='.*nope\.h5': no such file"):
+    data.dataset_path(data_config(tmp_path, path=str(tmp_path / "nope.h5")))
+
+
+def test_dataset_path_unknown_source(tmp_path):
+  with pytest.raises(ConfigError, match=r"config\.data\.source='mnist'.*'svhn', 'synthetic'"):
+    data.dataset_path(data_config(tmp_path, source="mnist"))
+
+
+def test_dataset_path_generates_synthetic_data_once(tmp_path, monkeypatch):
+  calls = []
+
+  def write(path, *, train, val, test, seed):
+    calls.append((train, val, test, seed))
+    arrays = good_arrays(seed)
+    data.save_h5(path, data.Dataset(*(data.Split(arrays[f"X_{s}"], arrays[f"y_{s}"])
+                                      for s in data.SPLITS)))
+
+  fake = types.ModuleType("svhn_jax.synthetic")
+  fake.write = write
+  monkeypatch.setitem(sys.modules, "svhn_jax.synthetic", fake)
+  monkeypatch.setattr(svhn_jax, "synthetic", fake, raising=False)
+  cfg = data_config(tmp_path, source="synthetic")
+  path = data.dataset_path(cfg)
+  assert path == tmp_path / "synthetic_6_4_5_seed3.h5"
+  assert data.dataset_path(cfg) == path and calls == [(6, 4, 5, 3)]
+  assert len(data.load(path).val.labels) == 4
