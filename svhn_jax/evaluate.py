@@ -1,0 +1,44 @@
+"""Scores of a model's test predictions: accuracy, per-class report, confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics
+
+CLASS_NAMES = tuple(str(d) for d in range(10))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+  z = logits - logits.max(axis=-1, keepdims=True)
+  e = np.exp(z)
+  return e / e.sum(axis=-1, keepdims=True)
+
+
+def report(logits: np.ndarray, labels: np.ndarray) -> dict:
+  """JSON-ready scores: accuracy, cross-entropy, per-class precision/recall/F1, confusion matrix."""
+  labels = np.asarray(labels)
+  predictions = logits.argmax(axis=-1)
+  probs = softmax(logits.astype(np.float64))
+  loss = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean()
+  per_class = metrics.classification_report(
+      labels, predictions, labels=range(10), target_names=CLASS_NAMES, output_dict=True,
+      zero_division=0)
+  return {
+      "accuracy": float((predictions == labels).mean()),
+      "loss": float(loss),
+      "num_examples": int(len(labels)),
+      "classification_report": per_class,
+      "confusion_matrix": metrics.confusion_matrix(labels, predictions, labels=range(10)).tolist(),
+  }
+
+
+def report_text(scores: dict) -> str:
+  """The scikit-learn classification report table, rebuilt from `report`'s dict."""
+  rows = scores["classification_report"]
+  lines = [f"{'':>12} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}"]
+  for name in (*CLASS_NAMES, "macro avg", "weighted avg"):
+    r = rows[name]
+    lines.append(f"{name:>12} {r['precision']:9.4f} {r['recall']:9.4f} {r['f1-score']:9.4f} "
+                 f"{int(r['support']):9d}")
+  lines.append(f"{'accuracy':>12} {scores['accuracy']:29.4f} {scores['num_examples']:9d}")
+  return "\n".join(lines)

@@ -1,0 +1,373 @@
+"""Training: a jit-compiled step, the epoch loop with Keras's callbacks, and `train_and_evaluate`.
+
+The hot loop is functional: the model is split once into a static graph definition and pytrees
+of parameters and BatchNorm statistics, and the jitted step is a pure function of
+(state, batch, rng). The dataset is moved to the device once; each step gathers its batch there
+from a permutation drawn on the device, so nothing crosses back to the host until an epoch ends.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from svhn_jax import callbacks, checkpoint, data, evaluate, models, plots, transforms
+from svhn_jax.errors import CheckpointError, ConfigError
+
+PREPROCESS_MODES = ("raw", "mask")
+
+
+class TrainState(NamedTuple):
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+class Inputs(NamedTuple):
+  """Model-ready arrays of one split: images (N, 32, 32, 1) in [0, 1], int32 labels."""
+
+  images: Any
+  labels: Any
+
+
+def model_inputs(
+    dataset: data.Dataset, preprocess: str = "raw"
+) -> tuple[tuple[Inputs, Inputs, Inputs], np.ndarray | None]:
+  """The three splits as model inputs and, for 'mask', the mask built from the training split."""
+  if preprocess not in PREPROCESS_MODES:
+    raise ConfigError(
+        f"config.data.preprocess={preprocess!r}: expected one of {', '.join(PREPROCESS_MODES)}"
+    )
+  mask = None
+  if preprocess == "mask":
+    mask = transforms.data_driven_mask(dataset.train.images)
+  splits = tuple(
+      Inputs(prepare_images(split.images, mask), np.asarray(split.labels, np.int32))
+      for split in dataset
+  )
+  return splits, mask
+
+
+def prepare_images(images: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+  """0..255 greyscale crops -> (N, 32, 32, 1) in [0, 1]; with a mask, background-normalized first."""
+  if mask is not None:
+    images = transforms.apply_mask(transforms.normalize_background(images), mask)
+  return transforms.add_channel(transforms.scale(images))
+
+
+def make_optimizer(learning_rate: float, eps: float) -> optax.GradientTransformation:
+  # The rate is a hyperparameter in the optimizer state so the plateau controller can change it
+  # between epochs without recompiling the step.
+  return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, eps=eps)
+
+
+def init_state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[Any, TrainState]:
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  return graphdef, TrainState(params, batch_stats, tx.init(params))
+
+
+def set_learning_rate(state: TrainState, lr: float) -> TrainState:
+  hyperparams = dict(state.opt_state.hyperparams)
+  hyperparams["learning_rate"] = jnp.asarray(lr, hyperparams["learning_rate"].dtype)
+  return state._replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
+
+
+def learning_rate(state: TrainState) -> float:
+  return float(state.opt_state.hyperparams["learning_rate"])
+
+
+def loss_and_logits(graphdef, params, batch_stats, images, labels, *, train: bool, key=None):
+  """Mean cross-entropy, the logits and the BatchNorm statistics after this forward pass."""
+  # copy=True: BatchNorm writes its statistics into the Variables, which must belong to this
+  # trace rather than to the caller's, or jax.grad sees a leaked tracer.
+  model = nnx.merge(graphdef, params, batch_stats, copy=True)
+  rngs = nnx.Rngs(dropout=key) if train else None
+  logits = model(images, train=train, rngs=rngs)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return loss, (logits, nnx.state(model, nnx.BatchStat))
+
+
+def train_step(graphdef, tx, state: TrainState, totals: dict, images, labels, batches, i, key):
+  """One optimizer step on batch `i` of `batches` (rows of sample indices into the split).
+
+  `totals` accumulates sample-weighted loss and correct counts on the device, so the host reads
+  the epoch's training metrics once, as Keras reports them.
+  """
+  idx = jax.lax.dynamic_index_in_dim(batches, i, keepdims=False)
+  x, y = images[idx], labels[idx]
+  grad_fn = jax.value_and_grad(
+      functools.partial(loss_and_logits, graphdef, train=True, key=jax.random.fold_in(key, i)),
+      has_aux=True,
+  )
+  (loss, (logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, x, y)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  n = y.shape[0]
+  totals = {
+      "loss": totals["loss"] + loss * n,
+      "correct": totals["correct"] + jnp.sum(jnp.argmax(logits, -1) == y),
+      "count": totals["count"] + n,
+  }
+  return TrainState(params, batch_stats, opt_state), totals
+
+
+def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int) -> jax.Array:
+  """Inference-mode logits for all images, in fixed-size chunks (one compile, any N)."""
+  n = images.shape[0]
+  chunks = max(1, math.ceil(n / batch_size))
+  padded = _pad_to(images, chunks * batch_size)
+  logits = [
+      _logits_chunk(graphdef, params, batch_stats, padded, jnp.int32(c * batch_size), batch_size)
+      for c in range(chunks)
+  ]
+  return jnp.concatenate(logits)[:n]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _logits_chunk(graphdef, params, batch_stats, images, start, size):
+  x = jax.lax.dynamic_slice_in_dim(images, start, size)
+  return nnx.merge(graphdef, params, batch_stats)(x, train=False)
+
+
+def _pad_to(x: jax.Array, n: int) -> jax.Array:
+  if x.shape[0] == n:
+    return x
+  return jnp.concatenate([x, jnp.zeros((n - x.shape[0], *x.shape[1:]), x.dtype)])
+
+
+@jax.jit
+def logits_metrics(logits: jax.Array, labels: jax.Array) -> dict:
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
+
+
+def epoch_batches(key, epoch: int, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
+  """This epoch's shuffled sample order: full batches (k, B) and the last partial one (1, r)."""
+  perm = jax.random.permutation(jax.random.fold_in(key, epoch), n).astype(jnp.int32)
+  full = (n // batch_size) * batch_size
+  return perm[:full].reshape(-1, batch_size), perm[full:].reshape(1, -1)
+
+
+class Trainer:
+  """Compiled steps for one model and optimizer; the dataset lives on the device."""
+
+  def __init__(self, graphdef, tx, *, batch_size: int, eval_batch_size: int):
+    self.graphdef = graphdef
+    self.batch_size = batch_size
+    self.eval_batch_size = eval_batch_size
+    self._step = jax.jit(
+        functools.partial(train_step, graphdef, tx), donate_argnums=(0, 1)
+    )
+
+  def train_epoch(self, state: TrainState, train: Inputs, key, epoch: int,
+                  progress: Callable[[int], None] = lambda _: None) -> tuple[TrainState, dict]:
+    n = train.labels.shape[0]
+    full, tail = epoch_batches(key, epoch, n, self.batch_size)
+    step_key = jax.random.fold_in(jax.random.fold_in(key, epoch), 1)
+    totals = {"loss": jnp.zeros(()), "correct": jnp.zeros((), jnp.int32),
+              "count": jnp.zeros((), jnp.int32)}
+    # Keras sees every sample each epoch: the remainder is one smaller batch (a second compile,
+    # once), not padding, so BatchNorm statistics match.
+    for i in range(full.shape[0]):
+      state, totals = self._step(state, totals, train.images, train.labels, full, i, step_key)
+      progress(1)
+    if tail.shape[1]:
+      tail_key = jax.random.fold_in(step_key, full.shape[0])
+      state, totals = self._step(state, totals, train.images, train.labels, tail, 0, tail_key)
+      progress(1)
+    totals = jax.device_get(totals)
+    return state, {"loss": float(totals["loss"] / totals["count"]),
+                   "accuracy": float(totals["correct"] / totals["count"])}
+
+  def logits(self, state: TrainState, images) -> jax.Array:
+    return predict_logits(self.graphdef, state.params, state.batch_stats, images,
+                          batch_size=self.eval_batch_size)
+
+  def evaluate(self, state: TrainState, split: Inputs) -> dict:
+    metrics = jax.device_get(logits_metrics(self.logits(state, split.images), split.labels))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+class Progress(NamedTuple):
+  """What a checkpoint carries besides the arrays: enough to continue the run exactly."""
+
+  epoch: int  # epochs finished
+  early_stopping: callbacks.EarlyStopping
+  plateau: callbacks.Plateau
+  history: list
+
+  def to_json(self, model_name: str) -> dict:
+    return {"model": model_name, "epoch": self.epoch,
+            "early_stopping": self.early_stopping._asdict(), "plateau": self.plateau._asdict(),
+            "history": self.history}
+
+  @classmethod
+  def from_json(cls, meta: dict) -> "Progress":
+    return cls(meta["epoch"], callbacks.EarlyStopping(**meta["early_stopping"]),
+               callbacks.Plateau(**meta["plateau"]), list(meta["history"]))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+  """Trains the configured model in `workdir`, resuming from its latest checkpoint, and
+  evaluates the best weights on the test split. Returns the test metrics."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+  logging.info("JAX devices: %s", jax.devices())
+
+  dataset = data.load(data.dataset_path(config.data))
+  (train, val, test), mask = model_inputs(dataset, config.data.preprocess)
+  del dataset
+  if mask is not None:
+    np.save(workdir / "mask.npy", mask)
+  train, val, test = (Inputs(*jax.device_put(tuple(s))) for s in (train, val, test))
+
+  model = models.create_model(config.model.name, seed=config.seed)
+  summary = models.summary(model, config.model.name)
+  logging.info("Model:\n%s", summary)
+  (workdir / "model_summary.txt").write_text(summary + "\n")
+
+  tx = make_optimizer(config.train.learning_rate, config.train.adam_eps)
+  graphdef, state = init_state(model, tx)
+  trainer = Trainer(graphdef, tx, batch_size=config.train.batch_size,
+                    eval_batch_size=config.train.eval_batch_size)
+  state, best, progress = fit(trainer, state, train, val, config, workdir)
+
+  best = _best_state(state, best, workdir)
+  logits = np.asarray(trainer.logits(best, test.images))
+  report = evaluate.report(logits, np.asarray(test.labels))
+  report["best_epoch"] = progress.early_stopping.best_epoch + 1
+  report["epochs_run"] = progress.epoch
+  _write_json(workdir / "test_metrics.json", report)
+  logging.info("Test accuracy %.4f (best epoch %d)\n%s", report["accuracy"],
+               report["best_epoch"], evaluate.report_text(report))
+  plots.training_curves(progress.history, workdir / "figures" / "curves.png")
+  plots.confusion_matrix(np.asarray(report["confusion_matrix"]),
+                         workdir / "figures" / "confusion_matrix.png")
+  return report
+
+
+def fit(trainer: Trainer, state: TrainState, train: Inputs, val: Inputs,
+        config: ml_collections.ConfigDict, workdir: Path
+        ) -> tuple[TrainState, TrainState | None, Progress]:
+  """The epoch loop: train, validate, feed the callbacks, log, checkpoint; resumes if it can.
+
+  Returns the final state, the best epoch's state if that epoch ran in this process (else None:
+  it is in the best checkpoint), and the progress.
+  """
+  tc = config.train
+  progress = Progress(0, callbacks.EarlyStopping(), callbacks.Plateau(lr=tc.learning_rate), [])
+  ckpts = checkpoint.Checkpoints(workdir) if config.checkpoint.enabled else None
+  if ckpts is not None:
+    state, progress = _resume(ckpts, state, progress, config.model.name)
+  _write_metrics(workdir / "metrics.jsonl", progress.history)
+
+  key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  best = None
+  steps_per_epoch = math.ceil(train.labels.shape[0] / tc.batch_size)
+  while progress.epoch < tc.epochs and not progress.early_stopping.stop:
+    epoch = progress.epoch
+    start = time.perf_counter()
+    state = set_learning_rate(state, progress.plateau.lr)
+    with _progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}") as bar:
+      state, train_metrics = trainer.train_epoch(state, train, key, epoch, bar.update)
+    val_metrics = trainer.evaluate(state, val)
+    row = {"epoch": epoch + 1, **train_metrics,
+           **{f"val_{k}": v for k, v in val_metrics.items()},
+           "lr": progress.plateau.lr, "seconds": time.perf_counter() - start}
+    es = callbacks.early_stopping_update(
+        progress.early_stopping, row["val_accuracy"], epoch,
+        patience=tc.early_stopping.patience, min_delta=tc.early_stopping.min_delta)
+    plateau = callbacks.plateau_update(progress.plateau, row["val_loss"], **tc.plateau)
+    progress = Progress(epoch + 1, es, plateau, progress.history + [row])
+    logging.info(
+        "epoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  lr %.2e  %.1fs",
+        epoch + 1, tc.epochs, row["loss"], row["accuracy"], row["val_loss"],
+        row["val_accuracy"], row["lr"], row["seconds"])
+    _append_metrics(workdir / "metrics.jsonl", row)
+    if es.best_epoch == epoch:
+      # A copy: the next step donates `state`'s buffers.
+      best = jax.tree.map(jnp.copy, state)
+    if ckpts is not None:
+      ckpts.save(progress.epoch, state, progress.to_json(config.model.name),
+                 best=es.best_epoch == epoch)
+    if es.stop:
+      logging.info("Early stopping after epoch %d: val_accuracy has not improved since epoch %d",
+                   epoch + 1, es.best_epoch + 1)
+  if ckpts is not None:
+    ckpts.close()
+  return state, best, progress
+
+
+def _resume(ckpts: checkpoint.Checkpoints, state: TrainState, progress: Progress,
+            model_name: str) -> tuple[TrainState, Progress]:
+  latest = ckpts.latest_epoch()
+  if latest is None:
+    return state, progress
+  restored = ckpts.restore_latest(state)
+  tree, meta = restored
+  if meta.get("model") != model_name:
+    raise CheckpointError(
+        f"{ckpts.directory}: checkpoints were written by model {meta.get('model')!r}, but "
+        f"config.model.name is {model_name!r}. Use another --workdir for this model.")
+  logging.info("Resuming from %s after epoch %d", ckpts.directory / "latest", meta["epoch"])
+  return TrainState(*tree), Progress.from_json(meta)
+
+
+def _best_state(state: TrainState, best: TrainState | None, workdir: Path) -> TrainState:
+  """The weights of the best validation epoch, as Keras's restore_best_weights leaves them."""
+  if best is not None:
+    return best
+  ckpts = checkpoint.Checkpoints(workdir)
+  restored = ckpts.restore_best(state)
+  ckpts.close()
+  return TrainState(*restored[0]) if restored else state
+
+
+class _progress_bar:
+  """A tqdm bar on an interactive terminal; silent in logs and CI."""
+
+  def __init__(self, total: int, desc: str):
+    from tqdm import tqdm
+
+    self._bar = tqdm(total=total, desc=desc, leave=False, disable=None, unit="step")
+
+  def __enter__(self):
+    return self._bar
+
+  def __exit__(self, *exc):
+    self._bar.close()
+
+
+def _write_json(path: Path, obj: Any) -> None:
+  _atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def _write_metrics(path: Path, history: list) -> None:
+  """Rewrites metrics.jsonl from the checkpoint's history, dropping rows of lost epochs."""
+  _atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+  with open(path, "a") as f:
+    f.write(json.dumps(row) + "\n")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)
