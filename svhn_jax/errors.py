@@ -1,8 +1,14 @@
 """Errors a user can act on: the CLI prints their message alone, without a traceback."""
 
+import signal
+
 
 class SvhnError(Exception):
-  """Base class: bad input from the user (file, key, config field), never a bug."""
+  """Base class: bad input from the user (file, key, config field) or a run that must stop; never
+  a bug."""
+
+  label = "error"
+  exit_code = 1
 
 
 class DataError(SvhnError):
@@ -15,3 +21,18 @@ class ConfigError(SvhnError):
 
 class CheckpointError(SvhnError):
   """A workdir's checkpoints cannot be used for this run."""
+
+
+class TrainingDiverged(SvhnError):
+  """The loss became NaN or infinite; the checkpoints hold the last good epoch."""
+
+
+class Interrupted(SvhnError):
+  """Ctrl-C or SIGTERM stopped the run after it saved its last finished epoch."""
+
+  label = "stopped"
+
+  def __init__(self, message: str, signum: int = signal.SIGINT):
+    super().__init__(message)
+    # The shell's convention for a process ended by a signal, so scripts can tell it from a failure.
+    self.exit_code = 128 + signum

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -24,8 +25,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from svhn_jax import callbacks, checkpoint, data, evaluate, models, plots, transforms
-from svhn_jax.errors import CheckpointError, ConfigError
+from svhn_jax import callbacks, checkpoint, data, evaluate, interrupts, models, plots, transforms
+from svhn_jax.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 
 PREPROCESS_MODES = ("raw", "mask")
 
@@ -116,10 +117,14 @@ def train_step(graphdef, tx, state: TrainState, totals: dict, images, labels, ba
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   n = y.shape[0]
+  loss_sum = totals["loss"] + loss * n
   totals = {
-      "loss": totals["loss"] + loss * n,
+      "loss": loss_sum,
       "correct": totals["correct"] + jnp.sum(jnp.argmax(logits, -1) == y),
       "count": totals["count"] + n,
+      # Losses are never negative, so once the sum is NaN or infinite it stays so: this counts
+      # the steps before the first bad one, and the host reads it once per epoch.
+      "finite_steps": totals["finite_steps"] + jnp.isfinite(loss_sum),
   }
   return TrainState(params, batch_stats, opt_state), totals
 
@@ -178,7 +183,7 @@ class Trainer:
     full, tail = epoch_batches(key, epoch, n, self.batch_size)
     step_key = jax.random.fold_in(jax.random.fold_in(key, epoch), 1)
     totals = {"loss": jnp.zeros(()), "correct": jnp.zeros((), jnp.int32),
-              "count": jnp.zeros((), jnp.int32)}
+              "count": jnp.zeros((), jnp.int32), "finite_steps": jnp.zeros((), jnp.int32)}
     # Keras sees every sample each epoch: the remainder is one smaller batch (a second compile,
     # once), not padding, so BatchNorm statistics match.
     for i in range(full.shape[0]):
@@ -189,6 +194,7 @@ class Trainer:
       state, totals = self._step(state, totals, train.images, train.labels, tail, 0, tail_key)
       progress(1)
     totals = jax.device_get(totals)
+    _check_finite_steps(int(totals["finite_steps"]), full.shape[0] + (tail.shape[1] > 0), epoch)
     return state, {"loss": float(totals["loss"] / totals["count"]),
                    "accuracy": float(totals["correct"] / totals["count"])}
 
@@ -199,6 +205,17 @@ class Trainer:
   def evaluate(self, state: TrainState, split: Inputs) -> dict:
     metrics = jax.device_get(logits_metrics(self.logits(state, split.images), split.labels))
     return {k: float(v) for k, v in metrics.items()}
+
+
+def _check_finite_steps(finite_steps: int, steps: int, epoch: int) -> None:
+  if finite_steps < steps:
+    raise TrainingDiverged(
+        f"the training loss became NaN or infinite at epoch {epoch + 1}, step "
+        f"{finite_steps + 1} of {steps}. {_DIVERGED_ADVICE}")
+
+
+_DIVERGED_ADVICE = ("That epoch was not saved: the workdir keeps the last good epoch's "
+                    "checkpoint, if any. Try a lower config.train.learning_rate in a new --workdir.")
 
 
 class Progress(NamedTuple):
@@ -278,13 +295,17 @@ def fit(trainer: Trainer, state: TrainState, train: Inputs, val: Inputs,
   key = jax.random.fold_in(jax.random.key(config.seed), 1)
   best = None
   steps_per_epoch = math.ceil(train.labels.shape[0] / tc.batch_size)
-  while progress.epoch < tc.epochs and not progress.early_stopping.stop:
+  while (progress.epoch < tc.epochs and not progress.early_stopping.stop
+         and not interrupts.requested()):
     epoch = progress.epoch
     start = time.perf_counter()
     state = set_learning_rate(state, progress.plateau.lr)
     with _progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}") as bar:
       state, train_metrics = trainer.train_epoch(state, train, key, epoch, bar.update)
     val_metrics = trainer.evaluate(state, val)
+    if not math.isfinite(val_metrics["loss"]):
+      raise TrainingDiverged(f"the validation loss became {val_metrics['loss']} after epoch "
+                             f"{epoch + 1}: the weights are no longer finite. {_DIVERGED_ADVICE}")
     row = {"epoch": epoch + 1, **train_metrics,
            **{f"val_{k}": v for k, v in val_metrics.items()},
            "lr": progress.plateau.lr, "seconds": time.perf_counter() - start}
@@ -309,7 +330,20 @@ def fit(trainer: Trainer, state: TrainState, train: Inputs, val: Inputs,
                    epoch + 1, es.best_epoch + 1)
   if ckpts is not None:
     ckpts.close()
+  if interrupts.requested():
+    raise _interrupted(interrupts.requested(), progress.epoch, tc.epochs, ckpts is not None)
   return state, best, progress
+
+
+def _interrupted(signum: int, epoch: int, epochs: int, saved: bool) -> Interrupted:
+  if not saved:
+    outcome = "Checkpoints are off (config.checkpoint.enabled), so nothing was saved."
+  elif epoch == 0:
+    outcome = "No epoch had finished, so there was nothing to save."
+  else:
+    outcome = (f"Its checkpoint after epoch {epoch} of {epochs} is saved: run the same command "
+               "to resume.")
+  return Interrupted(f"{signal.Signals(signum).name} stopped the run. {outcome}", signum)
 
 
 def _resume(ckpts: checkpoint.Checkpoints, state: TrainState, progress: Progress,
