@@ -300,10 +300,14 @@ def main(argv: list[str] | None = None) -> int:
   inspect_cmd = commands.add_parser(
       "inspect", help="list every dataset in an HDF5 file with its shape and dtype")
   inspect_cmd.add_argument("file", help="an HDF5 file, e.g. SVHN_single_grey1.h5")
+  inspect_cmd.add_argument("--verbosity", type=int, default=0,
+                           help="1 or more: show the Python traceback of an error")
   args = parser.parse_args(argv)
   try:
     rows = inspect(args.file)
   except SvhnError as e:
+    if args.verbosity > 0:
+      raise
     print(f"error: {e}", file=sys.stderr)
     return 1
   print(_table(rows) if rows else f"{args.file} holds no datasets")

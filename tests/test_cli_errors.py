@@ -1,0 +1,187 @@
+"""Every bad input, through the command line: a non-zero exit and one line that names the file or
+field and what was expected, with no traceback unless --verbosity asks for one."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from svhn_jax import checkpoint, models, train
+
+from test_data import good_arrays, with_changes, write_h5
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = {"main": "svhn_jax.main", "data": "svhn_jax.data", "predict": "svhn_jax.predict"}
+
+
+def run_cli(cli: str, *args: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", MODULES[cli], *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+
+
+def train_args(tmp: Path, h5: Path | str, *extra: str) -> list[str]:
+  return ["--config=configs/ann1.py", f"--workdir={tmp / 'run'}", f"--config.data.path={h5}",
+          *extra]
+
+
+def h5_with(tmp: Path, **changes) -> Path:
+  return write_h5(tmp / "d.h5", with_changes(**changes))
+
+
+def truncated(tmp: Path) -> Path:
+  whole = write_h5(tmp / "whole.h5", good_arrays()).read_bytes()
+  (tmp / "d.h5").write_bytes(whole[: len(whole) // 2])
+  return tmp / "d.h5"
+
+
+def html_page(tmp: Path) -> Path:
+  (tmp / "d.h5").write_text("<!DOCTYPE html><html><title>Google Drive - Virus scan warning"
+                            "</title></html>")
+  return tmp / "d.h5"
+
+
+def empty(tmp: Path) -> Path:
+  (tmp / "d.h5").touch()
+  return tmp / "d.h5"
+
+
+def other_models_workdir(tmp: Path) -> Path:
+  """A workdir holding a checkpoint written by ANN2."""
+  state = train.init_state(models.create_model("ann2", seed=0), train.make_optimizer(1e-3, 1e-7))[1]
+  ckpts = checkpoint.Checkpoints(tmp / "run")
+  ckpts.save(1, state, {"model": "ann2", "epoch": 1}, best=False)
+  ckpts.close()
+  return tmp / "run"
+
+
+def text_file(tmp: Path) -> Path:
+  (tmp / "digit.png").write_text("not a picture\n")
+  return tmp / "digit.png"
+
+
+def cut_png(tmp: Path) -> Path:
+  Image.fromarray(np.full((32, 32), 200, np.uint8)).save(tmp / "whole.png")
+  whole = (tmp / "whole.png").read_bytes()
+  (tmp / "digit.png").write_bytes(whole[: len(whole) // 2])
+  return tmp / "digit.png"
+
+
+class Case(NamedTuple):
+  cli: str
+  args: Callable[[Path], list[str]]
+  expected: str  # a regex that the one error line must match
+
+
+def tiny(tmp: Path) -> Path:
+  return write_h5(tmp / "d.h5", good_arrays())
+
+
+CASES = {
+    # Data files, given to a training run.
+    "missing_file": Case("main", lambda t: train_args(t, t / "nope.h5"),
+                         r"config\.data\.path='.*nope\.h5': no such file"),
+    "empty_file": Case("main", lambda t: train_args(t, empty(t)), r"d\.h5 is empty \(0 bytes\)"),
+    "truncated_hdf5": Case("main", lambda t: train_args(t, truncated(t)),
+                           r"d\.h5 is not a readable HDF5 file \(truncated, or not HDF5\)"),
+    "html_saved_as_h5": Case("main", lambda t: train_args(t, html_page(t)),
+                             r"d\.h5 looks like an HTML page, not HDF5"),
+    "missing_key": Case("main", lambda t: train_args(t, h5_with(t, y_val=None)),
+                        r"d\.h5 lacks the datasets \['y_val'\].*Expected \['X_train'"),
+    "lengths_differ": Case("main", lambda t: train_args(t, h5_with(t, y_train=np.zeros(5))),
+                           r"d\.h5: X_train holds 6 images but y_train holds 5 labels"),
+    "label_above_10": Case(
+        "main", lambda t: train_args(t, h5_with(t, y_test=np.array([0, 1, 11, 3, 4]))),
+        r"d\.h5: y_test has labels from 0 to 11; expected digits 0\.\.9, or SVHN's 1\.\.10"),
+    "negative_label": Case(
+        "main", lambda t: train_args(t, h5_with(t, y_val=np.array([0, -1, 2, 3]))),
+        r"d\.h5: y_val has labels from -1 to 3; expected digits 0\.\.9"),
+    "nan_pixels": Case(
+        "main", lambda t: train_args(t, h5_with(t, X_val=np.full((4, 32, 32), np.nan))),
+        r"d\.h5: X_val has 4096 NaN or infinite pixel values; expected finite values 0\.\.255"),
+    "infinite_pixels": Case(
+        "main", lambda t: train_args(t, h5_with(t, X_test=np.full((5, 32, 32), -np.inf))),
+        r"d\.h5: X_test has 5120 NaN or infinite pixel values"),
+    "pixels_above_255": Case(
+        "main", lambda t: train_args(t, h5_with(t, X_train=np.full((6, 32, 32), 256.0))),
+        r"d\.h5: X_train has pixel values from 256 to 256; expected 0\.\.255"),
+    "rgb_images": Case(
+        "main", lambda t: train_args(t, h5_with(t, X_train=np.zeros((6, 32, 32, 3)))),
+        r"d\.h5: X_train has shape \(6, 32, 32, 3\); expected \(N, 32, 32\).*colour"),
+    "wrong_image_size": Case(
+        "main", lambda t: train_args(t, h5_with(t, X_test=np.zeros((5, 28, 28)))),
+        r"d\.h5: X_test has shape \(5, 28, 28\); expected \(N, 32, 32\)"),
+    # The config and the workdir.
+    "unknown_model": Case("main", lambda t: train_args(t, tiny(t), "--config.model.name=cnn9"),
+                          r"config\.model\.name='cnn9': expected one of ann1, ann2, cnn1, cnn2"),
+    "unknown_field": Case(
+        "main", lambda t: train_args(t, tiny(t), "--config.train.lr=0.1"),
+        r"--config\.train\.lr: config\.train has no field 'lr'; its fields are adam_eps, "
+        r"batch_size"),
+    "unknown_section": Case("main", lambda t: train_args(t, tiny(t), "--config.trian.epochs=3"),
+                            r"--config\.trian\.epochs: config has no field 'trian'"),
+    "missing_config_file": Case("main", lambda t: ["--config=configs/nope.py"],
+                                r"--config=configs/nope\.py: no such file"),
+    "zero_batch_size": Case("main", lambda t: train_args(t, tiny(t), "--config.train.batch_size=0"),
+                            r"config\.train\.batch_size=0: expected a whole number of at least 1"),
+    "workdir_of_another_model": Case(
+        "main", lambda t: [*train_args(t, tiny(t)), f"--workdir={other_models_workdir(t)}"],
+        r"run/checkpoints holds checkpoints of model 'ann2', but config\.model\.name is 'ann1'"),
+    "workdir_is_a_file": Case(
+        "main", lambda t: [*train_args(t, tiny(t)), f"--workdir={empty(t)}"],
+        r"--workdir=.*d\.h5 is a file; expected a folder"),
+    # The same file problems, met by `data inspect`.
+    "inspect_missing_file": Case("data", lambda t: ["inspect", str(t / "nope.h5")],
+                                 r"nope\.h5: no such file"),
+    "inspect_empty_file": Case("data", lambda t: ["inspect", str(empty(t))], r"d\.h5 is empty"),
+    "inspect_truncated_hdf5": Case("data", lambda t: ["inspect", str(truncated(t))],
+                                   r"d\.h5 is not a readable HDF5 file"),
+    "inspect_html_saved_as_h5": Case("data", lambda t: ["inspect", str(html_page(t))],
+                                     r"d\.h5 looks like an HTML page"),
+    # Images given to predict, and the workdir it reads.
+    "predict_missing_image": Case("predict", lambda t: [f"--workdir={t}", str(t / "nope.png")],
+                                  r"nope\.png: no such file"),
+    "predict_text_file": Case(
+        "predict", lambda t: [f"--workdir={t}", str(text_file(t))],
+        r"digit\.png is not an image that Pillow can read; expected PNG, JPEG"),
+    "predict_cut_short_image": Case(
+        "predict", lambda t: [f"--workdir={t}", str(cut_png(t))],
+        r"digit\.png could not be read as an image \(damaged or cut short\?\)"),
+    "predict_folder_as_image": Case("predict", lambda t: [f"--workdir={t}", str(t)],
+                                    r"is not a file; expected an image"),
+    "predict_missing_workdir": Case(
+        "predict", lambda t: [f"--workdir={t / 'nope'}", str(cut_png(t).with_name("whole.png"))],
+        r"--workdir=.*nope: no such folder; expected the workdir of a run"),
+    "predict_untrained_workdir": Case(
+        "predict", lambda t: [f"--workdir={t}", str(cut_png(t).with_name("whole.png"))],
+        r"holds no trained run \(config\.json and checkpoints/\)"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_without_traceback(case, tmp_path):
+  cli, args, expected = CASES[case]
+  result = run_cli(cli, *args(tmp_path))
+  assert result.returncode == 1, result.stderr
+  assert "Traceback" not in result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith("error: ") and re.search(expected, lines[0]), lines[0]
+  assert result.stdout == ""
+
+
+@pytest.mark.parametrize("cli, args", [
+    ("main", lambda t: [*train_args(t, t / "nope.h5"), "--verbosity=1"]),
+    ("data", lambda t: ["inspect", str(t / "nope.h5"), "--verbosity=1"]),
+    ("predict", lambda t: ["--verbosity=1", f"--workdir={t}", str(t / "nope.png")]),
+], ids=["main", "data", "predict"])
+def test_verbosity_shows_the_traceback(cli, args, tmp_path):
+  result = run_cli(cli, *args(tmp_path))
+  assert result.returncode == 1
+  assert "Traceback" in result.stderr and "nope." in result.stderr
