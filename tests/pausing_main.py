@@ -1,0 +1,64 @@
+"""`python -m svhn_jax.main` that stops at one chosen point, for tests to kill or interrupt there.
+
+The point comes from $SVHN_JAX_PAUSE_AT: "step:E:S" (after step S of epoch E, both from 1) or
+"save:latest:E" / "save:best:E" (once that checkpoint's files are written, before orbax renames
+its temporary folder into place). There the process prints PAUSED on stdout and waits for a
+signal: SIGKILL, or Ctrl-C's SIGINT, which lets it go on. Run it from the repository root:
+python -m tests.pausing_main --config=...
+"""
+
+import os
+import time
+
+from absl import app, flags
+from orbax.checkpoint._src.path import atomicity
+
+from svhn_jax import interrupts, main, train
+
+
+def pause() -> None:
+  print("PAUSED", flush=True)
+  # Polls rather than signal.pause(): a signal can land on another thread and leave pause()
+  # waiting, while Python runs its handler in this thread between two sleeps.
+  while not interrupts.requested():
+    time.sleep(0.05)
+
+
+def pause_after_step(epoch: int, step: int) -> None:
+  original = train.Trainer.train_epoch
+
+  def train_epoch(self, state, inputs, key, e, progress=lambda _: None):
+    done = 0
+
+    def counted(n: int) -> None:
+      nonlocal done
+      progress(n)
+      done += n
+      if e + 1 == epoch and done == step:
+        pause()
+
+    return original(self, state, inputs, key, e, counted)
+
+  train.Trainer.train_epoch = train_epoch
+
+
+def pause_before_rename(which: str, epoch: int) -> None:
+  original = atomicity.AtomicRenameTemporaryPath.finalize
+
+  async def finalize(self):
+    final = self.get_final()
+    if final.name == str(epoch) and final.parent.name == which:
+      pause()
+    await original(self)
+
+  atomicity.AtomicRenameTemporaryPath.finalize = finalize
+
+
+if __name__ == "__main__":
+  kind, *where = os.environ["SVHN_JAX_PAUSE_AT"].split(":")
+  if kind == "step":
+    pause_after_step(*map(int, where))
+  else:
+    pause_before_rename(where[0], int(where[1]))
+  flags.mark_flags_as_required(["config"])
+  app.run(main.main, flags_parser=main.parse_flags)
