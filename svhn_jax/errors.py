@@ -1,4 +1,5 @@
-"""Errors a user can act on: the CLI prints their message alone, without a traceback."""
+"""Errors a user can act on: the CLI prints `label: message` alone, without a traceback, and
+exits with `exit_code`."""
 
 import signal
 

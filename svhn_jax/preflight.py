@@ -1,8 +1,9 @@
-"""Checks of everything a run takes from the user, made before JAX starts and training begins.
+"""Checks of everything a run takes from the user, made before training begins.
 
-A bad config value, data file or workdir is reported in a second with one line that says what is
-wrong, rather than after JAX's start-up or a first epoch. The models and checkpoints are imported
-inside the checks that need them: both pull in JAX, which the checks before them do without.
+A bad config value, data file or workdir is reported in a second or two with one line that says
+what is wrong, rather than after JAX's start-up or a first epoch. The config's numbers and the
+data file are checked first, without JAX; the models and checkpoints, both of which pull JAX in,
+are imported only by the checks that need them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> 
 
 
 def check_numbers(config: ml_collections.ConfigDict) -> None:
+  """Raises a ConfigError for a size, count or rate that is not a positive number."""
   for field in _POSITIVE_INTS:
     value = _field(config, field)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -59,7 +61,7 @@ def check_model_name(name: str) -> None:
 
 
 def check_workdir(workdir: str | os.PathLike, model_name: str) -> None:
-  """Raises unless `workdir` is a folder (or can be made one) whose checkpoints, if any, are of
+  """Raises unless `workdir` is absent or a folder whose checkpoints, if any, are of
   `model_name`: resuming another model's weights cannot work."""
   workdir = Path(workdir)
   if workdir.exists() and not workdir.is_dir():

@@ -207,15 +207,15 @@ class Trainer:
     return {k: float(v) for k, v in metrics.items()}
 
 
+_DIVERGED_ADVICE = ("That epoch was not saved: the workdir keeps the last good epoch's "
+                    "checkpoint, if any. Try a lower config.train.learning_rate in a new --workdir.")
+
+
 def _check_finite_steps(finite_steps: int, steps: int, epoch: int) -> None:
   if finite_steps < steps:
     raise TrainingDiverged(
         f"the training loss became NaN or infinite at epoch {epoch + 1}, step "
         f"{finite_steps + 1} of {steps}. {_DIVERGED_ADVICE}")
-
-
-_DIVERGED_ADVICE = ("That epoch was not saved: the workdir keeps the last good epoch's "
-                    "checkpoint, if any. Try a lower config.train.learning_rate in a new --workdir.")
 
 
 class Progress(NamedTuple):
