@@ -2,8 +2,9 @@
 
 The hot loop is functional: the model is split once into a static graph definition and pytrees
 of parameters and BatchNorm statistics, and the jitted step is a pure function of
-(state, batch, rng). The dataset is moved to the device once; each step gathers its batch there
-from a permutation drawn on the device, so nothing crosses back to the host until an epoch ends.
+(state, batch, rng). The dataset is moved to the devices once; each step gathers its batch there
+from a permutation drawn once per epoch, so nothing crosses back to the host until an epoch ends.
+With several devices the step is data parallel: see `parallel`.
 """
 
 from __future__ import annotations

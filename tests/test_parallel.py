@@ -72,7 +72,7 @@ def assert_same_run(workdir: Path, reference: Path) -> None:
     for key in ("loss", "val_loss", "lr"):
       np.testing.assert_allclose(row[key], want[key], rtol=2e-3, err_msg=key)
     for key in ("accuracy", "val_accuracy"):
-      # A sample whose top two logits tie to float precision may flip: at most one.
+      # A sample whose top two logits tie to float precision may flip: allow one in 64.
       assert abs(row[key] - want[key]) <= 1 / 64 + 1e-9, (key, row, want)
   test, want = (json.loads((w / "test_metrics.json").read_text()) for w in (workdir, reference))
   np.testing.assert_allclose(test["loss"], want["loss"], rtol=2e-3)
@@ -103,7 +103,7 @@ def failure(what: str, logs: list[str]) -> str:
 # unsharded ones; then trains or resumes CNN2 for each (workdir, config overrides) of argv[1].
 FOUR_DEVICES = """
 import json, logging, sys
-import jax, jax.numpy as jnp, numpy as np
+import jax, numpy as np
 from configs import cnn2
 from svhn_jax import models, parallel, train
 
@@ -112,13 +112,17 @@ assert mesh.size == 4, mesh
 tx = train.make_optimizer(1e-3, 1e-7)
 graphdef, state = train.init_state(models.create_model("ann2", seed=0), tx)
 trainer = train.Trainer(graphdef, tx, batch_size=32, eval_batch_size=50, mesh=mesh)
-images, labels = parallel.replicate((np.zeros((64, 32, 32, 1), np.float32),
-                                     np.zeros(64, np.int32)), mesh)
-batches = parallel.batch_indices(np.arange(64, dtype=np.int32).reshape(2, 32), mesh)
-totals = {"loss": jnp.zeros(()), "correct": jnp.zeros((), jnp.int32),
-          "count": jnp.zeros((), jnp.int32)}
-hlo = trainer._step.lower(parallel.replicate(state, mesh), totals, images, labels, batches, 0,
-                          jax.random.key(0)).compile().as_text()
+inputs = train.Inputs(*parallel.replicate((np.zeros((64, 32, 32, 1), np.float32),
+                                           np.zeros(64, np.int32)), mesh))
+# The first step's mesh inputs as shapes and shardings (the rest as they are: keys and step
+# numbers are not on the mesh), to ask XLA what it compiled for them.
+step, seen = trainer._step, []
+on_mesh = lambda x: isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding)
+abstract = lambda x: (jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+                      if on_mesh(x) else x)
+trainer._step = lambda *args: seen.append(jax.tree.map(abstract, args)) or step(*args)
+trainer.train_epoch(parallel.replicate(state, mesh), inputs, jax.random.key(0), 0)
+hlo = step.lower(*seen[0]).compile().as_text()
 assert "all-reduce" in hlo and "f32[8,1024]" in hlo and "f32[32,1024]" not in hlo
 bits = lambda key: jax.random.bernoulli(key, 0.5, (32, 64))
 split = jax.jit(bits, out_shardings=parallel.rows(mesh, 32))(jax.random.key(3))
