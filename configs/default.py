@@ -45,4 +45,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.enabled = True
 
+  # Data parallelism over a one-axis device mesh, 'data': each global batch is split over the
+  # devices, parameters and optimizer state are replicated, BatchNorm sees the global batch. The
+  # same config gives the same run on any device count (train.batch_size is the global batch and
+  # must divide by it; the learning rate is not rescaled).
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.devices = -1  # -1: every device of every process; n: the first n (n/processes each)
+
   return config

@@ -5,6 +5,13 @@
 Re-running the same command on the same workdir resumes from its latest checkpoint. Ctrl-C or
 SIGTERM finishes and saves the current epoch, then stops. A config, data file or workdir that the
 run cannot use stops it before training with one line on stderr; --verbosity=1 adds the traceback.
+
+Several processes (hosts) run the same command, each with its own --process_id:
+
+  python -m svhn_jax.main --config=configs/cnn2.py --workdir=/shared/runs/cnn2 \
+      --coordinator_address=host0:1234 --num_processes=2 --process_id=0
+
+or, where JAX finds them itself (Cloud TPU pods, SLURM, Open MPI), with --distributed alone.
 """
 
 import re
@@ -22,6 +29,13 @@ config_flags.DEFINE_config_file(
     "config", None, "A config file with get_config(), e.g. configs/cnn2.py.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Where the run's checkpoints, metrics and figures go "
                     "(default: runs/<config file name>).")
+flags.DEFINE_bool("distributed", False, "Join JAX's distributed runtime "
+                  "(jax.distributed.initialize), detecting the processes as JAX does on Cloud "
+                  "TPU, SLURM and Open MPI. Implied by the three flags below.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, the same for every "
+                    "process of a multi-process run.")
+flags.DEFINE_integer("num_processes", None, "How many processes the run spans.")
+flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes-1.")
 
 _SECOND_SIGNAL = ("Ctrl-C stopped the run at once: the workdir keeps its last saved epoch, if "
                   "any. Run the same command to resume.")
@@ -34,6 +48,14 @@ def main(argv):
   config_file = config_flags.get_config_filename(FLAGS["config"])
   workdir = FLAGS.workdir or str(Path("runs") / Path(config_file).stem)
   with cli.user_errors(_SECOND_SIGNAL):
+    if FLAGS.distributed or FLAGS.num_processes or FLAGS.coordinator_address:
+      # Before preflight: it may open checkpoints, which starts JAX, and processes cannot join
+      # the distributed runtime after that. Imported here so bad input fails before JAX loads.
+      from svhn_jax import parallel
+
+      parallel.initialize(distributed=FLAGS.distributed,
+                          coordinator_address=FLAGS.coordinator_address,
+                          num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
     preflight.check_run(FLAGS.config, workdir)
     # Imported only now: JAX takes seconds to start, and bad input is reported before that.
     from svhn_jax import train

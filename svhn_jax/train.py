@@ -2,8 +2,9 @@
 
 The hot loop is functional: the model is split once into a static graph definition and pytrees
 of parameters and BatchNorm statistics, and the jitted step is a pure function of
-(state, batch, rng). The dataset is moved to the device once; each step gathers its batch there
-from a permutation drawn on the device, so nothing crosses back to the host until an epoch ends.
+(state, batch, rng). The dataset is moved to the devices once; each step gathers its batch there
+from a permutation drawn once per epoch, so nothing crosses back to the host until an epoch ends.
+With several devices the step is data parallel: see `parallel`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from svhn_jax import callbacks, checkpoint, data, evaluate, interrupts, models, plots, transforms
+from svhn_jax import (callbacks, checkpoint, data, evaluate, interrupts, models, parallel, plots,
+                      transforms)
 from svhn_jax.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 
 PREPROCESS_MODES = ("raw", "mask")
@@ -129,22 +131,31 @@ def train_step(graphdef, tx, state: TrainState, totals: dict, images, labels, ba
   return TrainState(params, batch_stats, opt_state), totals
 
 
-def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int) -> jax.Array:
-  """Inference-mode logits for all images, in fixed-size chunks (one compile, any N)."""
+def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int,
+                   mesh: jax.sharding.Mesh | None = None) -> jax.Array:
+  """Inference-mode logits for all images, in fixed-size chunks (one compile, any N).
+
+  On a `mesh`, each chunk is split over its devices and its logits gathered on all of them.
+  """
   n = images.shape[0]
   chunks = max(1, math.ceil(n / batch_size))
   padded = _pad_to(images, chunks * batch_size)
   logits = [
-      _logits_chunk(graphdef, params, batch_stats, padded, jnp.int32(c * batch_size), batch_size)
+      _logits_chunk(graphdef, params, batch_stats, padded, jnp.int32(c * batch_size), batch_size,
+                    mesh)
       for c in range(chunks)
   ]
   return jnp.concatenate(logits)[:n]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5))
-def _logits_chunk(graphdef, params, batch_stats, images, start, size):
+@functools.partial(jax.jit, static_argnums=(0, 5, 6))
+def _logits_chunk(graphdef, params, batch_stats, images, start, size, mesh):
   x = jax.lax.dynamic_slice_in_dim(images, start, size)
-  return nnx.merge(graphdef, params, batch_stats)(x, train=False)
+  if mesh is None:
+    return nnx.merge(graphdef, params, batch_stats)(x, train=False)
+  x = jax.lax.with_sharding_constraint(x, parallel.rows(mesh, size))
+  logits = nnx.merge(graphdef, params, batch_stats)(x, train=False)
+  return jax.lax.with_sharding_constraint(logits, parallel.replicated(mesh))
 
 
 def _pad_to(x: jax.Array, n: int) -> jax.Array:
@@ -167,23 +178,37 @@ def epoch_batches(key, epoch: int, n: int, batch_size: int) -> tuple[jax.Array, 
 
 
 class Trainer:
-  """Compiled steps for one model and optimizer; the dataset lives on the device."""
+  """Compiled steps for one model and optimizer, data-parallel over `mesh` (default: all devices).
 
-  def __init__(self, graphdef, tx, *, batch_size: int, eval_batch_size: int):
+  The dataset and state must be replicated on the mesh (`parallel.replicate`).
+  """
+
+  def __init__(self, graphdef, tx, *, batch_size: int, eval_batch_size: int,
+               mesh: jax.sharding.Mesh | None = None):
     self.graphdef = graphdef
     self.batch_size = batch_size
-    self.eval_batch_size = eval_batch_size
+    self.mesh = parallel.make_mesh() if mesh is None else mesh
+    parallel.check_batch_size(batch_size, self.mesh)
+    # Rounded up so that evaluation splits over the devices too; inference is per sample, so
+    # the chunk size changes no result.
+    self.eval_batch_size = math.ceil(eval_batch_size / self.mesh.size) * self.mesh.size
+    # The state and totals stay replicated; the batch split follows from the sharded indices.
     self._step = jax.jit(
-        functools.partial(train_step, graphdef, tx), donate_argnums=(0, 1)
+        functools.partial(train_step, graphdef, tx), donate_argnums=(0, 1),
+        out_shardings=parallel.replicated(self.mesh),
     )
 
   def train_epoch(self, state: TrainState, train: Inputs, key, epoch: int,
                   progress: Callable[[int], None] = lambda _: None) -> tuple[TrainState, dict]:
     n = train.labels.shape[0]
-    full, tail = epoch_batches(key, epoch, n, self.batch_size)
+    full, tail = (parallel.batch_indices(np.asarray(b), self.mesh)
+                  for b in epoch_batches(key, epoch, n, self.batch_size))
     step_key = jax.random.fold_in(jax.random.fold_in(key, epoch), 1)
     totals = {"loss": jnp.zeros(()), "correct": jnp.zeros((), jnp.int32),
               "count": jnp.zeros((), jnp.int32), "finite_steps": jnp.zeros((), jnp.int32)}
+    # Fresh leaves (zero totals, a new learning rate) placed like the step's own outputs: the
+    # same input types, so the step compiles once.
+    state, totals = jax.device_put((state, totals), parallel.replicated(self.mesh))
     # Keras sees every sample each epoch: the remainder is one smaller batch (a second compile,
     # once), not padding, so BatchNorm statistics match.
     for i in range(full.shape[0]):
@@ -200,7 +225,7 @@ class Trainer:
 
   def logits(self, state: TrainState, images) -> jax.Array:
     return predict_logits(self.graphdef, state.params, state.batch_stats, images,
-                          batch_size=self.eval_batch_size)
+                          batch_size=self.eval_batch_size, mesh=self.mesh)
 
   def evaluate(self, state: TrainState, split: Inputs) -> dict:
     metrics = jax.device_get(logits_metrics(self.logits(state, split.images), split.labels))
@@ -243,24 +268,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   _write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
-  logging.info("JAX devices: %s", jax.devices())
+  mesh = parallel.make_mesh(config.mesh.devices)
+  logging.info("JAX: %s", parallel.describe(mesh))
 
   dataset = data.load(data.dataset_path(config.data))
   (train, val, test), mask = model_inputs(dataset, config.data.preprocess)
   del dataset
-  if mask is not None:
+  if mask is not None and parallel.is_primary():
     np.save(workdir / "mask.npy", mask)
-  train, val, test = (Inputs(*jax.device_put(tuple(s))) for s in (train, val, test))
+  train, val, test = (Inputs(*parallel.replicate(tuple(s), mesh)) for s in (train, val, test))
 
   model = models.create_model(config.model.name, seed=config.seed)
   summary = models.summary(model, config.model.name)
   logging.info("Model:\n%s", summary)
-  (workdir / "model_summary.txt").write_text(summary + "\n")
+  _atomic_write_text(workdir / "model_summary.txt", summary + "\n")
 
   tx = make_optimizer(config.train.learning_rate, config.train.adam_eps)
   graphdef, state = init_state(model, tx)
+  state = parallel.replicate(state, mesh)
   trainer = Trainer(graphdef, tx, batch_size=config.train.batch_size,
-                    eval_batch_size=config.train.eval_batch_size)
+                    eval_batch_size=config.train.eval_batch_size, mesh=mesh)
   state, best, progress = fit(trainer, state, train, val, config, workdir)
 
   best = _best_state(state, best, workdir)
@@ -271,9 +298,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   _write_json(workdir / "test_metrics.json", report)
   logging.info("Test accuracy %.4f (best epoch %d)\n%s", report["accuracy"],
                report["best_epoch"], evaluate.report_text(report))
-  plots.training_curves(progress.history, workdir / "figures" / "curves.png")
-  plots.confusion_matrix(np.asarray(report["confusion_matrix"]),
-                         workdir / "figures" / "confusion_matrix.png")
+  if parallel.is_primary():
+    plots.training_curves(progress.history, workdir / "figures" / "curves.png")
+    plots.confusion_matrix(np.asarray(report["confusion_matrix"]),
+                           workdir / "figures" / "confusion_matrix.png")
   return report
 
 
@@ -396,11 +424,17 @@ def _write_metrics(path: Path, history: list) -> None:
 
 
 def _append_metrics(path: Path, row: dict) -> None:
+  if not parallel.is_primary():
+    return
   with open(path, "a") as f:
     f.write(json.dumps(row) + "\n")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+  # Every process computes the same run; only process 0 writes its files (checkpoints are
+  # orbax's, which every process must save together).
+  if not parallel.is_primary():
+    return
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(f".{path.name}.tmp")
   tmp.write_text(text)

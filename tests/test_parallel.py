@@ -1,0 +1,214 @@
+"""Data parallelism: 4 devices, or 2 processes, train a run as 1 device does and share checkpoints.
+
+A process's CPU device count is fixed when JAX starts (XLA_FLAGS), so the 4-device and
+2-process runs happen in subprocesses; this process, with its single CPU device, trains the
+reference. Sums over a split batch add in another order; Adam's first, sign-like steps grow
+that rounding to ~1e-4 relative in a tiny run, hence the tolerances below.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jax.sharding import AbstractMesh
+
+from configs import cnn2
+from svhn_jax import data, parallel, train
+from svhn_jax.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 300
+# CNN2 has BatchNorm and Dropout. 190 samples in batches of 32 end with a batch of 30, which
+# does not split over 4 devices: the replicated last batch is tested too.
+TRAIN_SAMPLES, BATCH, EVAL_BATCH = 190, 32, 50
+
+
+@pytest.fixture(scope="module")
+def odd_h5(tiny_h5, tmp_path_factory) -> Path:
+  tiny = data.load(tiny_h5)
+  split = data.Split(tiny.train.images[:TRAIN_SAMPLES], tiny.train.labels[:TRAIN_SAMPLES])
+  return data.save_h5(tmp_path_factory.mktemp("odd") / "odd.h5", tiny._replace(train=split))
+
+
+def overrides(h5: Path, epochs: int) -> dict:
+  return {"data.path": str(h5), "train.epochs": epochs, "train.batch_size": BATCH,
+          "train.eval_batch_size": EVAL_BATCH}
+
+
+def run_here(h5: Path, epochs: int, workdir: Path) -> None:
+  """Trains (or resumes) in this process, on its one CPU device."""
+  config = cnn2.get_config()
+  config.update_from_flattened_dict(overrides(h5, epochs))
+  train.train_and_evaluate(config, workdir)
+
+
+@pytest.fixture(scope="module")
+def reference(odd_h5, tmp_path_factory) -> Path:
+  workdir = tmp_path_factory.mktemp("one_device")
+  run_here(odd_h5, 2, workdir)
+  return workdir
+
+
+def metrics_rows(workdir: Path) -> list[dict]:
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  for row in rows:
+    row.pop("seconds")
+  return rows
+
+
+def assert_same_run(workdir: Path, reference: Path) -> None:
+  rows, expected = metrics_rows(workdir), metrics_rows(reference)
+  assert [r["epoch"] for r in rows] == [r["epoch"] for r in expected]
+  # The first epoch's training loss comes before any Adam step can amplify a rounding difference.
+  np.testing.assert_allclose(rows[0]["loss"], expected[0]["loss"], rtol=1e-5)
+  for row, want in zip(rows, expected):
+    for key in ("loss", "val_loss", "lr"):
+      np.testing.assert_allclose(row[key], want[key], rtol=2e-3, err_msg=key)
+    for key in ("accuracy", "val_accuracy"):
+      # A sample whose top two logits tie to float precision may flip: allow one in 64.
+      assert abs(row[key] - want[key]) <= 1 / 64 + 1e-9, (key, row, want)
+  test, want = (json.loads((w / "test_metrics.json").read_text()) for w in (workdir, reference))
+  np.testing.assert_allclose(test["loss"], want["loss"], rtol=2e-3)
+  assert abs(test["accuracy"] - want["accuracy"]) <= 1 / 64 + 1e-9
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory) -> Path:
+  """Shared by the subprocesses: compiling model init and steps is most of a tiny run's time."""
+  return tmp_path_factory.mktemp("jax_cache")
+
+
+def child_env(devices: int, compile_cache: Path) -> dict:
+  env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}  # loopback gRPC
+  env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+             PYTHONPATH=str(REPO), JAX_COMPILATION_CACHE_DIR=str(compile_cache),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  return env
+
+
+def failure(what: str, logs: list[str]) -> str:
+  return f"{what}\n" + "\n".join(f"----- output {i}:\n{log[-4000:]}" for i, log in enumerate(logs))
+
+
+# Runs in a subprocess with 4 CPU devices: checks that a step is data parallel (each device
+# computes 8 of the 32 rows; gradients and BatchNorm statistics are all-reduced) on ANN2, which has
+# BatchNorm and Dropout and compiles faster than CNN2, and that sharded dropout bits equal
+# unsharded ones; then trains or resumes CNN2 for each (workdir, config overrides) of argv[1].
+FOUR_DEVICES = """
+import json, logging, sys
+import jax, numpy as np
+from configs import cnn2
+from svhn_jax import models, parallel, train
+
+mesh = parallel.make_mesh()
+assert mesh.size == 4, mesh
+tx = train.make_optimizer(1e-3, 1e-7)
+graphdef, state = train.init_state(models.create_model("ann2", seed=0), tx)
+trainer = train.Trainer(graphdef, tx, batch_size=32, eval_batch_size=50, mesh=mesh)
+inputs = train.Inputs(*parallel.replicate((np.zeros((64, 32, 32, 1), np.float32),
+                                           np.zeros(64, np.int32)), mesh))
+# The first step's mesh inputs as shapes and shardings (the rest as they are: keys and step
+# numbers are not on the mesh), to ask XLA what it compiled for them.
+step, seen = trainer._step, []
+on_mesh = lambda x: isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding)
+abstract = lambda x: (jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+                      if on_mesh(x) else x)
+trainer._step = lambda *args: seen.append(jax.tree.map(abstract, args)) or step(*args)
+trainer.train_epoch(parallel.replicate(state, mesh), inputs, jax.random.key(0), 0)
+hlo = step.lower(*seen[0]).compile().as_text()
+assert "all-reduce" in hlo and "f32[8,1024]" in hlo and "f32[32,1024]" not in hlo
+bits = lambda key: jax.random.bernoulli(key, 0.5, (32, 64))
+split = jax.jit(bits, out_shardings=parallel.rows(mesh, 32))(jax.random.key(3))
+assert split.sharding.spec == jax.sharding.PartitionSpec("data"), split.sharding
+assert np.array_equal(np.asarray(split), np.asarray(jax.jit(bits)(jax.random.key(3))))
+
+logging.getLogger().setLevel(logging.INFO)
+for workdir, overrides in json.loads(sys.argv[1]):
+  config = cnn2.get_config()
+  config.update_from_flattened_dict(overrides)
+  train.train_and_evaluate(config, workdir)
+print("four devices ok")
+"""
+
+
+def test_four_devices_train_as_one_and_share_checkpoints(odd_h5, reference, compile_cache,
+                                                         tmp_path):
+  four_then_one, one_then_four = tmp_path / "four_then_one", tmp_path / "one_then_four"
+  run_here(odd_h5, 1, one_then_four)
+  jobs = [(str(four_then_one), overrides(odd_h5, 1)), (str(one_then_four), overrides(odd_h5, 2))]
+  child = subprocess.run(
+      [sys.executable, "-c", FOUR_DEVICES, json.dumps(jobs)], cwd=REPO,
+      env=child_env(4, compile_cache), capture_output=True, text=True, timeout=TIMEOUT_S)
+  log = child.stdout + child.stderr
+  assert child.returncode == 0 and "four devices ok" in log, failure("4-device run failed", [log])
+  assert "data parallel over 4 cpu device(s) in 1 process(es)" in log, failure("no mesh log", [log])
+  run_here(odd_h5, 2, four_then_one)
+  # Epoch 1 on 4 devices, resumed on 1; epoch 1 on 1 device, resumed and evaluated on 4.
+  assert_same_run(four_then_one, reference)
+  assert_same_run(one_then_four, reference)
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def run_two_processes(h5: Path, epochs: int, workdir: Path, compile_cache: Path) -> list[str]:
+  """The CLI on 2 processes of 2 CPU devices each, joined on a loopback coordinator."""
+  address = f"127.0.0.1:{free_port()}"
+  flags = [f"--config.{k}={v}" for k, v in overrides(h5, epochs).items()]
+  logs = [workdir.parent / f"{workdir.name}.{i}.log" for i in range(2)]
+  deadline = time.monotonic() + TIMEOUT_S
+  with ExitStack() as files:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "svhn_jax.main", "--config=configs/cnn2.py",
+             f"--workdir={workdir}", f"--coordinator_address={address}", "--num_processes=2",
+             f"--process_id={i}", *flags],
+            cwd=REPO, env=child_env(2, compile_cache), stdout=files.enter_context(log.open("w")),
+            stderr=subprocess.STDOUT)
+        for i, log in enumerate(logs)
+    ]
+    try:
+      codes = [proc.wait(timeout=max(1.0, deadline - time.monotonic())) for proc in procs]
+    except subprocess.TimeoutExpired:
+      codes = f"none: killed after {TIMEOUT_S} s"
+    finally:
+      # A process whose peer died waits for it until JAX's heartbeat timeout: end both.
+      for proc in procs:
+        proc.kill()
+        proc.wait()
+  texts = [log.read_text() for log in logs]
+  assert codes == [0, 0], failure(f"2-process run: exit codes {codes}", texts)
+  return texts
+
+
+def test_two_processes_train_as_one(odd_h5, reference, compile_cache, tmp_path):
+  """Process 0 alone writes the run's files; both save and restore the orbax checkpoints."""
+  workdir = tmp_path / "two_processes"
+  run_two_processes(odd_h5, 1, workdir, compile_cache)
+  logs = run_two_processes(odd_h5, 2, workdir, compile_cache)
+  for i, log in enumerate(logs):
+    assert f"data parallel over 4 cpu device(s) in 2 process(es), 2 in process {i}" in log, \
+        failure("no mesh log", logs)
+    assert "Resuming from" in log, failure("process did not resume", logs)
+  assert_same_run(workdir, reference)
+  assert (workdir / "figures" / "curves.png").stat().st_size > 0
+
+
+def test_mesh_and_batch_size_are_checked():
+  assert dict(parallel.make_mesh().shape) == {"data": 1}
+  with pytest.raises(ConfigError, match="config.mesh.devices=2"):
+    parallel.make_mesh(2)
+  four = AbstractMesh((4,), ("data",))
+  parallel.check_batch_size(32, four)
+  with pytest.raises(ConfigError, match="batch_size=30 .* over 4 devices"):
+    parallel.check_batch_size(30, four)
