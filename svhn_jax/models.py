@@ -279,6 +279,10 @@ def create_model(name: str, *, seed: int | jax.Array, pool: str = "reshape",
   return MODELS[key](rngs=nnx.Rngs(seed), pool=_checked_pool(pool), impl=_checked_impl(impl))
 
 
+def has_convolution(model: Sequential) -> bool:
+  return any(isinstance(layer, nnx.Conv) for layer in model.layers)
+
+
 def _size(state: nnx.State) -> int:
   return sum(leaf.size for leaf in jax.tree.leaves(state))
 

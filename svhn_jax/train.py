@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from svhn_jax import callbacks, checkpoint, data, evaluate, models, plots, transforms
+from svhn_jax import callbacks, checkpoint, data, evaluate, models, plots, transforms, xla_flags
 from svhn_jax.errors import CheckpointError, ConfigError
 
 PREPROCESS_MODES = ("raw", "mask")
@@ -124,6 +124,23 @@ def train_step(graphdef, tx, state: TrainState, totals: dict, images, labels, ba
   return TrainState(params, batch_stats, opt_state), totals
 
 
+def scan_epoch(graphdef, tx, state: TrainState, totals: dict, images, labels, batches, key):
+  """`train_step` over every row of `batches` in one `lax.scan`: the same steps, one dispatch."""
+  def body(carry, i):
+    return train_step(graphdef, tx, *carry, images, labels, batches, i, key), None
+
+  (state, totals), _ = jax.lax.scan(body, (state, totals), jnp.arange(batches.shape[0]))
+  return state, totals
+
+
+def use_scan(setting: str | bool, model: nnx.Module) -> bool:
+  """Whether to run whole epochs under `lax.scan`. 'auto': yes on accelerators; on the CPU only
+  for models without convolutions, since XLA:CPU runs convolutions inside loops ~30x slower."""
+  if setting != "auto":
+    return bool(setting)
+  return jax.default_backend() != "cpu" or not models.has_convolution(model)
+
+
 def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int) -> jax.Array:
   """Inference-mode logits for all images, in fixed-size chunks (one compile, any N)."""
   n = images.shape[0]
@@ -164,13 +181,20 @@ def epoch_batches(key, epoch: int, n: int, batch_size: int) -> tuple[jax.Array, 
 class Trainer:
   """Compiled steps for one model and optimizer; the dataset lives on the device."""
 
-  def __init__(self, graphdef, tx, *, batch_size: int, eval_batch_size: int):
+  def __init__(self, graphdef, tx, *, batch_size: int, eval_batch_size: int,
+               scan: bool = False):
     self.graphdef = graphdef
     self.batch_size = batch_size
     self.eval_batch_size = eval_batch_size
+    options = xla_flags.training_options()
     self._step = jax.jit(
-        functools.partial(train_step, graphdef, tx), donate_argnums=(0, 1)
+        functools.partial(train_step, graphdef, tx), donate_argnums=(0, 1),
+        compiler_options=options,
     )
+    self._epoch = jax.jit(
+        functools.partial(scan_epoch, graphdef, tx), donate_argnums=(0, 1),
+        compiler_options=options,
+    ) if scan else None
 
   def train_epoch(self, state: TrainState, train: Inputs, key, epoch: int,
                   progress: Callable[[int], None] = lambda _: None) -> tuple[TrainState, dict]:
@@ -181,9 +205,13 @@ class Trainer:
               "count": jnp.zeros((), jnp.int32)}
     # Keras sees every sample each epoch: the remainder is one smaller batch (a second compile,
     # once), not padding, so BatchNorm statistics match.
-    for i in range(full.shape[0]):
-      state, totals = self._step(state, totals, train.images, train.labels, full, i, step_key)
-      progress(1)
+    if self._epoch is None:
+      for i in range(full.shape[0]):
+        state, totals = self._step(state, totals, train.images, train.labels, full, i, step_key)
+        progress(1)
+    elif full.shape[0]:
+      state, totals = self._epoch(state, totals, train.images, train.labels, full, step_key)
+      progress(full.shape[0])
     if tail.shape[1]:
       tail_key = jax.random.fold_in(step_key, full.shape[0])
       state, totals = self._step(state, totals, train.images, train.labels, tail, 0, tail_key)
@@ -235,7 +263,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     np.save(workdir / "mask.npy", mask)
   train, val, test = (Inputs(*jax.device_put(tuple(s))) for s in (train, val, test))
 
-  model = models.create_model(config.model.name, seed=config.seed)
+  model = models.create_model(config.model.name, seed=config.seed, impl=config.model.impl)
   summary = models.summary(model, config.model.name)
   logging.info("Model:\n%s", summary)
   (workdir / "model_summary.txt").write_text(summary + "\n")
@@ -243,7 +271,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   tx = make_optimizer(config.train.learning_rate, config.train.adam_eps)
   graphdef, state = init_state(model, tx)
   trainer = Trainer(graphdef, tx, batch_size=config.train.batch_size,
-                    eval_batch_size=config.train.eval_batch_size)
+                    eval_batch_size=config.train.eval_batch_size,
+                    scan=use_scan(config.train.scan_epoch, model))
   state, best, progress = fit(trainer, state, train, val, config, workdir)
 
   best = _best_state(state, best, workdir)

@@ -7,7 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
-from svhn_jax import fast_layers, models
+from svhn_jax import fast_layers, models, train, xla_flags
 from svhn_jax.errors import ConfigError
 
 
@@ -98,3 +98,24 @@ def test_channel_sum_matches_sum_for_any_row_count():
 def test_unknown_impl_raises_config_error():
   with pytest.raises(ConfigError, match=r"config\.model\.impl.*'cuda'"):
     models.create_model("cnn2", seed=0, impl="cuda")
+
+
+def test_scan_epoch_takes_the_same_steps_as_the_step_loop():
+  model = models.create_model("ann2", seed=0)
+  tx = train.make_optimizer(1e-3, 1e-7)
+  graphdef, state = train.init_state(model, tx)
+  x = images(70)
+  split = train.Inputs(x, jnp.arange(70) % 10)
+  results = []
+  for scan in (False, True):
+    trainer = train.Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, scan=scan)
+    results.append(trainer.train_epoch(jax.tree.map(jnp.copy, state), split, jax.random.key(0), 0))
+  assert_trees_close(results[0][0], results[1][0], atol=1e-6)
+  np.testing.assert_allclose(results[0][1]["loss"], results[1][1]["loss"], rtol=1e-6)
+
+
+def test_training_keeps_convolutions_in_xla_unless_the_user_chose(monkeypatch):
+  options = xla_flags.training_options()
+  assert "INDIVIDUAL_CONVOLUTION" not in options[xla_flags.YNN_FLAG]
+  monkeypatch.setenv("XLA_FLAGS", f"--{xla_flags.YNN_FLAG}=-dot")
+  assert xla_flags.training_options() is None
