@@ -43,6 +43,7 @@ FORWARD_MACS = {
              + 8 * 8 * 64 * 32 + 32 * 10),
 }
 ROOT = Path(__file__).resolve().parents[1]
+FRAMEWORKS = ("jax", "keras", "jax_flax")
 
 
 def training_flops(model: str) -> int:
@@ -170,8 +171,10 @@ def keras_run(model_name: str, data: dict, epochs: int, eval_batch: int) -> dict
 
 def worker(args) -> None:
   data = load_data(Path(args.data))
-  if args.worker == "jax":
-    result = jax_run(args.model, data, args.epochs, args.eval_batch, args.impl, args.scan)
+  if args.worker != "keras":
+    impl = "flax" if args.worker == "jax_flax" else args.impl
+    scan = {"auto": "auto", "1": True, "0": False}[args.scan]
+    result = jax_run(args.model, data, args.epochs, args.eval_batch, impl, scan)
   else:
     result = keras_run(args.model, data, args.epochs, args.eval_batch)
   result["peak_rss_mib"] = peak_rss_mib()
@@ -252,14 +255,16 @@ def parse_args(argv=None):
   parser.add_argument("--study", action="store_true", help="each model's study epochs")
   parser.add_argument("--eval-batch", type=int, default=2048)
   parser.add_argument("--impl", default="fast", help="models.create_model impl: fast | flax")
-  parser.add_argument("--scan", default="auto", help="train.use_scan setting: auto|1|0")
-  parser.add_argument("--frameworks", default="jax,keras")
+  parser.add_argument("--scan", default="auto", choices=("auto", "1", "0"),
+                      help="whole epochs under lax.scan: auto (train.use_scan), 1 or 0")
+  parser.add_argument("--frameworks", default="jax,keras",
+                      help="any of jax, keras, jax_flax (JAX with the plain Flax layers)")
   parser.add_argument("--keras-python", default=sys.executable,
                       help="a Python with tensorflow installed (default: this one)")
   parser.add_argument("--peak-gflops", type=float, default=235.0,
                       help="FP32 peak of the machine (2 Zen 4 cores with AVX-512: ~235)")
   parser.add_argument("--json", help="write every number here")
-  parser.add_argument("--worker", choices=("jax", "keras"), help=argparse.SUPPRESS)
+  parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
   parser.add_argument("--model", help=argparse.SUPPRESS)
   parser.add_argument("--data", help=argparse.SUPPRESS)
   return parser.parse_args(argv)
