@@ -12,6 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "cnn2"  # ann1 | ann2 | cnn1 | cnn2
+  config.model.impl = "fast"  # fast: fused layers (svhn_jax/fast_layers.py) | flax: plain layers
 
   config.data = ml_collections.ConfigDict()
   config.data.source = "svhn"  # svhn: the study's file | synthetic: generated offline
@@ -30,6 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.learning_rate = 1e-3
   config.train.adam_eps = 1e-7  # Keras's Adam default, not optax's 1e-8
   config.train.eval_batch_size = 2048
+  # Whole epochs under lax.scan: 'auto' (accelerators, and the ANNs on the CPU), True or False.
+  config.train.scan_epoch = "auto"
 
   config.train.early_stopping = ml_collections.ConfigDict()
   config.train.early_stopping.patience = 5  # on val_accuracy; best weights restored at the end

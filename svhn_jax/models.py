@@ -20,11 +20,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from svhn_jax import fast_layers
 from svhn_jax.errors import ConfigError
 
 INPUT_SHAPE = (32, 32, 1)
 NUM_CLASSES = 10
 POOLS = ("reshape", "reduce_window")
+# "fast": conv blocks and training-mode BatchNorm through svhn_jax.fast_layers; "flax": the plain
+# layers one by one, the reference the fast path is tested against.
+IMPLS = ("fast", "flax")
 LEAKY_SLOPE = 0.1
 
 _glorot_uniform = jax.nn.initializers.glorot_uniform()
@@ -67,6 +71,15 @@ class BatchNormalization(nnx.BatchNorm):
   def __call__(self, x: jax.Array, *, train: bool = False,
                rngs: nnx.Rngs | None = None) -> jax.Array:
     return super().__call__(x, use_running_average=not train)
+
+  def fast_train(self, x: jax.Array) -> jax.Array:
+    """Training mode through `fast_layers.batch_norm`; updates the running statistics as
+    flax does."""
+    y, mean, var = fast_layers.batch_norm(x, self.scale[...], self.bias[...], self.epsilon)
+    mean, var = jax.lax.stop_gradient((mean, var))
+    self.mean[...] = self.momentum * self.mean[...] + (1 - self.momentum) * mean
+    self.var[...] = self.momentum * self.var[...] + (1 - self.momentum) * var
+    return y
 
 
 class Dropout(nnx.Dropout):
@@ -125,11 +138,42 @@ class Flatten(nnx.Module):
     return x.reshape(x.shape[0], -1)
 
 
+def _checked_impl(impl: str) -> str:
+  if impl not in IMPLS:
+    raise ConfigError(f"config.model.impl is {impl!r}; valid values: {', '.join(IMPLS)}.")
+  return impl
+
+
+def _conv_block_length(layers: Sequence[nnx.Module], i: int) -> int:
+  """How many layers from `i` form Conv2D -> LeakyReLU [-> MaxPooling2D]; 0 if none do."""
+  if not (isinstance(layers[i], Conv2D) and i + 1 < len(layers)
+          and isinstance(layers[i + 1], LeakyReLU)):
+    return 0
+  return 3 if i + 2 < len(layers) and isinstance(layers[i + 2], MaxPooling2D) else 2
+
+
+def _fast_forward(layers: Sequence[nnx.Module], x: jax.Array, train: bool,
+                  rngs: nnx.Rngs | None) -> jax.Array:
+  i = 0
+  while i < len(layers):
+    layer, length = layers[i], _conv_block_length(layers, i)
+    if length:
+      x = fast_layers.conv_block(x, layer.kernel[...], layer.bias[...],
+                                 layers[i + 1].negative_slope, length == 3)
+    elif train and isinstance(layer, BatchNormalization):
+      x = layer.fast_train(x)
+    else:
+      x = layer(x, train=train, rngs=rngs)
+    i += max(length, 1)
+  return x
+
+
 class Sequential(nnx.Module):
   """An ordered list of layers applied one after another, as Keras `Sequential`."""
 
-  def __init__(self, layers: Sequence[nnx.Module]):
+  def __init__(self, layers: Sequence[nnx.Module], impl: str = "fast"):
     self.layers = nnx.List(layers)
+    self.impl = _checked_impl(impl)
 
   def __call__(self, x: jax.Array, *, train: bool = False,
                rngs: nnx.Rngs | None = None) -> jax.Array:
@@ -138,6 +182,8 @@ class Sequential(nnx.Module):
     `train=True` makes BatchNorm use and update batch statistics and turns Dropout on, keyed
     by the 'dropout' stream of `rngs`; with `train=False`, `rngs` may be None.
     """
+    if self.impl == "fast":
+      return _fast_forward(self.layers, x, train, rngs)
     for layer in self.layers:
       x = layer(x, train=train, rngs=rngs)
     return x
@@ -146,20 +192,20 @@ class Sequential(nnx.Module):
 class ANN1(Sequential):
   """Dense(64, relu) -> Dense(32, relu) -> Dense(10) on the flattened image: 68,010 params."""
 
-  def __init__(self, *, rngs: nnx.Rngs, pool: str = "reshape"):
+  def __init__(self, *, rngs: nnx.Rngs, pool: str = "reshape", impl: str = "fast"):
     del pool  # no pooling; taken so that every model is built the same way
     super().__init__([
         Flatten(),
         Dense(1024, 64, jax.nn.relu, rngs=rngs),
         Dense(64, 32, jax.nn.relu, rngs=rngs),
         Dense(32, NUM_CLASSES, rngs=rngs),
-    ])
+    ], impl)
 
 
 class ANN2(Sequential):
   """A deeper MLP with Dropout(0.2) and BatchNorm: 310,250 params, 64 non-trainable."""
 
-  def __init__(self, *, rngs: nnx.Rngs, pool: str = "reshape"):
+  def __init__(self, *, rngs: nnx.Rngs, pool: str = "reshape", impl: str = "fast"):
     del pool  # no pooling; taken so that every model is built the same way
     super().__init__([
         Flatten(),
@@ -171,13 +217,13 @@ class ANN2(Sequential):
         Dense(64, 32, jax.nn.relu, rngs=rngs),
         BatchNormalization(32, rngs=rngs),
         Dense(32, NUM_CLASSES, rngs=rngs),
-    ])
+    ], impl)
 
 
 class CNN1(Sequential):
   """Two 3x3 convs, one max pool, Dense(32), Dense(10): 267,306 params."""
 
-  def __init__(self, *, rngs: nnx.Rngs, pool: str = "reshape"):
+  def __init__(self, *, rngs: nnx.Rngs, pool: str = "reshape", impl: str = "fast"):
     super().__init__([
         Conv2D(1, 16, rngs=rngs),
         LeakyReLU(),
@@ -188,13 +234,13 @@ class CNN1(Sequential):
         Dense(16 * 16 * 32, 32, rngs=rngs),
         LeakyReLU(),
         Dense(32, NUM_CLASSES, rngs=rngs),
-    ])
+    ], impl)
 
 
 class CNN2(Sequential):
   """Two conv blocks with BatchNorm, Dense(32), Dropout(0.5): 164,362 params, 192 non-trainable."""
 
-  def __init__(self, *, rngs: nnx.Rngs, pool: str = "reshape"):
+  def __init__(self, *, rngs: nnx.Rngs, pool: str = "reshape", impl: str = "fast"):
     super().__init__([
         Conv2D(1, 16, rngs=rngs),
         LeakyReLU(),
@@ -213,19 +259,28 @@ class CNN2(Sequential):
         LeakyReLU(),
         Dropout(0.5),
         Dense(32, NUM_CLASSES, rngs=rngs),
-    ])
+    ], impl)
 
 
 MODELS: dict[str, type[Sequential]] = {"ann1": ANN1, "ann2": ANN2, "cnn1": CNN1, "cnn2": CNN2}
 
 
-def create_model(name: str, *, seed: int | jax.Array, pool: str = "reshape") -> nnx.Module:
-  """Returns the model called `name` (case-insensitive), initialized from `seed`."""
+def create_model(name: str, *, seed: int | jax.Array, pool: str = "reshape",
+                 impl: str = "fast") -> nnx.Module:
+  """Returns the model called `name` (case-insensitive), initialized from `seed`.
+
+  `pool` and `impl` change how the model computes, never what: same parameters, same outputs
+  to float rounding.
+  """
   key = name.lower()
   if key not in MODELS:
     raise ConfigError(f"config.model.name is {name!r}; valid names: {', '.join(MODELS)}.")
   # Checked here too, so that a bad pool fails for the ANNs, which never use it.
-  return MODELS[key](rngs=nnx.Rngs(seed), pool=_checked_pool(pool))
+  return MODELS[key](rngs=nnx.Rngs(seed), pool=_checked_pool(pool), impl=_checked_impl(impl))
+
+
+def has_convolution(model: Sequential) -> bool:
+  return any(isinstance(layer, nnx.Conv) for layer in model.layers)
 
 
 def _size(state: nnx.State) -> int:

@@ -27,7 +27,7 @@ import optax
 from flax import nnx
 
 from svhn_jax import (callbacks, checkpoint, data, evaluate, interrupts, models, parallel, plots,
-                      transforms)
+                      transforms, xla_flags)
 from svhn_jax.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 
 PREPROCESS_MODES = ("raw", "mask")
@@ -131,6 +131,23 @@ def train_step(graphdef, tx, state: TrainState, totals: dict, images, labels, ba
   return TrainState(params, batch_stats, opt_state), totals
 
 
+def scan_epoch(graphdef, tx, state: TrainState, totals: dict, images, labels, batches, key):
+  """`train_step` over every row of `batches` in one `lax.scan`: the same steps, one dispatch."""
+  def body(carry, i):
+    return train_step(graphdef, tx, *carry, images, labels, batches, i, key), None
+
+  (state, totals), _ = jax.lax.scan(body, (state, totals), jnp.arange(batches.shape[0]))
+  return state, totals
+
+
+def use_scan(setting: str | bool, model: nnx.Module) -> bool:
+  """Whether to run whole epochs under `lax.scan`. 'auto': yes on accelerators; on the CPU only
+  for models without convolutions, since XLA:CPU runs convolutions inside loops ~30x slower."""
+  if setting != "auto":
+    return bool(setting)
+  return jax.default_backend() != "cpu" or not models.has_convolution(model)
+
+
 def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int,
                    mesh: jax.sharding.Mesh | None = None) -> jax.Array:
   """Inference-mode logits for all images, in fixed-size chunks (one compile, any N).
@@ -184,7 +201,7 @@ class Trainer:
   """
 
   def __init__(self, graphdef, tx, *, batch_size: int, eval_batch_size: int,
-               mesh: jax.sharding.Mesh | None = None):
+               mesh: jax.sharding.Mesh | None = None, scan: bool = False):
     self.graphdef = graphdef
     self.batch_size = batch_size
     self.mesh = parallel.make_mesh() if mesh is None else mesh
@@ -192,11 +209,16 @@ class Trainer:
     # Rounded up so that evaluation splits over the devices too; inference is per sample, so
     # the chunk size changes no result.
     self.eval_batch_size = math.ceil(eval_batch_size / self.mesh.size) * self.mesh.size
+    options = xla_flags.training_options()
     # The state and totals stay replicated; the batch split follows from the sharded indices.
     self._step = jax.jit(
         functools.partial(train_step, graphdef, tx), donate_argnums=(0, 1),
-        out_shardings=parallel.replicated(self.mesh),
+        out_shardings=parallel.replicated(self.mesh), compiler_options=options,
     )
+    self._epoch = jax.jit(
+        functools.partial(scan_epoch, graphdef, tx), donate_argnums=(0, 1),
+        out_shardings=parallel.replicated(self.mesh), compiler_options=options,
+    ) if scan else None
 
   def train_epoch(self, state: TrainState, train: Inputs, key, epoch: int,
                   progress: Callable[[int], None] = lambda _: None) -> tuple[TrainState, dict]:
@@ -211,9 +233,13 @@ class Trainer:
     state, totals = jax.device_put((state, totals), parallel.replicated(self.mesh))
     # Keras sees every sample each epoch: the remainder is one smaller batch (a second compile,
     # once), not padding, so BatchNorm statistics match.
-    for i in range(full.shape[0]):
-      state, totals = self._step(state, totals, train.images, train.labels, full, i, step_key)
-      progress(1)
+    if self._epoch is None:
+      for i in range(full.shape[0]):
+        state, totals = self._step(state, totals, train.images, train.labels, full, i, step_key)
+        progress(1)
+    elif full.shape[0]:
+      state, totals = self._epoch(state, totals, train.images, train.labels, full, step_key)
+      progress(full.shape[0])
     if tail.shape[1]:
       tail_key = jax.random.fold_in(step_key, full.shape[0])
       state, totals = self._step(state, totals, train.images, train.labels, tail, 0, tail_key)
@@ -278,7 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     np.save(workdir / "mask.npy", mask)
   train, val, test = (Inputs(*parallel.replicate(tuple(s), mesh)) for s in (train, val, test))
 
-  model = models.create_model(config.model.name, seed=config.seed)
+  model = models.create_model(config.model.name, seed=config.seed, impl=config.model.impl)
   summary = models.summary(model, config.model.name)
   logging.info("Model:\n%s", summary)
   _atomic_write_text(workdir / "model_summary.txt", summary + "\n")
@@ -287,7 +313,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   graphdef, state = init_state(model, tx)
   state = parallel.replicate(state, mesh)
   trainer = Trainer(graphdef, tx, batch_size=config.train.batch_size,
-                    eval_batch_size=config.train.eval_batch_size, mesh=mesh)
+                    eval_batch_size=config.train.eval_batch_size, mesh=mesh,
+                    scan=use_scan(config.train.scan_epoch, model))
   state, best, progress = fit(trainer, state, train, val, config, workdir)
 
   best = _best_state(state, best, workdir)
