@@ -274,12 +274,13 @@ def dataset_path(data_cfg: ml_collections.ConfigDict) -> Path:
 
 
 def _synthetic_path(data_cfg: ml_collections.ConfigDict) -> Path:
+  # Imported here: only synthetic runs need the generator.
+  from svhn_jax import synthetic
+
   sizes = data_cfg.synthetic
   path = default_cache_dir(data_cfg.cache_dir) / (
-      f"synthetic_{sizes.train}_{sizes.val}_{sizes.test}_seed{sizes.seed}.h5")
+      f"synthetic_v{synthetic.VERSION}_{sizes.train}_{sizes.val}_{sizes.test}_seed{sizes.seed}.h5")
   if not path.exists():
-    # Imported here: only synthetic runs need the generator.
-    from svhn_jax import synthetic
     logging.info("Generating synthetic SVHN-like data into %s", path)
     synthetic.write(path, train=sizes.train, val=sizes.val, test=sizes.test, seed=sizes.seed)
   return path

@@ -33,6 +33,8 @@ from svhn_jax.data import Dataset, Split, save_h5
 
 log = logging.getLogger(__name__)
 
+# Cached files are named by it: bump it whenever the same seed would give different crops.
+VERSION = 1
 SIZE = 32
 SUPERSAMPLE = 3  # warp at 3x then box-filter down: anti-aliasing at the cost of one reduce
 FONT_PX = 128  # digits render about 95 px tall: finer than any warp will ask for

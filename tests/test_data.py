@@ -341,10 +341,11 @@ def test_dataset_path_generates_synthetic_data_once(tmp_path, monkeypatch):
 
   fake = types.ModuleType("svhn_jax.synthetic")
   fake.write = write
+  fake.VERSION = 7
   monkeypatch.setitem(sys.modules, "svhn_jax.synthetic", fake)
   monkeypatch.setattr(svhn_jax, "synthetic", fake, raising=False)
   cfg = data_config(tmp_path, source="synthetic")
   path = data.dataset_path(cfg)
-  assert path == tmp_path / "synthetic_6_4_5_seed3.h5"
+  assert path == tmp_path / "synthetic_v7_6_4_5_seed3.h5"
   assert data.dataset_path(cfg) == path and calls == [(6, 4, 5, 3)]
   assert len(data.load(path).val.labels) == 4
