@@ -140,11 +140,19 @@ def scan_epoch(graphdef, tx, state: TrainState, totals: dict, images, labels, ba
   return state, totals
 
 
+SCAN_SETTINGS = {"auto": None, "true": True, "false": False}
+
+
 def use_scan(setting: str | bool, model: nnx.Module) -> bool:
   """Whether to run whole epochs under `lax.scan`. 'auto': yes on accelerators; on the CPU only
   for models without convolutions, since XLA:CPU runs convolutions inside loops ~30x slower."""
-  if setting != "auto":
-    return bool(setting)
+  # The field is a string, so a command-line override arrives as text: 'False' must mean False.
+  key = str(setting).lower()
+  if key not in SCAN_SETTINGS:
+    raise ConfigError(f"config.train.scan_epoch={setting!r}: expected one of "
+                      f"{', '.join(SCAN_SETTINGS)}")
+  if SCAN_SETTINGS[key] is not None:
+    return SCAN_SETTINGS[key]
   return jax.default_backend() != "cpu" or not models.has_convolution(model)
 
 

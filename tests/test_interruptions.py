@@ -49,7 +49,9 @@ def svhn_labelled_h5(tmp_path_factory) -> Path:
 def command(module: str, h5: Path, workdir: Path) -> list[str]:
   return [sys.executable, "-m", module, "--config=configs/ann2.py", f"--workdir={workdir}",
           f"--config.data.path={h5}", f"--config.train.epochs={EPOCHS}",
-          "--config.train.batch_size=32", "--config.train.eval_batch_size=64"]
+          "--config.train.batch_size=32", "--config.train.eval_batch_size=64",
+          # Step by step, so that a kill can land between two steps of an epoch.
+          "--config.train.scan_epoch=false"]
 
 
 def run_to_end(h5: Path, workdir: Path) -> str:

@@ -105,3 +105,19 @@ def _fresh_state(name):
 
   tx = train.make_optimizer(1e-3, 1e-7)
   return train.init_state(models.create_model(name, seed=0), tx)[1]
+
+
+@pytest.mark.parametrize("setting, expected", [("auto", False), ("false", False), ("False", False),
+                                               ("true", True), (True, True)])
+def test_scan_epoch_setting_reads_command_line_text(setting, expected):
+  from svhn_jax import models
+
+  assert train.use_scan(setting, models.create_model("cnn1", seed=0)) is expected
+
+
+def test_scan_epoch_setting_rejects_other_values():
+  from svhn_jax import models
+  from svhn_jax.errors import ConfigError
+
+  with pytest.raises(ConfigError, match="config.train.scan_epoch"):
+    train.use_scan("sometimes", models.create_model("ann1", seed=0))
