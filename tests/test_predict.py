@@ -1,0 +1,53 @@
+"""Image files to crops as the study's data was made, and the prediction CLI's output."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SHARED_DATA
+from svhn_jax import predict
+from svhn_jax.errors import DataError
+
+CROPS = SHARED_DATA / "svhn_crops_12.npz"
+
+
+@pytest.mark.skipif(not CROPS.exists(), reason="the shared SVHN samples are not here")
+def test_real_colour_crops_become_the_studys_greyscale(tmp_path):
+  crops = np.load(CROPS)
+  for k, (rgb, grey) in enumerate(zip(crops["X_rgb"], crops["X_grey"])):
+    Image.fromarray(rgb).save(tmp_path / f"{k}.png")
+    np.testing.assert_array_equal(predict.load_image(tmp_path / f"{k}.png"), grey)
+
+
+def test_other_sizes_are_widened_to_a_square_then_resized(tmp_path):
+  bar = np.zeros((16, 32), np.uint8)
+  bar[:, 12:20] = 255
+  Image.fromarray(bar).save(tmp_path / "wide.png")
+  crop = predict.load_image(tmp_path / "wide.png")
+  assert crop.shape == (32, 32)
+  assert (crop[:, 14:18] == 255).all() and (crop[:, :8] == 0).all()
+  Image.fromarray(np.full((300, 120, 3), 90, np.uint8)).save(tmp_path / "big.jpg")
+  np.testing.assert_allclose(predict.load_image(tmp_path / "big.jpg"), 90, atol=2)
+
+
+def test_16_bit_greyscale_is_rescaled_not_clipped(tmp_path):
+  Image.fromarray(np.full((32, 32), 65535, np.uint16)).save(tmp_path / "deep.png")
+  np.testing.assert_allclose(predict.load_image(tmp_path / "deep.png"), 255)
+
+
+def test_a_file_that_is_not_an_image_is_a_data_error(tmp_path):
+  (tmp_path / "notes.png").write_text("not an image")
+  with pytest.raises(DataError, match="not an image"):
+    predict.load_image(tmp_path / "notes.png")
+  with pytest.raises(DataError, match="no such file"):
+    predict.load_image(tmp_path / "missing.png")
+
+
+def test_output_lines():
+  probs = np.array([[0.1, 0.7, 0.2] + [0] * 7])
+  assert predict.lines(["a.png"], probs, False) == ["a.png: 1 (70.0%)"]
+  record = json.loads(predict.lines(["a.png"], probs, True)[0])
+  assert (record["file"], record["digit"], record["probability"]) == ("a.png", 1, 0.7)
+  assert len(record["probabilities"]) == 10
