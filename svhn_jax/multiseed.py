@@ -99,7 +99,7 @@ def train_seeds(config: ml_collections.ConfigDict, seeds: Sequence[int],
 def _train(config, fresh: list[int], started: list[int], workdirs: dict[int, Path],
            mode: str) -> str:
   """Trains the pending seeds; returns the mode that trained the fresh ones."""
-  used = chosen_mode(mode, config, len(fresh))
+  used = chosen_mode(mode, config, len(fresh)) if fresh else "loop"
   if used == "vmap":
     try:
       train_vmapped(config, fresh, [workdirs[s] for s in fresh])

@@ -132,3 +132,17 @@ def test_seeds_that_do_not_fit_train_one_at_a_time(tiny_h5, tmp_path, monkeypatc
   config.train.epochs = 1
   reports = multiseed.train_seeds(config, SEEDS, tmp_path, mode="vmap")
   assert multiseed.read_timing(tmp_path)["mode"] == "loop" and len(reports) == 2
+
+
+def test_a_half_finished_seed_is_resumed_not_restarted(vmapped_and_looped, tmp_path):
+  config, root = vmapped_and_looped
+  group = tmp_path / "group"
+  shutil.copytree(root / "vmap", group)
+  workdir = multiseed.seed_workdir(group, SEEDS[0])
+  scores = (workdir / "test_metrics.json").read_text()
+  history = rows(workdir)
+  (workdir / "test_metrics.json").unlink()
+  multiseed.train_seeds(config, SEEDS, group, mode="vmap")
+  assert multiseed.read_timing(group)["seeds"] == [SEEDS[0]]
+  assert rows(workdir) == history
+  assert json.loads((workdir / "test_metrics.json").read_text()) == json.loads(scores)
