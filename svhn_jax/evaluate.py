@@ -42,3 +42,22 @@ def report_text(scores: dict) -> str:
                  f"{int(r['support']):9d}")
   lines.append(f"{'accuracy':>12} {scores['accuracy']:29.4f} {scores['num_examples']:9d}")
   return "\n".join(lines)
+
+
+def confused_pairs(confusion: np.ndarray, k: int = 5) -> list[tuple[int, int, int]]:
+  """The `k` largest off-diagonal cells of a confusion matrix: (true, predicted, count), most
+  frequent first, ties broken by (true, predicted); pairs never confused are left out."""
+  confusion = np.asarray(confusion)
+  cells = [(int(confusion[t, p]), t, p) for t in range(confusion.shape[0])
+           for p in range(confusion.shape[1]) if t != p and confusion[t, p] > 0]
+  cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+  return [(t, p, count) for count, t, p in cells[:k]]
+
+
+def confident_errors(probs: np.ndarray, labels: np.ndarray, threshold: float = 0.85) -> np.ndarray:
+  """Indices of wrong predictions made with probability above `threshold`, most confident
+  first: errors that no confidence cut-off would catch."""
+  probs, labels = np.asarray(probs), np.asarray(labels)
+  predicted, confidence = probs.argmax(axis=-1), probs.max(axis=-1)
+  chosen = np.flatnonzero((predicted != labels) & (confidence > threshold))
+  return chosen[np.argsort(-confidence[chosen], kind="stable")]

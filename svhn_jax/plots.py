@@ -1,4 +1,4 @@
-"""Figures of a run: training curves and the confusion matrix. Files are written atomically."""
+"""Figures of runs, experiments and datasets. Files are written atomically."""
 
 from __future__ import annotations
 
@@ -51,4 +51,107 @@ def confusion_matrix(matrix: np.ndarray, path, title: str = "Confusion matrix (t
   ax.set_xlabel("predicted digit")
   ax.set_ylabel("true digit")
   ax.set_title(title)
+  return save(fig, path)
+
+
+def image_grid(images, titles, path, *, cols: int, title: str = "", borders=None,
+               value_range: tuple[float, float] | None = (0, 255)) -> Path:
+  """Greyscale images in rows of `cols`, each titled; `borders`, if given, colours each frame.
+
+  `value_range` fixes the grey scale across images (None: each image stretched to its own).
+  """
+  rows = max(1, -(-len(images) // cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows + 0.4), squeeze=False,
+                           layout="constrained")
+  vmin, vmax = value_range or (None, None)
+  for k, ax in enumerate(axes.flat):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if k >= len(images):
+      ax.axis("off")
+      continue
+    ax.imshow(np.asarray(images[k]), cmap="gray", vmin=vmin, vmax=vmax)
+    ax.set_title(titles[k], fontsize=8)
+    if borders is not None:
+      for spine in ax.spines.values():
+        spine.set_edgecolor(borders[k])
+        spine.set_linewidth(3)
+  if title:
+    fig.suptitle(title)
+  return save(fig, path)
+
+
+def class_distribution(counts: dict[str, np.ndarray], path) -> Path:
+  """Images per digit, one bar group per digit, one bar per split."""
+  fig, ax = plt.subplots(figsize=(9, 4))
+  width = 0.8 / max(1, len(counts))
+  for k, (split, per_class) in enumerate(counts.items()):
+    ax.bar(np.arange(len(per_class)) + k * width, per_class, width, label=split)
+  ax.set_xticks(np.arange(10) + width * (len(counts) - 1) / 2, [str(d) for d in range(10)])
+  ax.set_xlabel("digit")
+  ax.set_ylabel("images")
+  ax.set_title("Class distribution")
+  ax.legend()
+  return save(fig, path)
+
+
+def accuracy_bars(names, summaries, per_seed, path, title: str = "Test accuracy") -> Path:
+  """One bar per model at its mean, a 95% confidence interval, and a dot per seed."""
+  fig, ax = plt.subplots(figsize=(1.8 * len(names) + 2, 4))
+  x = np.arange(len(names))
+  means = [100 * s.mean for s in summaries]
+  errors = [[100 * (s.mean - s.ci_low) if s.n > 1 else 0 for s in summaries],
+            [100 * (s.ci_high - s.mean) if s.n > 1 else 0 for s in summaries]]
+  ax.bar(x, means, color="tab:blue", alpha=0.7)
+  ax.errorbar(x, means, yerr=errors, fmt="none", ecolor="black", capsize=6)
+  for k, values in enumerate(per_seed):
+    ax.plot(np.full(len(values), k), 100 * np.asarray(values), "o", color="black", ms=4)
+  for k, m in enumerate(means):
+    ax.text(k, m / 2, f"{m:.2f}%", ha="center", color="white", fontsize=9)
+  ax.set_xticks(x, names)
+  ax.set_ylabel("test accuracy (%)")
+  ax.set_title(title + " (bars: mean, whiskers: 95% CI, dots: seeds)")
+  ax.grid(axis="y", alpha=0.3)
+  return save(fig, path)
+
+
+def curves_by_group(histories: dict[str, list[list[dict]]], path, title: str = "") -> Path:
+  """Accuracy and loss per epoch for several groups of runs side by side: one colour per
+  group, one line per seed, train dashed and validation solid."""
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for colour, (name, runs) in zip(colours, histories.items()):
+    for k, history in enumerate(runs):
+      epochs = [row["epoch"] for row in history]
+      for ax, metric in zip(axes, ("accuracy", "loss")):
+        label = name if k == 0 else None
+        ax.plot(epochs, [row[f"val_{metric}"] for row in history], "-o", color=colour, ms=3,
+                label=f"{label} (validation)" if label else None)
+        ax.plot(epochs, [row[metric] for row in history], "--", color=colour, alpha=0.6,
+                label=f"{label} (train)" if label else None)
+  for ax, metric in zip(axes, ("accuracy", "loss")):
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.suptitle(title or "Training curves")
+  return save(fig, path)
+
+
+def mask_panels(mean_map: np.ndarray, mask: np.ndarray, sample: np.ndarray,
+                masked: np.ndarray, path) -> Path:
+  """The data-driven mask: the mean stroke map it comes from, the mask, a sample before and
+  after (background-normalized, masked)."""
+  panels = ((mean_map, "mean stroke map (train)", None), (mask, "mask", (0, 1)),
+            (sample, "a training image", (0, 255)), (masked, "normalized and masked", (0, 255)))
+  fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+  for ax, (image, title, value_range) in zip(axes, panels):
+    vmin, vmax = value_range or (None, None)
+    im = ax.imshow(image, cmap="gray" if value_range != (0, 1) else "viridis",
+                   vmin=vmin, vmax=vmax)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
   return save(fig, path)

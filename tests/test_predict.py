@@ -1,5 +1,6 @@
-"""predict reads real SVHN images as the study's greyscale crops and prints the run's digits."""
+"""Image files to crops as the study's data was made, and the prediction CLI's output."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,23 +9,54 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from svhn_jax import predict, train
-
 from conftest import SHARED_DATA
+from svhn_jax import predict, train
+from svhn_jax.errors import DataError
 from test_train import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def crops() -> dict:
-  return dict(np.load(SHARED_DATA / "svhn_crops_12.npz"))
+CROPS = SHARED_DATA / "svhn_crops_12.npz"
 
 
-def test_colour_crops_read_as_the_study_greyscale(crops, tmp_path):
-  for i in range(len(crops["y"])):
-    Image.fromarray(crops["X_rgb"][i]).save(tmp_path / f"{i}.png")
-    np.testing.assert_array_equal(predict.load_image(tmp_path / f"{i}.png"), crops["X_grey"][i])
+@pytest.mark.skipif(not CROPS.exists(), reason="the shared SVHN samples are not here")
+def test_real_colour_crops_become_the_studys_greyscale(tmp_path):
+  crops = np.load(CROPS)
+  for k, (rgb, grey) in enumerate(zip(crops["X_rgb"], crops["X_grey"])):
+    Image.fromarray(rgb).save(tmp_path / f"{k}.png")
+    np.testing.assert_array_equal(predict.load_image(tmp_path / f"{k}.png"), grey)
+
+
+def test_other_sizes_are_widened_to_a_square_then_resized(tmp_path):
+  bar = np.zeros((16, 32), np.uint8)
+  bar[:, 12:20] = 255
+  Image.fromarray(bar).save(tmp_path / "wide.png")
+  crop = predict.load_image(tmp_path / "wide.png")
+  assert crop.shape == (32, 32)
+  assert (crop[:, 14:18] == 255).all() and (crop[:, :8] == 0).all()
+  Image.fromarray(np.full((300, 120, 3), 90, np.uint8)).save(tmp_path / "big.jpg")
+  np.testing.assert_allclose(predict.load_image(tmp_path / "big.jpg"), 90, atol=2)
+
+
+def test_16_bit_greyscale_is_rescaled_not_clipped(tmp_path):
+  Image.fromarray(np.full((32, 32), 65535, np.uint16)).save(tmp_path / "deep.png")
+  np.testing.assert_allclose(predict.load_image(tmp_path / "deep.png"), 255)
+
+
+def test_a_file_that_is_not_an_image_is_a_data_error(tmp_path):
+  (tmp_path / "notes.png").write_text("not an image")
+  with pytest.raises(DataError, match="not an image"):
+    predict.load_image(tmp_path / "notes.png")
+  with pytest.raises(DataError, match="no such file"):
+    predict.load_image(tmp_path / "missing.png")
+
+
+def test_output_lines():
+  probs = np.array([[0.1, 0.7, 0.2] + [0] * 7])
+  assert predict.lines(["a.png"], probs, False) == ["a.png: 1 (70.0%)"]
+  record = json.loads(predict.lines(["a.png"], probs, True)[0])
+  assert (record["file"], record["digit"], record["probability"]) == ("a.png", 1, 0.7)
+  assert len(record["probabilities"]) == 10
 
 
 def test_a_whole_photo_is_resized_to_a_crop():
@@ -33,7 +65,8 @@ def test_a_whole_photo_is_resized_to_a_crop():
   assert 0 <= image.min() < image.max() <= 255
 
 
-def test_cli_prints_each_files_digit_and_probability(crops, tiny_h5, tmp_path):
+def test_cli_prints_each_files_digit_and_probability(tiny_h5, tmp_path):
+  crops = np.load(CROPS)
   workdir = tmp_path / "run"
   config = tiny_config("ann1", tiny_h5, epochs=1)
   train.train_and_evaluate(config, workdir)
@@ -42,11 +75,11 @@ def test_cli_prints_each_files_digit_and_probability(crops, tiny_h5, tmp_path):
     paths.append(tmp_path / f"crop{i}.png")
     Image.fromarray(crops["X_rgb"][i]).save(paths[-1])
   result = subprocess.run(
-      [sys.executable, "-m", "svhn_jax.predict", f"--workdir={workdir}", *map(str, paths)],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+      [sys.executable, "-m", "svhn_jax.predict", f"--workdir={workdir}", "--json",
+       *map(str, paths)], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
-  rows = [line.split("\t") for line in result.stdout.splitlines()]
-  assert [row[0] for row in rows] == [str(p) for p in paths]
-  expected = predict.probabilities(config, workdir, np.stack(crops["X_grey"][:3]).astype(np.float32))
-  assert [int(row[1]) for row in rows] == list(expected.argmax(axis=1))
-  assert [float(row[2]) for row in rows] == pytest.approx(expected.max(axis=1), abs=1e-3)
+  records = [json.loads(line) for line in result.stdout.splitlines()]
+  assert [r["file"] for r in records] == [str(p) for p in paths]
+  expected = predict.probabilities(config, workdir, crops["X_grey"][:3].astype(np.float32))
+  assert [r["digit"] for r in records] == list(expected.argmax(axis=1))
+  assert [r["probability"] for r in records] == pytest.approx(expected.max(axis=1), abs=1e-6)

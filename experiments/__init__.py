@@ -1,0 +1,1 @@
+"""Scripts that compose configs into runs and write a report: python -m experiments.<name>."""

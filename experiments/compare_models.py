@@ -1,0 +1,126 @@
+"""The study's model comparison, with error bars: ANN1, ANN2, CNN1 and CNN2 over several seeds.
+
+  python -m experiments.compare_models --seeds=3
+  python -m experiments.compare_models --config.data.path=SVHN_single_grey1.h5 --seeds=5
+  python -m experiments.compare_models --config.train.epochs=2 --seeds=2   # a quick look
+
+Each model's seeds train together (vmapped) or one after another (see svhn_jax/multiseed.py);
+finished runs in --runs_dir are reused. Writes report.md and figures/ into --results_dir.
+"""
+
+import sys
+from pathlib import Path
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from configs import study
+from svhn_jax import models, multiseed, plots, report, stats
+from svhn_jax.errors import SvhnError
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", "configs/study.py", "The study's settings.",
+                                lock_config=True)
+flags.DEFINE_string("results_dir", "results/compare_models", "Where report.md and figures go.")
+flags.DEFINE_string("runs_dir", None, "Where the runs' workdirs go (default: <results_dir>/runs).")
+flags.DEFINE_integer("seeds", 3, "Seeds per model: config.seed, config.seed + 1, ...", lower_bound=1)
+flags.DEFINE_enum("multiseed", "auto", multiseed.MODES, "vmap: a model's seeds in one vmapped "
+                  "program; loop: one after another; auto: vmap unless the CPU would run it "
+                  "slower (convolutions) or it does not fit in memory.")
+
+ARCHITECTURES = {
+    "ann1": ("Dense 64-32-10, ReLU", "the baseline: a small MLP on raw pixels"),
+    "ann2": ("Dense 256-128-Dropout(0.2)-64-64-32-BatchNorm-10, ReLU",
+             "a deeper MLP, regularized by dropout and batch normalization"),
+    "cnn1": ("Conv 16-32, MaxPool, Dense 32-10, LeakyReLU",
+             "convolutions see local strokes; no regularization"),
+    "cnn2": ("2 x [Conv-Conv-MaxPool-BatchNorm] (16-32, 32-64), Dense 32-Dropout(0.5)-10, "
+             "LeakyReLU", "the deepest: batch normalization and dropout, fewest CNN weights"),
+}
+
+
+def run_groups(config, seeds: list[int], runs_dir: Path, mode: str) -> dict[str, list]:
+  """Trains (or reuses) every model's seeds; returns each model's runs as read from disk."""
+  groups = {}
+  for name in study.model_names(config):
+    run = study.run_config(config, name)
+    group = multiseed.group_dir(runs_dir, run)
+    multiseed.train_seeds(run, seeds, group, mode=mode)
+    groups[name] = [report.read_run(multiseed.seed_workdir(group, s)) for s in seeds]
+  return groups
+
+
+def results_table(groups: dict[str, list]) -> str:
+  rows = []
+  for name, runs in groups.items():
+    test = stats.summary([r.test_accuracy for r in runs])
+    architecture, character = ARCHITECTURES[name]
+    rows.append([name.upper(), architecture,
+                 f"{models.param_counts(models.create_model(name, seed=0))[0]:,}",
+                 report.mean_std(stats.summary([r.train_accuracy for r in runs])),
+                 report.mean_std(stats.summary([r.val_accuracy for r in runs])),
+                 report.mean_std(test), report.interval(test), character])
+  return report.table(("model", "architecture", "parameters", "train accuracy",
+                       "validation accuracy", "test accuracy", "test 95% CI",
+                       "key characteristic"), rows)
+
+
+def timing_table(groups: dict[str, list], runs_dir: Path, config) -> str:
+  rows = []
+  for name in groups:
+    timing = multiseed.read_timing(multiseed.group_dir(runs_dir, study.run_config(config, name)))
+    if timing:
+      rows.append([name.upper(), timing["mode"], ", ".join(map(str, timing["seeds"])),
+                   f"{timing['seconds']:.1f}"])
+  return report.table(("model", "how the seeds trained", "seeds", "seconds"), rows)
+
+
+def markdown(config, groups: dict[str, list], seeds: list[int], runs_dir: Path,
+             out: Path) -> str:
+  summaries = {name: stats.summary([r.test_accuracy for r in runs])
+               for name, runs in groups.items()}
+  bars = plots.accuracy_bars([n.upper() for n in groups], list(summaries.values()),
+                             [[r.test_accuracy for r in runs] for runs in groups.values()],
+                             out / "figures" / "test_accuracy.png")
+  best = max(summaries, key=lambda name: summaries[name].mean)
+  best_runs = groups[best]
+  return "\n\n".join([
+      "# Model comparison",
+      report.settings_text({n.upper(): runs for n, runs in groups.items()}, seeds),
+      "## Results",
+      "Mean ± standard deviation over seeds; the 95% confidence interval of the mean test "
+      "accuracy uses Student's t. Train and validation accuracy are those of the epoch whose "
+      "weights were kept.",
+      results_table(groups),
+      report.image(bars, out, "test accuracy per model"),
+      "## Every seed",
+      report.table(report.PER_SEED_HEADERS,
+                   report.per_seed_rows({n.upper(): runs for n, runs in groups.items()})),
+      f"## The best model: {best.upper()}",
+      f"Highest mean test accuracy: {report.mean_std(summaries[best])}. Per-class scores on "
+      "the test split, mean ± standard deviation over its seeds:",
+      report.table(report.PER_CLASS_HEADERS, report.per_class_rows(best_runs)),
+      f"Seed {best_runs[0].config['seed']}: training curves and test confusion matrix.",
+      report.image(best_runs[0].workdir / "figures" / "curves.png", out, "training curves"),
+      report.image(best_runs[0].workdir / "figures" / "confusion_matrix.png", out,
+                   "confusion matrix"),
+      "## Training time",
+      timing_table(groups, runs_dir, config),
+  ])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  config, out = FLAGS.config, Path(FLAGS.results_dir)
+  runs_dir = Path(FLAGS.runs_dir or out / "runs")
+  seeds = [config.seed + k for k in range(FLAGS.seeds)]
+  try:
+    groups = run_groups(config, seeds, runs_dir, FLAGS.multiseed)
+  except SvhnError as e:
+    sys.exit(f"error: {e}")
+  print(report.write(out / "report.md", markdown(config, groups, seeds, runs_dir, out)))
+
+
+if __name__ == "__main__":
+  app.run(main)

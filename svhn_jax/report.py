@@ -1,0 +1,165 @@
+"""Reading finished runs and writing markdown reports about them.
+
+Every number a report shows comes from a run's workdir (test_metrics.json, metrics.jsonl), read
+by `read_run`, so a report can be checked against the runs it describes and rebuilt from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from svhn_jax import evaluate, stats
+
+
+class Run(NamedTuple):
+  """What a finished workdir says: its config, its epochs, its test scores."""
+
+  workdir: Path
+  config: dict
+  history: list[dict]
+  test: dict
+
+  @property
+  def best_row(self) -> dict:
+    """The metrics of the epoch whose weights were restored (Keras's restore_best_weights)."""
+    return self.history[self.test["best_epoch"] - 1]
+
+  @property
+  def train_accuracy(self) -> float:
+    return self.best_row["accuracy"]
+
+  @property
+  def val_accuracy(self) -> float:
+    return self.best_row["val_accuracy"]
+
+  @property
+  def test_accuracy(self) -> float:
+    return self.test["accuracy"]
+
+
+def read_run(workdir: str | os.PathLike) -> Run:
+  workdir = Path(workdir)
+  history = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
+             if line.strip()]
+  return Run(workdir, json.loads((workdir / "config.json").read_text()), history,
+             json.loads((workdir / "test_metrics.json").read_text()))
+
+
+def percent(x: float) -> str:
+  return "n/a" if math.isnan(x) else f"{100 * x:.2f}%"
+
+
+def points(x: float) -> str:
+  """A difference of two accuracies, in percentage points."""
+  return "n/a" if math.isnan(x) else f"{100 * x:+.2f} pp"
+
+
+def mean_std(s: stats.Summary) -> str:
+  return percent(s.mean) if s.n < 2 else f"{percent(s.mean)} ± {100 * s.std:.2f}"
+
+
+def interval(s: stats.Summary | stats.PairedTest, fmt=percent) -> str:
+  if math.isnan(s.ci_low):
+    return "n/a"
+  return f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
+
+
+def p_value(p: float) -> str:
+  if math.isnan(p):
+    return "n/a"
+  return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+  """A GitHub markdown table; cells are written with str()."""
+  lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+  lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def image(path: str | os.PathLike, report_dir: str | os.PathLike, alt: str) -> str:
+  """A markdown image whose link works from the report's folder."""
+  return f"![{alt}]({Path(os.path.relpath(path, report_dir)).as_posix()})"
+
+
+def seed_summary_rows(groups: dict[str, Sequence[Run]]) -> list[list[str]]:
+  """Per group: seeds, then train/val/test accuracy mean ± std, then the test accuracy's CI."""
+  rows = []
+  for name, runs in groups.items():
+    summaries = [stats.summary([getattr(r, f) for r in runs])
+                 for f in ("train_accuracy", "val_accuracy", "test_accuracy")]
+    rows.append([name, str(len(runs)), *(mean_std(s) for s in summaries),
+                 interval(summaries[-1])])
+  return rows
+
+
+SEED_SUMMARY_HEADERS = ("run", "seeds", "train accuracy", "validation accuracy",
+                        "test accuracy", "test 95% CI")
+
+
+def per_seed_rows(groups: dict[str, Sequence[Run]]) -> list[list[str]]:
+  """One row per run: group, seed, best epoch of epochs run, train/val/test accuracy."""
+  return [[name, str(r.config["seed"]), f"{r.test['best_epoch']}/{r.test['epochs_run']}",
+           percent(r.train_accuracy), percent(r.val_accuracy), percent(r.test_accuracy)]
+          for name, runs in groups.items() for r in runs]
+
+
+PER_SEED_HEADERS = ("run", "seed", "best epoch / run", "train accuracy", "validation accuracy",
+                    "test accuracy")
+
+
+def per_class_rows(runs: Sequence[Run]) -> list[list[str]]:
+  """Per digit: precision, recall and F1 on test, mean ± std over `runs`, and the support."""
+  rows = []
+  for name in (*evaluate.CLASS_NAMES, "macro avg", "weighted avg"):
+    cells = [name]
+    for metric in ("precision", "recall", "f1-score"):
+      s = stats.summary([r.test["classification_report"][name][metric] for r in runs])
+      cells.append(f"{s.mean:.4f}" if s.n < 2 else f"{s.mean:.4f} ± {s.std:.4f}")
+    cells.append(str(int(runs[0].test["classification_report"][name]["support"])))
+    rows.append(cells)
+  return rows
+
+
+PER_CLASS_HEADERS = ("digit", "precision", "recall", "F1", "support")
+
+
+def data_text(data: dict) -> str:
+  """Which data a run config's `data` field names, in words."""
+  if data["path"]:
+    where = f"`{data['path']}`"
+  elif data["source"] == "synthetic":
+    sizes = data["synthetic"]
+    where = (f"synthetic, {sizes['train']:,} / {sizes['val']:,} / {sizes['test']:,} "
+             f"train / validation / test images (generator seed {sizes['seed']})")
+  else:
+    where = "the study's SVHN file"
+  return f"{where}, preprocessing `{data['preprocess']}`"
+
+
+def settings_text(groups: dict[str, Sequence[Run]], seeds: Sequence[int]) -> str:
+  """The settings the groups of runs were trained with, read from their configs."""
+  configs = {name: runs[0].config for name, runs in groups.items()}
+  per_group = "; ".join(
+      f"{name}: at most {c['train']['epochs']} epoch{'s' * (c['train']['epochs'] != 1)}, batch {c['train']['batch_size']}, "
+      f"learning rate {c['train']['learning_rate']:g}" for name, c in configs.items())
+  data = sorted({data_text(c["data"]) for c in configs.values()})
+  return (f"Data: {'; '.join(data)}. Seeds: {', '.join(map(str, seeds))}. {per_group}. "
+          "Early stopping on validation accuracy (patience "
+          f"{next(iter(configs.values()))['train']['early_stopping']['patience']}, best weights "
+          "restored); the learning rate halves when validation loss stops improving.")
+
+
+def write(path: str | os.PathLike, text: str) -> Path:
+  """Writes the report atomically: a reader never sees half of it."""
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.tmp")
+  tmp.write_text(text.rstrip() + "\n")
+  os.replace(tmp, path)
+  return path

@@ -1,0 +1,159 @@
+"""Each experiment script, run as a user would with the smallest settings, writes a report whose
+numbers are those in its run folders; the prediction CLI reads a run those scripts trained."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import ml_collections
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from svhn_jax import data, eda, evaluate, multiseed, predict, report, stats
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("ann1", "ann2", "cnn1", "cnn2")
+SEEDS = (0, 1)
+
+
+def run_script(module: str, *flags: str) -> str:
+  env = {**os.environ, "PYTHONPATH": str(ROOT)}
+  done = subprocess.run([sys.executable, "-m", module, *flags], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return done.stdout
+
+
+def smallest(path: Path) -> list[str]:
+  return [f"--config.data.path={path}", "--config.train.epochs=1",
+          "--config.train.batch_size=64", "--config.train.eval_batch_size=64",
+          f"--seeds={len(SEEDS)}"]
+
+
+def table_rows(markdown: str, first_headers: str) -> list[list[str]]:
+  """The body rows of the first table whose header row starts with `first_headers`."""
+  lines = markdown.splitlines()
+  start = next(k for k, line in enumerate(lines) if line.startswith(f"| {first_headers} |"))
+  rows = []
+  for line in lines[start + 2:]:
+    if not line.startswith("|"):
+      break
+    rows.append([cell.strip() for cell in line.strip("|").split("|")])
+  return rows
+
+
+def linked_images(markdown: str, folder: Path) -> list[Path]:
+  return [folder / link for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)]
+
+
+@pytest.fixture(scope="module")
+def compared(tiny_h5, tmp_path_factory):
+  out = tmp_path_factory.mktemp("compare")
+  run_script("experiments.compare_models", *smallest(tiny_h5), f"--results_dir={out}")
+  return out
+
+
+def runs_of(runs_dir: Path, group: str) -> list[report.Run]:
+  return [report.read_run(multiseed.seed_workdir(runs_dir / group, s)) for s in SEEDS]
+
+
+def test_compare_models_reports_its_runs(compared):
+  text = (compared / "report.md").read_text()
+  groups = {m: runs_of(compared / "runs", m) for m in MODELS}
+  assert table_rows(text, "run") == report.per_seed_rows({m.upper(): r for m, r in groups.items()})
+  results = {row[0]: row for row in table_rows(text, "model")}
+  for name, runs in groups.items():
+    test = stats.summary([r.test_accuracy for r in runs])
+    assert results[name.upper()][5:7] == [report.mean_std(test), report.interval(test)]
+  best = max(groups, key=lambda m: np.mean([r.test_accuracy for r in groups[m]]))
+  assert f"## The best model: {best.upper()}" in text
+  assert table_rows(text, "digit") == report.per_class_rows(groups[best])
+  timing = table_rows(text, "model | how the seeds trained")
+  assert [row[0] for row in timing] == [m.upper() for m in MODELS]
+  assert all(row[1] in ("vmap", "loop") and float(row[3]) > 0 for row in timing)
+  assert all(path.is_file() for path in linked_images(text, compared))
+
+
+def test_mask_ablation_reports_its_paired_runs_and_reuses_the_raw_ones(tiny_h5, compared,
+                                                                        tmp_path):
+  raw_before = (compared / "runs" / "cnn2" / "multiseed.json").read_text()
+  run_script("experiments.mask_ablation", *smallest(tiny_h5), f"--results_dir={tmp_path}",
+             f"--runs_dir={compared / 'runs'}")
+  assert (compared / "runs" / "cnn2" / "multiseed.json").read_text() == raw_before
+  text = (tmp_path / "report.md").read_text()
+  raw, masked = runs_of(compared / "runs", "cnn2"), runs_of(compared / "runs", "cnn2_mask")
+  assert table_rows(text, "seed") == [
+      [str(r.config["seed"]), report.percent(r.test_accuracy), report.percent(m.test_accuracy),
+       report.points(m.test_accuracy - r.test_accuracy)] for r, m in zip(raw, masked)]
+  test = stats.paired_t_test([r.test_accuracy for r in raw], [m.test_accuracy for m in masked])
+  (effect,) = table_rows(text, "mean difference (masked - raw)")
+  assert effect[0] == report.points(test.mean_diff) and effect[4] == report.p_value(test.p)
+  assert "Not testable" in text or "significant** at the 0.05 level" in text
+  assert all(path.is_file() for path in linked_images(text, tmp_path))
+  mask = np.load(masked[0].workdir / "mask.npy")
+  assert mask.shape == (32, 32) and mask.min() == 0 and mask.max() == 1
+
+
+def test_error_analysis_reports_the_runs_test_scores(compared, tmp_path):
+  workdir = multiseed.seed_workdir(compared / "runs" / "cnn2", 0)
+  run_script("experiments.error_analysis", f"--workdir={workdir}", f"--results_dir={tmp_path}",
+             "--threshold=0.1")
+  text = (tmp_path / "report.md").read_text()
+  run = report.read_run(workdir)
+  confusion = np.asarray(run.test["confusion_matrix"])
+  wrong = int(confusion.sum() - np.trace(confusion))
+  assert (f"Test accuracy {report.percent(run.test_accuracy)}: {wrong} of {confusion.sum()} "
+          "test images misclassified") in text
+  assert [tuple(map(int, row[:3])) for row in table_rows(text, "true digit")] == \
+      evaluate.confused_pairs(confusion)
+  assert table_rows(text, "digit") == report.per_class_rows([run])
+  assert all(path.is_file() for path in linked_images(text, tmp_path))
+
+
+def test_eda_reports_the_files_numbers(tiny_h5, tmp_path):
+  run_script("experiments.eda", f"--config.data.path={tiny_h5}", f"--results_dir={tmp_path}")
+  text = (tmp_path / "report.md").read_text()
+  with h5py.File(tiny_h5) as f:
+    counts = {s: eda.class_counts(f[f"y_{s}"][()]) for s in data.SPLITS}
+    dark = {s: eda.dark_share(f[f"X_{s}"][()]) for s in data.SPLITS}
+  assert [row[1:4] for row in table_rows(text, "digit")] == [
+      [str(counts[s][d]) for s in data.SPLITS] for d in range(10)]
+  assert table_rows(text, "split") == [
+      [s, str(counts[s].sum()), f"{eda.imbalance_ratio(counts[s]):.3f}", report.percent(dark[s])]
+      for s in data.SPLITS]
+  assert all(path.is_file() for path in linked_images(text, tmp_path))
+
+
+def test_predict_cli_reads_digits_with_a_trained_run(compared, tmp_path):
+  workdir = multiseed.seed_workdir(compared / "runs" / "cnn1", 0)
+  files = []
+  if (SHARED_DATA / "svhn_crops_12.npz").exists():
+    from PIL import Image
+    for k, rgb in enumerate(np.load(SHARED_DATA / "svhn_crops_12.npz")["X_rgb"][:3]):
+      Image.fromarray(rgb).save(tmp_path / f"crop{k}.jpg")
+      files.append(str(tmp_path / f"crop{k}.jpg"))
+  files += [str(p) for p in sorted((SHARED_DATA / "house_numbers").glob("*.png"))[:1]]
+  if not files:
+    pytest.skip("the shared SVHN samples are not here")
+  out = run_script("svhn_jax.predict", f"--workdir={workdir}", "--json", *files)
+  records = [json.loads(line) for line in out.splitlines()]
+  assert [r["file"] for r in records] == files
+  for r in records:
+    assert r["digit"] == int(np.argmax(r["probabilities"]))
+    assert r["probability"] == pytest.approx(max(r["probabilities"]), abs=1e-6)
+
+
+def test_predictions_on_the_test_split_reproduce_the_runs_accuracy(compared, tiny_h5):
+  workdir = multiseed.seed_workdir(compared / "runs" / "cnn2_mask", 0)
+  if not workdir.exists():
+    workdir = multiseed.seed_workdir(compared / "runs" / "cnn2", 0)
+  config = predict.saved_config(workdir)
+  test = data.load(data.dataset_path(ml_collections.ConfigDict(config.data))).test
+  probs = predict.probabilities(config, workdir, test.images)
+  want = json.loads((workdir / "test_metrics.json").read_text())["accuracy"]
+  assert float((probs.argmax(-1) == test.labels).mean()) == want

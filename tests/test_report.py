@@ -1,0 +1,63 @@
+"""Report building blocks: reading a workdir, formatting, tables."""
+
+import json
+
+from svhn_jax import report, stats
+
+
+def fake_run(path, seed, test_accuracy, rows=((0.5, 0.4), (0.7, 0.6), (0.8, 0.55))):
+  path.mkdir(parents=True)
+  (path / "config.json").write_text(json.dumps({"seed": seed, "train": {}, "data": {}}))
+  (path / "metrics.jsonl").write_text("".join(
+      json.dumps({"epoch": k + 1, "accuracy": a, "val_accuracy": v}) + "\n"
+      for k, (a, v) in enumerate(rows)))
+  per_class = {name: {"precision": 0.5, "recall": 0.25, "f1-score": 1 / 3, "support": 7}
+               for name in (*map(str, range(10)), "macro avg", "weighted avg")}
+  (path / "test_metrics.json").write_text(json.dumps({
+      "accuracy": test_accuracy, "best_epoch": 2, "epochs_run": 3,
+      "classification_report": per_class}))
+  return report.read_run(path)
+
+
+def test_read_run_takes_train_and_val_accuracy_from_the_best_epoch(tmp_path):
+  run = fake_run(tmp_path / "a", 3, 0.625)
+  assert (run.train_accuracy, run.val_accuracy, run.test_accuracy) == (0.7, 0.6, 0.625)
+
+
+def test_per_seed_and_summary_rows_show_the_runs_numbers(tmp_path):
+  runs = [fake_run(tmp_path / str(s), s, acc) for s, acc in ((0, 0.6), (1, 0.7))]
+  assert report.per_seed_rows({"M": runs}) == [
+      ["M", "0", "2/3", "70.00%", "60.00%", "60.00%"],
+      ["M", "1", "2/3", "70.00%", "60.00%", "70.00%"]]
+  (row,) = report.seed_summary_rows({"M": runs})
+  s = stats.summary([0.6, 0.7])
+  assert row[:5] == ["M", "2", "70.00% ± 0.00", "60.00% ± 0.00", "65.00% ± 7.07"]
+  assert row[5] == f"[{report.percent(s.ci_low)}, {report.percent(s.ci_high)}]"
+  assert report.per_class_rows(runs)[0] == ["0", "0.5000 ± 0.0000", "0.2500 ± 0.0000",
+                                            "0.3333 ± 0.0000", "7"]
+
+
+def test_formats():
+  assert report.percent(0.12345) == "12.35%" and report.points(-0.0125) == "-1.25 pp"
+  assert report.p_value(0.00001) == "< 0.0001" and report.p_value(0.0312) == "0.0312"
+  assert report.mean_std(stats.summary([0.5])) == "50.00%"
+  assert report.interval(stats.summary([0.5])) == "n/a"
+  assert report.table(("a", "b"), [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_image_links_are_relative_to_the_report(tmp_path):
+  link = report.image(tmp_path / "runs" / "x" / "f.png", tmp_path / "out", "x")
+  assert link == "![x](../runs/x/f.png)"
+
+
+def test_data_text_names_the_file_or_the_generator():
+  assert report.data_text({"path": "/d.h5", "preprocess": "raw"}) == "`/d.h5`, preprocessing `raw`"
+  synthetic = {"path": "", "source": "synthetic", "preprocess": "mask",
+               "synthetic": {"train": 8000, "val": 2000, "test": 2000, "seed": 0}}
+  assert report.data_text(synthetic).startswith("synthetic, 8,000 / 2,000 / 2,000")
+
+
+def test_write_replaces_the_report_whole(tmp_path):
+  path = report.write(tmp_path / "r" / "report.md", "# x\n\n")
+  assert path.read_text() == "# x\n"
+  assert [p.name for p in path.parent.iterdir()] == ["report.md"]
