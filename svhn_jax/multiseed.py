@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from svhn_jax import callbacks, checkpoint, data, models, train
+from svhn_jax import callbacks, checkpoint, data, models, train, xla_flags
 from svhn_jax.errors import ConfigError
 
 MODES = ("auto", "vmap", "loop")
@@ -133,8 +133,7 @@ def chosen_mode(mode: str, config: ml_collections.ConfigDict, num_seeds: int) ->
 
 
 def has_convolutions(model_name: str) -> bool:
-  model = models.create_model(model_name, seed=0)
-  return any(isinstance(node, nnx.Conv) for _, node in nnx.iter_graph(model))
+  return models.has_convolution(models.create_model(model_name, seed=0))
 
 
 def check_reusable(workdir: Path, config: ml_collections.ConfigDict) -> None:
@@ -194,11 +193,6 @@ def with_learning_rates(state: train.TrainState, rates: Sequence[float]) -> trai
   return state._replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
 
 
-def _zero_totals(num_seeds: int) -> dict:
-  return {"loss": jnp.zeros((num_seeds,)), "correct": jnp.zeros((num_seeds,), jnp.int32),
-          "count": jnp.zeros((num_seeds,), jnp.int32)}
-
-
 @functools.partial(jax.jit, static_argnums=(0, 5))
 def _seed_logits_chunk(graphdef, params, batch_stats, images, start, size):
   x = jax.lax.dynamic_slice_in_dim(images, start, size)
@@ -215,8 +209,9 @@ class SeedTrainer:
     # Seeds share each chunk's memory, so a chunk holds as many activations as one run's.
     self.eval_batch_size = max(1, eval_batch_size // num_seeds)
     step = functools.partial(train.train_step, graphdef, tx)
+    # The same compiler options as train.Trainer's step: a seed trains as it would alone.
     self._step = jax.jit(jax.vmap(step, in_axes=(0, 0, None, None, 0, None, 0)),
-                         donate_argnums=(0, 1))
+                         donate_argnums=(0, 1), compiler_options=xla_flags.training_options())
     self._full_step = None
 
   def full_step_bytes(self, state: train.TrainState, split: train.Inputs, keys) -> int:
@@ -226,7 +221,7 @@ class SeedTrainer:
     costs no second compile.
     """
     full, _ = self._orders(keys, 0, split.labels.shape[0])
-    self._full_step = self._step.lower(state, _zero_totals(self.num_seeds), split.images,
+    self._full_step = self._step.lower(state, train.zero_totals((self.num_seeds,)), split.images,
                                        split.labels, full, 0, keys).compile()
     stats = self._full_step.memory_analysis()
     if stats is None:
@@ -242,7 +237,7 @@ class SeedTrainer:
     """One epoch for every seed; the metrics are (seeds,) arrays, as `Trainer.train_epoch`'s."""
     full, tail = self._orders(keys, epoch, split.labels.shape[0])
     step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, epoch), 1))(keys)
-    totals = _zero_totals(self.num_seeds)
+    totals = train.zero_totals((self.num_seeds,))
     full_step = self._full_step or self._step
     for i in range(full.shape[1]):
       state, totals = full_step(state, totals, split.images, split.labels, full, i, step_keys)
@@ -250,6 +245,8 @@ class SeedTrainer:
       tail_keys = jax.vmap(lambda k: jax.random.fold_in(k, full.shape[1]))(step_keys)
       state, totals = self._step(state, totals, split.images, split.labels, tail, 0, tail_keys)
     totals = jax.device_get(totals)
+    train.check_finite_steps(int(totals["finite_steps"].min()),
+                             full.shape[1] + (tail.shape[2] > 0), epoch)
     return state, {"loss": totals["loss"] / totals["count"],
                    "accuracy": totals["correct"] / totals["count"]}
 
@@ -281,7 +278,8 @@ def train_vmapped(config: ml_collections.ConfigDict, seeds: Sequence[int],
   train_split, val_split = (train.Inputs(*jax.device_put(tuple(s)))
                             for s in (train_split, val_split))
   tx = train.make_optimizer(config.train.learning_rate, config.train.adam_eps)
-  inits = [train.init_state(models.create_model(config.model.name, seed=s), tx) for s in seeds]
+  inits = [train.init_state(models.create_model(config.model.name, seed=s,
+                                                impl=config.model.impl), tx) for s in seeds]
   graphdef, state = inits[0][0], stack([s for _, s in inits])
   keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
   trainer = SeedTrainer(graphdef, tx, len(seeds), batch_size=config.train.batch_size,

@@ -202,6 +202,12 @@ def epoch_batches(key, epoch: int, n: int, batch_size: int) -> tuple[jax.Array, 
   return perm[:full].reshape(-1, batch_size), perm[full:].reshape(1, -1)
 
 
+def zero_totals(shape: tuple[int, ...] = ()) -> dict:
+  """The running sums `train_step` adds an epoch's batches into (`shape`: e.g. a seed axis)."""
+  return {"loss": jnp.zeros(shape), "correct": jnp.zeros(shape, jnp.int32),
+          "count": jnp.zeros(shape, jnp.int32), "finite_steps": jnp.zeros(shape, jnp.int32)}
+
+
 class Trainer:
   """Compiled steps for one model and optimizer, data-parallel over `mesh` (default: all devices).
 
@@ -234,8 +240,7 @@ class Trainer:
     full, tail = (parallel.batch_indices(np.asarray(b), self.mesh)
                   for b in epoch_batches(key, epoch, n, self.batch_size))
     step_key = jax.random.fold_in(jax.random.fold_in(key, epoch), 1)
-    totals = {"loss": jnp.zeros(()), "correct": jnp.zeros((), jnp.int32),
-              "count": jnp.zeros((), jnp.int32), "finite_steps": jnp.zeros((), jnp.int32)}
+    totals = zero_totals()
     # Fresh leaves (zero totals, a new learning rate) placed like the step's own outputs: the
     # same input types, so the step compiles once.
     state, totals = jax.device_put((state, totals), parallel.replicated(self.mesh))
@@ -253,7 +258,7 @@ class Trainer:
       state, totals = self._step(state, totals, train.images, train.labels, tail, 0, tail_key)
       progress(1)
     totals = jax.device_get(totals)
-    _check_finite_steps(int(totals["finite_steps"]), full.shape[0] + (tail.shape[1] > 0), epoch)
+    check_finite_steps(int(totals["finite_steps"]), full.shape[0] + (tail.shape[1] > 0), epoch)
     return state, {"loss": float(totals["loss"] / totals["count"]),
                    "accuracy": float(totals["correct"] / totals["count"])}
 
@@ -270,7 +275,8 @@ _DIVERGED_ADVICE = ("That epoch was not saved: the workdir keeps the last good e
                     "checkpoint, if any. Try a lower config.train.learning_rate in a new --workdir.")
 
 
-def _check_finite_steps(finite_steps: int, steps: int, epoch: int) -> None:
+def check_finite_steps(finite_steps: int, steps: int, epoch: int) -> None:
+  """Raises TrainingDiverged if fewer than `steps` steps of `epoch` kept a finite loss."""
   if finite_steps < steps:
     raise TrainingDiverged(
         f"the training loss became NaN or infinite at epoch {epoch + 1}, step "
