@@ -58,6 +58,10 @@ def save_h5(path: str | os.PathLike, dataset: Dataset) -> Path:
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
   os.close(fd)
   try:
+    # mkstemp makes the file owner-only; the data file should be readable as any other file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     with h5py.File(tmp, "w") as f:
       for name, split in zip(SPLITS, dataset):
         f.create_dataset(f"X_{name}", data=np.asarray(split.images, np.float32))

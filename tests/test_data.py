@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import types
@@ -349,3 +350,14 @@ def test_dataset_path_generates_synthetic_data_once(tmp_path, monkeypatch):
   assert path == tmp_path / "synthetic_v7_6_4_5_seed3.h5"
   assert data.dataset_path(cfg) == path and calls == [(6, 4, 5, 3)]
   assert len(data.load(path).val.labels) == 4
+
+
+def test_save_h5_writes_a_file_others_can_read(tmp_path):
+  old = os.umask(0o022)
+  try:
+    arrays = good_arrays()
+    path = data.save_h5(tmp_path / "d.h5", data.Dataset(
+        *(data.Split(arrays[f"X_{s}"], arrays[f"y_{s}"]) for s in data.SPLITS)))
+  finally:
+    os.umask(old)
+  assert path.stat().st_mode & 0o777 == 0o644
