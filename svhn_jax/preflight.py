@@ -25,11 +25,12 @@ _POSITIVE_FLOATS = ("train.learning_rate", "train.adam_eps")
 def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> None:
   """Raises an SvhnError naming the field, file or folder that a run with `config` cannot use."""
   check_numbers(config)
+  # The cheap checks first: a wrong name or workdir must not wait for a download or generation.
+  check_model_name(config.model.name)
+  check_workdir(workdir, config.model.name)
   # Read in full and dropped: training reads it again, from the page cache, and main need not
   # hold hundreds of megabytes through the run.
   data.load(data.dataset_path(config.data))
-  check_model_name(config.model.name)
-  check_workdir(workdir, config.model.name)
 
 
 def check_numbers(config: ml_collections.ConfigDict) -> None:
