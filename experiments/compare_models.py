@@ -12,21 +12,14 @@ import sys
 from pathlib import Path
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from configs import study
+from experiments import seeded
 from svhn_jax import models, multiseed, plots, report, stats
 from svhn_jax.errors import SvhnError
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", "configs/study.py", "The study's settings.",
-                                lock_config=True)
-flags.DEFINE_string("results_dir", "results/compare_models", "Where report.md and figures go.")
-flags.DEFINE_string("runs_dir", None, "Where the runs' workdirs go (default: <results_dir>/runs).")
-flags.DEFINE_integer("seeds", 3, "Seeds per model: config.seed, config.seed + 1, ...", lower_bound=1)
-flags.DEFINE_enum("multiseed", "auto", multiseed.MODES, "vmap: a model's seeds in one vmapped "
-                  "program; loop: one after another; auto: vmap unless the CPU would run it "
-                  "slower (convolutions) or it does not fit in memory.")
+seeded.define_flags("configs/study.py", "results/compare_models", "model")
 
 ARCHITECTURES = {
     "ann1": ("Dense 64-32-10, ReLU", "the baseline: a small MLP on raw pixels"),
@@ -112,9 +105,7 @@ def markdown(config, groups: dict[str, list], seeds: list[int], runs_dir: Path,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  config, out = FLAGS.config, Path(FLAGS.results_dir)
-  runs_dir = Path(FLAGS.runs_dir or out / "runs")
-  seeds = [config.seed + k for k in range(FLAGS.seeds)]
+  config, out, runs_dir, seeds = seeded.settings()
   try:
     groups = run_groups(config, seeds, runs_dir, FLAGS.multiseed)
   except SvhnError as e:

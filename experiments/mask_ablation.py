@@ -15,21 +15,14 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
 from configs import study
+from experiments import seeded
 from svhn_jax import data, multiseed, plots, report, stats, transforms
 from svhn_jax.errors import SvhnError
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", "configs/mask_ablation.py", "The study's settings.",
-                                lock_config=True)
-flags.DEFINE_string("results_dir", "results/mask_ablation", "Where report.md and figures go.")
-flags.DEFINE_string("runs_dir", None, "Where the runs' workdirs go (default: <results_dir>/runs).")
-flags.DEFINE_integer("seeds", 3, "Seeds per arm: config.seed, config.seed + 1, ...", lower_bound=1)
-flags.DEFINE_enum("multiseed", "auto", multiseed.MODES, "vmap: an arm's seeds in one vmapped "
-                  "program; loop: one after another; auto: vmap unless the CPU would run it "
-                  "slower (convolutions) or it does not fit in memory.")
+seeded.define_flags("configs/mask_ablation.py", "results/mask_ablation", "arm")
 flags.DEFINE_float("alpha", 0.05, "Significance level of the paired test.")
 
 ARMS = ("raw", "mask")
@@ -114,9 +107,7 @@ def model_section(model: str, arms: dict, out: Path, alpha: float) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  config, out = FLAGS.config, Path(FLAGS.results_dir)
-  runs_dir = Path(FLAGS.runs_dir or out / "runs")
-  seeds = [config.seed + k for k in range(FLAGS.seeds)]
+  config, out, runs_dir, seeds = seeded.settings()
   try:
     per_model = {m: run_arms(config, m, seeds, runs_dir, FLAGS.multiseed)
                  for m in study.model_names(config)}

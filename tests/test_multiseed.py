@@ -9,6 +9,7 @@ import pytest
 from configs import ann1, ann2, cnn1, cnn2
 from svhn_jax import multiseed
 from svhn_jax.errors import ConfigError
+from test_train import metrics_rows as rows
 
 CONFIGS = {"ann1": ann1, "ann2": ann2, "cnn1": cnn1, "cnn2": cnn2}
 SEEDS = (3, 4)
@@ -33,13 +34,6 @@ def quick_config(name, path):
   # BatchNorm has a true gradient of zero, so Adam turns that rounding into full-size steps.
   config.model.impl = "flax"
   return config
-
-
-def rows(workdir):
-  history = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  for row in history:
-    row.pop("seconds")
-  return history
 
 
 def test_memory_helpers_select_per_seed():

@@ -1,0 +1,41 @@
+"""The flags and settings the multi-seed experiments share: config, results, runs, seeds."""
+
+from pathlib import Path
+from typing import NamedTuple
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+from svhn_jax import multiseed
+
+FLAGS = flags.FLAGS
+
+
+class Settings(NamedTuple):
+  config: ml_collections.ConfigDict
+  results_dir: Path
+  runs_dir: Path
+  seeds: list[int]
+
+
+def define_flags(config_file: str, results_dir: str, unit: str) -> None:
+  """Defines --config, --results_dir, --runs_dir, --seeds and --multiseed; `unit` is what
+  trains each group of seeds ('model' or 'arm')."""
+  config_flags.DEFINE_config_file("config", config_file, "The study's settings.",
+                                  lock_config=True)
+  flags.DEFINE_string("results_dir", results_dir, "Where report.md and figures go.")
+  flags.DEFINE_string("runs_dir", None,
+                      "Where the runs' workdirs go (default: <results_dir>/runs).")
+  flags.DEFINE_integer("seeds", 3, f"Seeds per {unit}: config.seed, config.seed + 1, ...",
+                       lower_bound=1)
+  flags.DEFINE_enum("multiseed", "auto", multiseed.MODES, f"vmap: each {unit}'s seeds in one "
+                    "vmapped program; loop: one after another; auto: vmap unless the CPU would "
+                    "run it slower (convolutions) or it does not fit in memory.")
+
+
+def settings() -> Settings:
+  """The parsed flags: the config, the folders, and the seeds config.seed .. + --seeds - 1."""
+  config, out = FLAGS.config, Path(FLAGS.results_dir)
+  return Settings(config, out, Path(FLAGS.runs_dir or out / "runs"),
+                  [config.seed + k for k in range(FLAGS.seeds)])
