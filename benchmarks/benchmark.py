@@ -80,7 +80,8 @@ def jax_run(model_name: str, data: dict, epochs: int, eval_batch: int, impl: str
   model = models.create_model(model_name, seed=0, impl=impl)
   tx = train.make_optimizer(STUDY_LR[model_name], 1e-7)
   graphdef, state = train.init_state(model, tx)
-  trainer = train.Trainer(graphdef, tx, batch_size=batch, eval_batch_size=eval_batch,
+  trainer = train.Trainer(graphdef, tx, batch_size=batch,
+                          eval_batch_size=train.inference_chunk(eval_batch, model),
                           scan=train.use_scan(scan, model))
   key = jax.random.key(0)
   train_s, val_s = [], []
@@ -101,7 +102,7 @@ def jax_run(model_name: str, data: dict, epochs: int, eval_batch: int, impl: str
   return {"train_s": train_s, "val_s": val_s, "infer_s": infer_s[-1], "wall_s": wall,
           "device": str(jax.devices()[0].platform),
           "xla_flags": os.environ.get("XLA_FLAGS", ""),
-          "train_compiler_options": xla_flags.training_options(),
+          "compiler_options": xla_flags.model_options(),
           "scan": train.use_scan(scan, model), "versions": f"jax {jax.__version__}"}
 
 

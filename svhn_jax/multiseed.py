@@ -193,7 +193,12 @@ def with_learning_rates(state: train.TrainState, rates: Sequence[float]) -> trai
   return state._replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5))
+@functools.cache
+def _compiled_seed_logits_chunk():
+  return jax.jit(_seed_logits_chunk, static_argnums=(0, 5),
+                 compiler_options=xla_flags.model_options())
+
+
 def _seed_logits_chunk(graphdef, params, batch_stats, images, start, size):
   x = jax.lax.dynamic_slice_in_dim(images, start, size)
   return jax.vmap(lambda p, b: nnx.merge(graphdef, p, b)(x, train=False))(params, batch_stats)
@@ -211,7 +216,7 @@ class SeedTrainer:
     step = functools.partial(train.train_step, graphdef, tx)
     # The same compiler options as train.Trainer's step: a seed trains as it would alone.
     self._step = jax.jit(jax.vmap(step, in_axes=(0, 0, None, None, 0, None, 0)),
-                         donate_argnums=(0, 1), compiler_options=xla_flags.training_options())
+                         donate_argnums=(0, 1), compiler_options=xla_flags.model_options())
     self._full_step = None
 
   def full_step_bytes(self, state: train.TrainState, split: train.Inputs, keys) -> int:
@@ -257,9 +262,10 @@ class SeedTrainer:
     if chunks * size != n:
       pad = jnp.zeros((chunks * size - n, *images.shape[1:]), images.dtype)
       images = jnp.concatenate([images, pad])
+    logits_chunk = _compiled_seed_logits_chunk()
     logits = jnp.concatenate([
-        _seed_logits_chunk(self.graphdef, state.params, state.batch_stats, images,
-                           jnp.int32(c * size), size)
+        logits_chunk(self.graphdef, state.params, state.batch_stats, images,
+                     jnp.int32(c * size), size)
         for c in range(chunks)], axis=1)[:, :n]
     metrics = jax.device_get(jax.vmap(train.logits_metrics, in_axes=(0, None))(
         logits, split.labels))
@@ -278,12 +284,14 @@ def train_vmapped(config: ml_collections.ConfigDict, seeds: Sequence[int],
   train_split, val_split = (train.Inputs(*jax.device_put(tuple(s)))
                             for s in (train_split, val_split))
   tx = train.make_optimizer(config.train.learning_rate, config.train.adam_eps)
-  inits = [train.init_state(models.create_model(config.model.name, seed=s,
-                                                impl=config.model.impl), tx) for s in seeds]
+  seed_models = [models.create_model(config.model.name, seed=s, impl=config.model.impl)
+                 for s in seeds]
+  inits = [train.init_state(model, tx) for model in seed_models]
   graphdef, state = inits[0][0], stack([s for _, s in inits])
   keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
-  trainer = SeedTrainer(graphdef, tx, len(seeds), batch_size=config.train.batch_size,
-                        eval_batch_size=config.train.eval_batch_size)
+  trainer = SeedTrainer(
+      graphdef, tx, len(seeds), batch_size=config.train.batch_size,
+      eval_batch_size=train.inference_chunk(config.train.eval_batch_size, seed_models[0]))
   _check_room(trainer.full_step_bytes(state, train_split, keys))
   latest, best, progress, best_progress = fit_seeds(
       trainer, state, train_split, val_split, keys, config)

@@ -113,7 +113,8 @@ def probabilities(config: ml_collections.ConfigDict, workdir: str | Path,
   mask = np.load(workdir / "mask.npy") if config.data.preprocess == "mask" else None
   logits = train.predict_logits(graphdef, state.params, state.batch_stats,
                                 train.prepare_images(images, mask),
-                                batch_size=config.train.eval_batch_size)
+                                batch_size=train.inference_chunk(config.train.eval_batch_size,
+                                                                 model))
   return evaluate.softmax(np.asarray(logits, np.float64))
 
 

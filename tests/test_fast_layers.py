@@ -114,8 +114,8 @@ def test_scan_epoch_takes_the_same_steps_as_the_step_loop():
   np.testing.assert_allclose(results[0][1]["loss"], results[1][1]["loss"], rtol=1e-6)
 
 
-def test_training_keeps_convolutions_in_xla_unless_the_user_chose(monkeypatch):
-  options = xla_flags.training_options()
-  assert "INDIVIDUAL_CONVOLUTION" not in options[xla_flags.YNN_FLAG]
+def test_model_computations_keep_convolutions_in_xla_unless_the_user_chose(monkeypatch):
+  options = xla_flags.model_options()[xla_flags.YNN_FLAG]
+  assert "INDIVIDUAL_CONVOLUTION" not in options and "ELTWISE" not in options
   monkeypatch.setenv("XLA_FLAGS", f"--{xla_flags.YNN_FLAG}=-dot")
-  assert xla_flags.training_options() is None
+  assert xla_flags.model_options() is None

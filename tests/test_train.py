@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import ann1, ann2, cnn1, cnn2
-from svhn_jax import checkpoint, train
+from svhn_jax import checkpoint, models, train
 
 CONFIGS = {"ann1": ann1, "ann2": ann2, "cnn1": cnn1, "cnn2": cnn2}
 
@@ -121,3 +121,21 @@ def test_scan_epoch_setting_rejects_other_values():
 
   with pytest.raises(ConfigError, match="config.train.scan_epoch"):
     train.use_scan("sometimes", models.create_model("ann1", seed=0))
+
+
+def test_inference_chunk_size_changes_no_logit():
+  model = models.create_model("cnn2", seed=0)
+  graphdef, state = train.init_state(model, train.make_optimizer(1e-3, 1e-7))
+  images = jax.random.uniform(jax.random.key(1), (70, 32, 32, 1))
+  by_size = [train.predict_logits(graphdef, state.params, state.batch_stats, images, batch_size=b)
+             for b in (16, 70, 128)]
+  for logits in by_size[1:]:
+    np.testing.assert_allclose(logits, by_size[0], rtol=1e-5, atol=1e-5)
+
+
+def test_cnns_infer_in_cache_sized_chunks_on_the_cpu():
+  cnn = models.create_model("cnn1", seed=0)
+  ann = models.create_model("ann1", seed=0)
+  assert train.inference_chunk(2048, cnn) == train.CPU_CNN_INFERENCE_CHUNK
+  assert train.inference_chunk(50, cnn) == 50
+  assert train.inference_chunk(2048, ann) == 2048
