@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.batch_size = 128
   config.train.learning_rate = 1e-3
   config.train.adam_eps = 1e-7  # Keras's Adam default, not optax's 1e-8
-  config.train.eval_batch_size = 2048
+  config.train.eval_batch_size = 2048  # inference chunk; at most 128 for a CNN on the CPU
   # Whole epochs under lax.scan: 'auto' (accelerators, and the ANNs on the CPU), 'true' or 'false'.
   config.train.scan_epoch = "auto"
 
