@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -32,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import nnx
 
 from svhn_jax import callbacks, checkpoint, data, models, train, xla_flags
 from svhn_jax.errors import ConfigError
@@ -193,17 +191,6 @@ def with_learning_rates(state: train.TrainState, rates: Sequence[float]) -> trai
   return state._replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
 
 
-@functools.cache
-def _compiled_seed_logits_chunk():
-  return jax.jit(_seed_logits_chunk, static_argnums=(0, 5),
-                 compiler_options=xla_flags.model_options())
-
-
-def _seed_logits_chunk(graphdef, params, batch_stats, images, start, size):
-  x = jax.lax.dynamic_slice_in_dim(images, start, size)
-  return jax.vmap(lambda p, b: nnx.merge(graphdef, p, b)(x, train=False))(params, batch_stats)
-
-
 class SeedTrainer:
   """`train.Trainer` over a leading seed axis of the state, keys and batch orders."""
 
@@ -256,17 +243,8 @@ class SeedTrainer:
                    "accuracy": totals["correct"] / totals["count"]}
 
   def evaluate(self, state: train.TrainState, split: train.Inputs) -> dict:
-    n, size = split.labels.shape[0], self.eval_batch_size
-    chunks = max(1, math.ceil(n / size))
-    images = split.images
-    if chunks * size != n:
-      pad = jnp.zeros((chunks * size - n, *images.shape[1:]), images.dtype)
-      images = jnp.concatenate([images, pad])
-    logits_chunk = _compiled_seed_logits_chunk()
-    logits = jnp.concatenate([
-        logits_chunk(self.graphdef, state.params, state.batch_stats, images,
-                     jnp.int32(c * size), size)
-        for c in range(chunks)], axis=1)[:, :n]
+    logits = train.predict_logits(self.graphdef, state.params, state.batch_stats, split.images,
+                                  batch_size=self.eval_batch_size, seed_axis=True)
     metrics = jax.device_get(jax.vmap(train.logits_metrics, in_axes=(0, None))(
         logits, split.labels))
     return {k: np.asarray(v, np.float64) for k, v in metrics.items()}

@@ -171,10 +171,12 @@ def inference_chunk(requested: int, model: nnx.Module) -> int:
 
 
 def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int,
-                   mesh: jax.sharding.Mesh | None = None) -> jax.Array:
+                   mesh: jax.sharding.Mesh | None = None, seed_axis: bool = False) -> jax.Array:
   """Inference-mode logits for all images, in fixed-size chunks (one compile, any N).
 
   On a `mesh`, each chunk is split over its devices and its logits gathered on all of them.
+  With `seed_axis`, `params` and `batch_stats` carry a leading axis of seeds (as in
+  `multiseed`), every seed sees the same chunks, and the logits are (seeds, N, 10).
   """
   n = images.shape[0]
   chunks = max(1, math.ceil(n / batch_size))
@@ -182,27 +184,34 @@ def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int,
   logits_chunk = _compiled_logits_chunk()
   logits = [
       logits_chunk(graphdef, params, batch_stats, padded, jnp.int32(c * batch_size), batch_size,
-                   mesh)
+                   mesh, seed_axis)
       for c in range(chunks)
   ]
-  return jnp.concatenate(logits)[:n]
+  axis = 1 if seed_axis else 0
+  return jax.lax.slice_in_dim(jnp.concatenate(logits, axis), 0, n, axis=axis)
 
 
 @functools.cache
 def _compiled_logits_chunk():
   # Built on first use, not at import: the options depend on the backend, which must not start
   # before jax.distributed.initialize.
-  return jax.jit(_logits_chunk, static_argnums=(0, 5, 6),
+  return jax.jit(_logits_chunk, static_argnums=(0, 5, 6, 7),
                  compiler_options=xla_flags.model_options())
 
 
-def _logits_chunk(graphdef, params, batch_stats, images, start, size, mesh):
+def _logits_chunk(graphdef, params, batch_stats, images, start, size, mesh, seed_axis):
   x = jax.lax.dynamic_slice_in_dim(images, start, size)
+
+  def forward(p, b, x):
+    return nnx.merge(graphdef, p, b)(x, train=False)
+
+  if seed_axis:
+    forward = jax.vmap(forward, in_axes=(0, 0, None))
   if mesh is None:
-    return nnx.merge(graphdef, params, batch_stats)(x, train=False)
+    return forward(params, batch_stats, x)
   x = jax.lax.with_sharding_constraint(x, parallel.rows(mesh, size))
-  logits = nnx.merge(graphdef, params, batch_stats)(x, train=False)
-  return jax.lax.with_sharding_constraint(logits, parallel.replicated(mesh))
+  return jax.lax.with_sharding_constraint(forward(params, batch_stats, x),
+                                          parallel.replicated(mesh))
 
 
 def _pad_to(x: jax.Array, n: int) -> jax.Array:
