@@ -1,9 +1,11 @@
 """Defaults shared by every run; the per-model files override what the study set per model.
 
-Every field can be overridden on the command line, e.g. `--config.train.epochs=3`.
+Every field can be overridden on the command line, e.g. `--config.train.epochs=3`;
+svhn_jax/config.py holds each field's type, allowed values and range.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -12,7 +14,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "cnn2"  # ann1 | ann2 | cnn1 | cnn2
-  config.model.impl = "fast"  # fast: fused layers (svhn_jax/fast_layers.py) | flax: plain layers
+  # auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax layers elsewhere | fast | flax
+  config.model.impl = "auto"
 
   config.data = ml_collections.ConfigDict()
   config.data.source = "svhn"  # svhn: the study's file | synthetic: generated offline
@@ -31,8 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.learning_rate = 1e-3
   config.train.adam_eps = 1e-7  # Keras's Adam default, not optax's 1e-8
   config.train.eval_batch_size = 2048  # inference chunk; at most 128 for a CNN on the CPU
-  # Whole epochs under lax.scan: 'auto' (accelerators, and the ANNs on the CPU), 'true' or 'false'.
-  config.train.scan_epoch = "auto"
+  # Whole epochs under lax.scan: None (auto: accelerators, and the ANNs on the CPU), True or
+  # False; on the command line auto, true or false.
+  config.train.scan_epoch = config_dict.placeholder(bool)
 
   config.train.early_stopping = ml_collections.ConfigDict()
   config.train.early_stopping.patience = 5  # on val_accuracy; best weights restored at the end

@@ -5,5 +5,5 @@ from configs import study
 
 def get_config():
   config = study.get_config()
-  config.models = "cnn2"
+  config.models = ["cnn2"]
   return config

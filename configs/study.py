@@ -1,16 +1,19 @@
 """Settings the experiment scripts share, and how they compose into one run's config.
 
-`models` names the runs (configs/<name>.py, the study's per-model settings); each `train` field
-left at None keeps that model's own value, and one set overrides it for every model, e.g.
+`models` names the runs by config file (configs/<name>.py: the study's per-model settings), as a
+list, or on the command line as `--config.models=ann1,cnn2`; each `train` field left at None
+keeps that config's own value, and one set overrides it for every run, e.g.
 `--config.train.epochs=3`. The data default is the offline synthetic set of configs/demo.py.
 """
+
+import importlib
 
 import ml_collections
 from ml_collections import config_dict
 
-from configs import ann1, ann2, cnn1, cnn2, demo
+from configs import demo
+from svhn_jax import config as config_lib
 
-MODEL_CONFIGS = {"ann1": ann1, "ann2": ann2, "cnn1": cnn1, "cnn2": cnn2}
 TRAIN_OVERRIDES = {"epochs": int, "batch_size": int, "learning_rate": float,
                    "eval_batch_size": int}
 
@@ -18,7 +21,7 @@ TRAIN_OVERRIDES = {"epochs": int, "batch_size": int, "learning_rate": float,
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0  # the first seed; --seeds=N runs seed, seed + 1, ..., seed + N - 1
-  config.models = "ann1,ann2,cnn1,cnn2"
+  config.models = ["ann1", "ann2", "cnn1", "cnn2"]
   config.data = demo.get_config().data
   config.train = ml_collections.ConfigDict(
       {name: config_dict.placeholder(kind) for name, kind in TRAIN_OVERRIDES.items()})
@@ -26,24 +29,21 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 def model_names(config: ml_collections.ConfigDict) -> list[str]:
-  names = [name.strip().lower() for name in config.models.split(",") if name.strip()]
-  unknown = [name for name in names if name not in MODEL_CONFIGS]
-  if unknown or not names:
-    raise ValueError(f"config.models={config.models!r}: expected a comma-separated list of "
-                     f"{', '.join(MODEL_CONFIGS)}")
-  return names
+  """The configs the experiment runs, checked (ConfigError names the bad entry)."""
+  config_lib.validate(config, config_lib.STUDY_SCHEMA)
+  return list(config.models)
 
 
-def run_config(config: ml_collections.ConfigDict, model: str,
+def run_config(config: ml_collections.ConfigDict, name: str,
                preprocess: str | None = None) -> ml_collections.ConfigDict:
-  """The run config of `model` under the study's settings: its own file, then the shared data,
-  seed and training overrides, and `preprocess` if given."""
-  run = MODEL_CONFIGS[model].get_config()
+  """The run config of configs/<name>.py under the experiment's settings: its own file, then
+  the shared data, seed and training overrides, and `preprocess` if given."""
+  run = importlib.import_module(f"configs.{name}").get_config()
   run.seed = config.seed
   run.data = ml_collections.ConfigDict(config.data.to_dict())
   if preprocess is not None:
     run.data.preprocess = preprocess
-  for name in TRAIN_OVERRIDES:
-    if config.train[name] is not None:
-      run.train[name] = config.train[name]
+  for field in TRAIN_OVERRIDES:
+    if config.train[field] is not None:
+      run.train[field] = config.train[field]
   return run
