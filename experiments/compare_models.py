@@ -8,15 +8,13 @@ Each model's seeds train together (vmapped) or one after another (see svhn_jax/m
 finished runs in --runs_dir are reused. Writes report.md and figures/ into --results_dir.
 """
 
-import sys
 from pathlib import Path
 
 from absl import app, flags
 
 from configs import study
 from experiments import seeded
-from svhn_jax import models, multiseed, plots, report, stats
-from svhn_jax.errors import SvhnError
+from svhn_jax import cli, models, multiseed, plots, report, stats
 
 FLAGS = flags.FLAGS
 seeded.define_flags("configs/study.py", "results/compare_models", "model")
@@ -106,12 +104,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config, out, runs_dir, seeds = seeded.settings()
-  try:
-    groups = run_groups(config, seeds, runs_dir, FLAGS.multiseed)
-  except SvhnError as e:
-    sys.exit(f"error: {e}")
+  groups = run_groups(config, seeds, runs_dir, FLAGS.multiseed)
   print(report.write(out / "report.md", markdown(config, groups, seeds, runs_dir, out)))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -7,15 +7,13 @@ Writes report.md, summary.json and figures/ into --results_dir.
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from svhn_jax import data, eda, plots, report
-from svhn_jax.errors import SvhnError
+from svhn_jax import cli, data, eda, plots, report
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -99,11 +97,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   out = Path(FLAGS.results_dir)
-  try:
-    path = data.dataset_path(FLAGS.config.data)
-    dataset = data.load(path)
-  except SvhnError as e:
-    sys.exit(f"error: {e}")
+  path = data.dataset_path(FLAGS.config.data)
+  dataset = data.load(path)
   numbers = summary(path, dataset)
   figs = figures(dataset, numbers, out, FLAGS.samples, FLAGS.config.seed)
   report.write(out / "summary.json", json.dumps(numbers, indent=2))
@@ -111,4 +106,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -7,7 +7,6 @@ A finished --workdir is analysed as it was trained (its config.json); an unfinis
 trained (or resumed) with --config first. Writes report.md and figures/ into --results_dir.
 """
 
-import sys
 from pathlib import Path
 
 import ml_collections
@@ -15,8 +14,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from svhn_jax import data, evaluate, plots, predict, report, train
-from svhn_jax.errors import SvhnError
+from svhn_jax import cli, data, evaluate, inference, plots, report, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "configs/demo.py", "The run config, used to train "
@@ -109,16 +107,13 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   out = Path(FLAGS.results_dir)
   workdir = Path(FLAGS.workdir or out / "run")
-  try:
-    run = finished_run(FLAGS.config, workdir)
-    config = predict.saved_config(workdir)
-    test = data.load(data.dataset_path(config.data)).test
-    probs = predict.probabilities(config, workdir, test.images)
-  except SvhnError as e:
-    sys.exit(f"error: {e}")
+  run = finished_run(FLAGS.config, workdir)
+  loaded = inference.load_run(workdir)
+  test = data.load(data.dataset_path(loaded.config.data)).test
+  probs = inference.predict_probs(loaded, test.images)
   print(report.write(out / "report.md",
                      markdown(run, test, probs, out, FLAGS.grid, FLAGS.threshold)))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

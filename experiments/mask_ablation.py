@@ -9,7 +9,6 @@ whether the mask's effect on test accuracy is distinguishable from seed noise. W
 and figures/ into --results_dir; finished runs in --runs_dir are reused.
 """
 
-import sys
 from pathlib import Path
 
 import ml_collections
@@ -18,8 +17,7 @@ from absl import app, flags
 
 from configs import study
 from experiments import seeded
-from svhn_jax import data, multiseed, plots, report, stats, transforms
-from svhn_jax.errors import SvhnError
+from svhn_jax import cli, data, multiseed, plots, report, stats, transforms
 
 FLAGS = flags.FLAGS
 seeded.define_flags("configs/mask_ablation.py", "results/mask_ablation", "arm")
@@ -108,11 +106,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config, out, runs_dir, seeds = seeded.settings()
-  try:
-    per_model = {m: run_arms(config, m, seeds, runs_dir, FLAGS.multiseed)
-                 for m in study.model_names(config)}
-  except SvhnError as e:
-    sys.exit(f"error: {e}")
+  per_model = {m: run_arms(config, m, seeds, runs_dir, FLAGS.multiseed)
+               for m in study.model_names(config)}
   settings = report.settings_text(
       {f"{m.upper()} {a}": runs for m, arms in per_model.items() for a, runs in arms.items()},
       seeds)
@@ -122,4 +117,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

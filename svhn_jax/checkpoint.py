@@ -1,21 +1,63 @@
-"""Orbax checkpoints of a run: the latest (to resume) and the best by val_accuracy (to evaluate).
+"""What a checkpoint holds, and the orbax managers that write it: the latest (to resume) and the
+best by val_accuracy (to evaluate and predict).
 
-Each lives under its own manager in `workdir/checkpoints/{latest,best}`, keyed by the number of
-finished epochs. Orbax writes into a temporary directory and renames it on completion, so a run
-killed mid-write leaves an incomplete directory that is never listed as a step and is cleaned up
-on the next start. An epoch's best checkpoint is written before its latest one, so a complete
-latest checkpoint always has the best one it implies.
+A checkpoint is three items, so that inference restores the weights alone:
+- `weights`: {'params', 'batch_stats'}, the model's whole state;
+- `optimizer`: the optimizer's state (Adam's moments, its step count and the current rate);
+- `meta`: JSON, a `Progress` (epochs finished, the callbacks' states, the metrics history) plus
+  the model's name and `SCHEMA`, the layout's version.
+
+Each manager lives in `workdir/checkpoints/{latest,best}`, keyed by the number of finished
+epochs. Orbax writes into a temporary directory and renames it on completion, so a run killed
+mid-write leaves an incomplete directory that is never listed as a step and is cleaned up on the
+next start. An epoch's best checkpoint is written before its latest one, so a complete latest
+checkpoint always has the best one it implies.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import orbax.checkpoint as ocp
 
+from svhn_jax import callbacks
 from svhn_jax.errors import CheckpointError
+
+# Version 1 (svhn_jax up to commit 1393f4a) saved one `state` item: (params, batch_stats,
+# opt_state). Version 2 saves the weights apart from the optimizer.
+SCHEMA = 2
+LEGACY_ITEM = "state"
+_START_OVER = "Use a new --workdir, or rerun with --restart to train this one from scratch."
+
+
+class Progress(NamedTuple):
+  """What a checkpoint carries besides the arrays: enough to continue the run exactly."""
+
+  epoch: int  # epochs finished
+  early_stopping: callbacks.EarlyStopping
+  plateau: callbacks.Plateau
+  history: list
+
+  @classmethod
+  def start(cls, learning_rate: float) -> "Progress":
+    return cls(0, callbacks.EarlyStopping(), callbacks.Plateau(lr=learning_rate), [])
+
+  def to_json(self, model_name: str) -> dict:
+    return {"schema": SCHEMA, "model": model_name, "epoch": self.epoch,
+            "early_stopping": self.early_stopping._asdict(), "plateau": self.plateau._asdict(),
+            "history": self.history}
+
+  @classmethod
+  def from_json(cls, meta: dict) -> "Progress":
+    return cls(meta["epoch"], callbacks.EarlyStopping(**meta["early_stopping"]),
+               callbacks.Plateau(**meta["plateau"]), list(meta["history"]))
+
+
+def weights_of(state) -> dict:
+  """The `weights` item of a `steps.TrainState`."""
+  return {"params": state.params, "batch_stats": state.batch_stats}
 
 
 def _manager(directory: Path, max_to_keep: int = 1) -> ocp.CheckpointManager:
@@ -31,10 +73,32 @@ def _manager(directory: Path, max_to_keep: int = 1) -> ocp.CheckpointManager:
   )
 
 
+def legacy_step(workdir: str | Path) -> Path | None:
+  """A checkpoint of the version-1 layout in `workdir`, found without JAX; None if none."""
+  for which in ("latest", "best"):
+    folder = Path(workdir) / "checkpoints" / which
+    if folder.is_dir():
+      for step in folder.iterdir():
+        if step.name.isdigit() and (step / LEGACY_ITEM).is_dir() and not (step / "weights").exists():
+          return step
+  return None
+
+
+def refuse_legacy(workdir: str | Path) -> None:
+  """Raises CheckpointError if `workdir` holds version-1 checkpoints, naming what changed."""
+  step = legacy_step(workdir)
+  if step is not None:
+    raise CheckpointError(
+        f"{step} was written by an older svhn_jax (one '{LEGACY_ITEM}' item); checkpoints now "
+        "keep the weights apart from the optimizer and cannot read it. Retrain in a new "
+        "--workdir (or with --restart), or read it with svhn_jax at commit 1393f4a.")
+
+
 class Checkpoints:
-  """The latest and best checkpoints of one workdir: a pytree of arrays plus JSON metadata."""
+  """The latest and best checkpoints of one workdir."""
 
   def __init__(self, workdir: str | Path):
+    refuse_legacy(workdir)
     self.directory = Path(workdir) / "checkpoints"
     self._latest = _manager(self.directory / "latest")
     # Two: if the newest best is dropped below, the one before it is still there.
@@ -49,80 +113,82 @@ class Checkpoints:
       if step > latest:
         self._best.delete(step)
 
-  def save(self, epoch: int, tree: Any, meta: dict, *, best: bool) -> None:
-    """Saves `tree` and `meta` after `epoch` finished epochs, as the best if `best`, and latest."""
-    managers = (self._best, self._latest) if best else (self._latest,)
-    for manager in managers:
-      manager.save(
-          epoch,
-          args=ocp.args.Composite(
-              state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)
-          ),
-          force=True,
-      )
-      manager.wait_until_finished()
+  def save(self, state, progress: Progress, model_name: str, *, best: bool) -> None:
+    """Saves a `steps.TrainState` and its progress after `progress.epoch` epochs, as the best
+    if `best`, and as the latest."""
+    args = ocp.args.Composite(
+        weights=ocp.args.StandardSave(weights_of(state)),
+        optimizer=ocp.args.StandardSave(state.opt_state),
+        meta=ocp.args.JsonSave(progress.to_json(model_name)))
+    for manager in (self._best, self._latest) if best else (self._latest,):
+      try:
+        manager.save(progress.epoch, args=args, force=True)
+        manager.wait_until_finished()
+      except Exception as e:  # orbax and tensorstore report a failed write in their own types
+        raise _save_failed(e, manager.directory, progress.epoch) from e
 
   def latest_epoch(self) -> int | None:
     return self._latest.latest_step()
 
-  def latest_meta(self) -> dict | None:
-    """The latest checkpoint's metadata, read without its arrays; None on a fresh workdir."""
-    step = self._latest.latest_step()
-    if step is None:
+  def restore_latest(self, like) -> tuple[Any, Progress] | None:
+    """The latest (TrainState shaped like `like`, Progress); None on a fresh workdir."""
+    restored = _restore(self._latest, self.directory / "latest",
+                        weights=weights_of(like), optimizer=like.opt_state)
+    if restored is None:
       return None
-    try:
-      restored = self._latest.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    except (OSError, ValueError, KeyError) as e:
-      raise CheckpointError(
-          f"{self.directory / 'latest' / str(step)} cannot be read ({type(e).__name__}: "
-          f"{_first_line(e)}). Use a new --workdir, or delete the old checkpoints to start over."
-      ) from e
-    return dict(restored.meta)
+    state = like._replace(params=restored["weights"]["params"],
+                          batch_stats=restored["weights"]["batch_stats"],
+                          opt_state=restored["optimizer"])
+    return state, Progress.from_json(restored["meta"])
 
-  def restore_latest(self, like: Any) -> tuple[Any, dict] | None:
-    """The latest (tree, meta), shaped like `like`; None on a fresh workdir."""
-    return _restore(self._latest, like, self.directory / "latest")
-
-  def restore_best(self, like: Any) -> tuple[Any, dict] | None:
-    return _restore(self._best, like, self.directory / "best")
+  def restore_weights(self, like: dict, *, best: bool = True) -> dict | None:
+    """The best (else the latest) checkpoint's weights, shaped like `like` ({'params',
+    'batch_stats'}); the optimizer's state is not read. None where nothing was saved."""
+    for manager, name in ((self._best, "best"), (self._latest, "latest"))[0 if best else 1:]:
+      restored = _restore(manager, self.directory / name, weights=like)
+      if restored is not None:
+        return restored["weights"]
+    return None
 
   def close(self) -> None:
     self._latest.close()
     self._best.close()
 
 
-def _restore(manager: ocp.CheckpointManager, like: Any, where: Path) -> tuple[Any, dict] | None:
+def _restore(manager: ocp.CheckpointManager, where: Path, **items) -> dict | None:
   step = manager.latest_step()
   if step is None:
     return None
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+  args = {name: ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, like))
+          for name, like in items.items()}
   try:
-    restored = manager.restore(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-        ),
-    )
+    restored = manager.restore(step, args=ocp.args.Composite(**args,
+                                                             meta=ocp.args.JsonRestore()))
   except (ValueError, KeyError, TypeError) as e:
     raise CheckpointError(
         f"{where}/{step}: the checkpoint does not match this run's model and optimizer "
-        f"({type(e).__name__}: {_first_line(e)}). "
-        "Use a new --workdir, or delete the old checkpoints to start over."
-    ) from e
-  return restored.state, dict(restored.meta)
+        f"({type(e).__name__}: {_first_line(e)}). {_START_OVER}") from e
+  return {name: restored[name] for name in (*items, "meta")}
+
+
+# How tensorstore and the OS word a write that could not be made.
+_WRITE_FAILURES = {"No space left": "the disk is full", "RESOURCE_EXHAUSTED": "the disk is full",
+                   "Read-only file system": "the filesystem is read-only",
+                   "Permission denied": "permission was denied"}
+
+
+def _save_failed(e: Exception, directory, epoch: int) -> CheckpointError | Exception:
+  """A one-line CheckpointError for a save that failed for want of space or permission; other
+  errors are returned as they are."""
+  text = str(e)
+  reason = next((why for sign, why in _WRITE_FAILURES.items() if sign in text), None)
+  if reason is None and not isinstance(e, OSError):
+    return e
+  return CheckpointError(
+      f"could not save the checkpoint of epoch {epoch} in {directory}: {reason or _first_line(e)}. "
+      "Nothing earlier was lost: free space (or fix the permissions) and run the same command "
+      "to resume from the last saved epoch.")
 
 
 def _first_line(e: BaseException) -> str:
   return str(e).splitlines()[0] if str(e) else repr(e)
-
-
-def saved_model_name(workdir: str | Path) -> str | None:
-  """The model that wrote `workdir`'s latest checkpoint; None where it has none (nothing created)."""
-  if not (Path(workdir) / "checkpoints" / "latest").is_dir():
-    return None
-  ckpts = Checkpoints(workdir)
-  try:
-    meta = ckpts.latest_meta()
-  finally:
-    ckpts.close()
-  return None if meta is None else meta.get("model")

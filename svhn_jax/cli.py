@@ -1,41 +1,186 @@
-"""What the command-line tools share: a user's error as one line on stderr, and a readable log."""
+"""What every command-line entry point shares (main, predict, data, the experiments): flag
+parsing with the config's own spellings, a user's error as one line, the console log, progress.
+
+  cli.run(main)                      # instead of absl's app.run(main)
+
+`run` parses `--config` files and their `--config.<field>=` overrides (an override naming no
+field, or a file that cannot load, is one line), sets up the log once, and runs `main` inside
+`user_errors`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging as std_logging
 import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from absl import logging
+import ml_collections
+from absl import app, flags, logging
 
+from svhn_jax import config as config_lib
 from svhn_jax.errors import SvhnError
+
+FLAGS = flags.FLAGS
+# XLA's words for an allocation that failed.
+_OUT_OF_MEMORY = ("Out of memory", "out of memory", "Allocator", "allocate")
 
 
 @contextlib.contextmanager
 def user_errors(on_interrupt: str = "stopped by Ctrl-C") -> Iterator[None]:
   """Turns a user's error into one line on stderr and its exit status; --verbosity=1 (or more)
-  lets the traceback through instead. OSError counts as the user's: a folder that cannot be
-  written, a full disk, and its message names the path."""
+  lets the traceback through instead. OSError counts as the user's (a folder that cannot be
+  written, a full disk: its message names the path), and so does running out of memory."""
   try:
     yield
-  except (SvhnError, OSError, KeyboardInterrupt) as e:
+  except KeyboardInterrupt:
     if logging.get_verbosity() > logging.INFO:
       raise
-    if isinstance(e, KeyboardInterrupt):
-      print(f"stopped: {on_interrupt}", file=sys.stderr)
-      sys.exit(130)
-    print(f"{getattr(e, 'label', 'error')}: {e}", file=sys.stderr)
+    print(f"stopped: {on_interrupt}", file=sys.stderr)
+    sys.exit(130)
+  except (SvhnError, OSError, MemoryError) as e:
+    if logging.get_verbosity() > logging.INFO:
+      raise
+    print(f"{getattr(e, 'label', 'error')}: {_one_line(e)}", file=sys.stderr)
     sys.exit(getattr(e, "exit_code", 1))
+  except Exception as e:  # XLA's allocation failures arrive as JaxRuntimeError
+    if logging.get_verbosity() > logging.INFO or not _out_of_memory(e):
+      raise
+    print(f"error: out of memory ({_one_line(e)[:200]}). Use a smaller config.train.batch_size "
+          "or config.train.eval_batch_size, or fewer seeds at once (--multiseed=loop)",
+          file=sys.stderr)
+    sys.exit(1)
 
 
-def hide_library_info() -> None:
-  """Drops the INFO lines of orbax (some twenty per checkpoint) and JAX (its search for a TPU),
-  which bury the run's own lines and errors, unless --verbosity asks for more."""
+def _out_of_memory(e: Exception) -> bool:
+  return (type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+          and "RESOURCE_EXHAUSTED" in str(e) and any(s in str(e) for s in _OUT_OF_MEMORY))
+
+
+def _one_line(e: BaseException) -> str:
+  if isinstance(e, MemoryError):
+    return ("out of memory. Use a smaller config.train.batch_size or "
+            "config.train.eval_batch_size, or a smaller dataset")
+  text = " ".join(str(e).split())
+  return text or type(e).__name__
+
+
+def setup_logging() -> None:
+  """The console log every entry point shows: the run's own INFO lines (progress, epochs,
+  results) on stderr, without the INFO lines of JAX (its search for a TPU) and orbax (some
+  twenty per checkpoint), unless --verbosity asks for more. Orbax's warnings and errors go too,
+  and asyncio's (only orbax runs an event loop): they come from its writer threads, and a failed
+  save reaches the user as this codebase's own one-line error (`checkpoint`), which they would
+  bury under tracebacks."""
+  logging.use_absl_handler()
   if logging.get_verbosity() > logging.INFO:
     return
-  libraries = tuple(f"{os.sep}{name}{os.sep}" for name in ("orbax", "jax"))
+  sys.unraisablehook = _quiet_closed_loops(sys.unraisablehook)
+  logging.set_verbosity(logging.INFO)
+  jax_dirs = tuple(f"{os.sep}{name}{os.sep}" for name in ("jax", "jaxlib"))
+  orbax_dir = f"{os.sep}orbax{os.sep}"
   logging.get_absl_handler().addFilter(
-      lambda record: record.levelno > std_logging.INFO
-      or not any(library in record.pathname for library in libraries))
+      lambda record: orbax_dir not in record.pathname and record.name != "asyncio"
+      and (record.levelno > std_logging.INFO
+           or not any(d in record.pathname for d in jax_dirs)))
+
+
+def _quiet_closed_loops(hook):
+  """`hook` (sys.unraisablehook), less the reports of writes finishing after orbax closed their
+  event loop: after a failed checkpoint save (a full disk) its writer threads raise one each,
+  while the user's one-line error says what happened."""
+  def quiet(unraisable):
+    value = unraisable.exc_value
+    if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+      return
+    hook(unraisable)
+
+  return quiet
+
+
+class progress_bar:
+  """A tqdm bar on an interactive terminal; silent in logs and CI."""
+
+  def __init__(self, total: int, desc: str, unit: str = "step"):
+    from tqdm import tqdm
+
+    self._bar = tqdm(total=total, desc=desc, leave=False, disable=None, unit=unit)
+
+  def __enter__(self):
+    return self._bar
+
+  def __exit__(self, *exc):
+    self._bar.close()
+
+
+def run(main: Callable[[list[str]], None], *, on_interrupt: str = "stopped by Ctrl-C") -> None:
+  """absl's `app.run(main)` with this codebase's flag parsing, log and one-line errors."""
+  app.run(lambda argv: _main(main, argv, on_interrupt), flags_parser=parse_flags)
+
+
+def _main(main, argv, on_interrupt) -> None:
+  setup_logging()
+  with user_errors(on_interrupt):
+    main(argv)
+
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, plus: the optional-boolean and list fields' spellings (see
+  `config.split_overrides`), and a config file or field that cannot be used as one line."""
+  schema = {**config_lib.RUN_SCHEMA, **config_lib.STUDY_SCHEMA}
+  try:
+    argv, values = config_lib.split_overrides(argv, schema)
+    rest = app.parse_flags_with_usage(argv)
+    if "config" in FLAGS:
+      # ml_collections keeps a config file's load error until the config is first read.
+      FLAGS.config.get("seed")
+      config_lib.apply_overrides(FLAGS.config, values)
+  except SvhnError as e:
+    sys.exit(f"error: {e}")
+  except (AttributeError, KeyError) as e:
+    sys.exit(f"error: {_unknown_field(argv) or e}")
+  except (OSError, SyntaxError) as e:
+    sys.exit(f"error: {_config_load_problem(argv, e)}")
+  except TypeError as e:
+    sys.exit(f"error: {e}")
+  return rest
+
+
+def _config_argument(argv: list[str]) -> str:
+  for i, arg in enumerate(argv):
+    if arg in ("--config", "-config") and i + 1 < len(argv):
+      return argv[i + 1]
+    if re.match(r"^--?config=", arg):
+      return arg.split("=", 1)[1]
+  return FLAGS["config"].default_as_str.strip("'") if "config" in FLAGS else ""
+
+
+def _config_load_problem(argv: list[str], e: OSError | SyntaxError) -> str:
+  argument = _config_argument(argv)
+  if isinstance(e, SyntaxError):
+    return f"--config={argument}: {e.msg} at line {e.lineno}"
+  # A config file may be followed by ":arguments" for its get_config.
+  if not Path(argument.split(":", 1)[0]).is_file():
+    return f"--config={argument}: no such file; expected a Python file with get_config()"
+  return f"--config={argument} cannot be loaded: {str(e).splitlines()[-1].strip()}"
+
+
+def _unknown_field(argv: list[str]) -> str | None:
+  """Which --config.a.b=... override names no field of the config file, and what fields exist."""
+  config = FLAGS["config"].parser.parse(_config_argument(argv))
+  for arg in argv:
+    if not re.match(r"^--?(no)?config\.", arg):
+      continue
+    flag = arg.split("=", 1)[0]
+    node, walked = config, "config"
+    for name in flag.split(".")[1:]:
+      fields = sorted(node) if isinstance(node, ml_collections.ConfigDict) else []
+      if name not in fields:
+        return (f"{flag}: {walked} has no field {name!r}"
+                + (f"; its fields are {', '.join(fields)}" if fields else ""))
+      node, walked = node[name], f"{walked}.{name}"
+  return None

@@ -24,6 +24,10 @@ class CheckpointError(SvhnError):
   """A workdir's checkpoints cannot be used for this run."""
 
 
+class RunLocked(SvhnError):
+  """Another process is running in the same workdir."""
+
+
 class TrainingDiverged(SvhnError):
   """The loss became NaN or infinite; the checkpoints hold the last good epoch."""
 

@@ -14,7 +14,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
   return e / e.sum(axis=-1, keepdims=True)
 
 
-def report(logits: np.ndarray, labels: np.ndarray) -> dict:
+def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
   """JSON-ready scores: accuracy, cross-entropy, per-class precision/recall/F1, confusion matrix."""
   labels = np.asarray(labels)
   predictions = logits.argmax(axis=-1)
@@ -33,7 +33,7 @@ def report(logits: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def report_text(scores: dict) -> str:
-  """The scikit-learn classification report table, rebuilt from `report`'s dict."""
+  """The scikit-learn classification report table, rebuilt from `scores`' dict."""
   rows = scores["classification_report"]
   lines = [f"{'':>12} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}"]
   for name in (*CLASS_NAMES, "macro avg", "weighted avg"):

@@ -1,4 +1,8 @@
-"""Figures of runs, experiments and datasets. Files are written atomically."""
+"""Figures of runs, experiments and datasets, written atomically as PNG files.
+
+Figures are drawn on `matplotlib.figure.Figure` objects, never through pyplot: importing this
+module changes no matplotlib backend or global state, and nothing needs a display.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,28 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from svhn_jax import fileio
 
 
-def save(fig, path: str | os.PathLike) -> Path:
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-  fig.savefig(tmp, dpi=110, bbox_inches="tight")
-  plt.close(fig)
-  os.replace(tmp, path)
-  return path
+def _subplots(*grid, figsize, **kwargs):
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots(*grid, **kwargs)
+
+
+def save(fig: Figure, path: str | os.PathLike) -> Path:
+  with fileio.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
+  return Path(path)
 
 
 def training_curves(history: list[dict], path, title: str = "") -> Path:
   """Accuracy and loss per epoch, train against validation, as in the study's notebook."""
   epochs = [row["epoch"] for row in history]
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  fig, axes = _subplots(1, 2, figsize=(11, 4))
   for ax, metric in zip(axes, ("accuracy", "loss")):
     ax.plot(epochs, [row[metric] for row in history], "o-", label="train")
     ax.plot(epochs, [row[f"val_{metric}"] for row in history], "o-", label="validation")
@@ -39,7 +45,7 @@ def training_curves(history: list[dict], path, title: str = "") -> Path:
 
 def confusion_matrix(matrix: np.ndarray, path, title: str = "Confusion matrix (test)") -> Path:
   """A heat map of counts, true digit by row, predicted digit by column."""
-  fig, ax = plt.subplots(figsize=(7, 6))
+  fig, ax = _subplots(figsize=(7, 6))
   im = ax.imshow(matrix, cmap="Blues")
   fig.colorbar(im, ax=ax)
   threshold = matrix.max() / 2 if matrix.size else 0
@@ -61,7 +67,7 @@ def image_grid(images, titles, path, *, cols: int, title: str = "", borders=None
   `value_range` fixes the grey scale across images (None: each image stretched to its own).
   """
   rows = max(1, -(-len(images) // cols))
-  fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows + 0.4), squeeze=False,
+  fig, axes = _subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows + 0.4), squeeze=False,
                            layout="constrained")
   vmin, vmax = value_range or (None, None)
   for k, ax in enumerate(axes.flat):
@@ -83,7 +89,7 @@ def image_grid(images, titles, path, *, cols: int, title: str = "", borders=None
 
 def class_distribution(counts: dict[str, np.ndarray], path) -> Path:
   """Images per digit, one bar group per digit, one bar per split."""
-  fig, ax = plt.subplots(figsize=(9, 4))
+  fig, ax = _subplots(figsize=(9, 4))
   width = 0.8 / max(1, len(counts))
   for k, (split, per_class) in enumerate(counts.items()):
     ax.bar(np.arange(len(per_class)) + k * width, per_class, width, label=split)
@@ -97,7 +103,7 @@ def class_distribution(counts: dict[str, np.ndarray], path) -> Path:
 
 def accuracy_bars(names, summaries, per_seed, path, title: str = "Test accuracy") -> Path:
   """One bar per model at its mean, a 95% confidence interval, and a dot per seed."""
-  fig, ax = plt.subplots(figsize=(1.8 * len(names) + 2, 4))
+  fig, ax = _subplots(figsize=(1.8 * len(names) + 2, 4))
   x = np.arange(len(names))
   means = [100 * s.mean for s in summaries]
   errors = [[100 * (s.mean - s.ci_low) if s.n > 1 else 0 for s in summaries],
@@ -118,8 +124,8 @@ def accuracy_bars(names, summaries, per_seed, path, title: str = "Test accuracy"
 def curves_by_group(histories: dict[str, list[list[dict]]], path, title: str = "") -> Path:
   """Accuracy and loss per epoch for several groups of runs side by side: one colour per
   group, one line per seed, train dashed and validation solid."""
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-  colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  fig, axes = _subplots(1, 2, figsize=(12, 4.5))
+  colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
   for colour, (name, runs) in zip(colours, histories.items()):
     for k, history in enumerate(runs):
       epochs = [row["epoch"] for row in history]
@@ -131,7 +137,7 @@ def curves_by_group(histories: dict[str, list[list[dict]]], path, title: str = "
                 label=f"{label} (train)" if label else None)
   for ax, metric in zip(axes, ("accuracy", "loss")):
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -145,7 +151,7 @@ def mask_panels(mean_map: np.ndarray, mask: np.ndarray, sample: np.ndarray,
   after (background-normalized, masked)."""
   panels = ((mean_map, "mean stroke map (train)", None), (mask, "mask", (0, 1)),
             (sample, "a training image", (0, 255)), (masked, "normalized and masked", (0, 255)))
-  fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+  fig, axes = _subplots(1, 4, figsize=(14, 3.6))
   for ax, (image, title, value_range) in zip(axes, panels):
     vmin, vmax = value_range or (None, None)
     im = ax.imshow(image, cmap="gray" if value_range != (0, 1) else "viridis",

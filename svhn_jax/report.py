@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from svhn_jax import evaluate, stats
+from svhn_jax import evaluate, fileio, stats
 
 
 class Run(NamedTuple):
@@ -157,9 +157,4 @@ def settings_text(groups: dict[str, Sequence[Run]], seeds: Sequence[int]) -> str
 
 def write(path: str | os.PathLike, text: str) -> Path:
   """Writes the report atomically: a reader never sees half of it."""
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp")
-  tmp.write_text(text.rstrip() + "\n")
-  os.replace(tmp, path)
-  return path
+  return fileio.write_text(path, text.rstrip() + "\n")

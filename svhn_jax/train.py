@@ -1,441 +1,242 @@
-"""Training: a jit-compiled step, the epoch loop with Keras's callbacks, and `train_and_evaluate`.
+"""Training a run: `fit` (the epoch loop with Keras's callbacks, checkpoints and interrupts) and
+`train_and_evaluate` (data, model, fit, test scores, figures), over one run or several seeds.
 
-The hot loop is functional: the model is split once into a static graph definition and pytrees
-of parameters and BatchNorm statistics, and the jitted step is a pure function of
-(state, batch, rng). The dataset is moved to the devices once; each step gathers its batch there
-from a permutation drawn once per epoch, so nothing crosses back to the host until an epoch ends.
-With several devices the step is data parallel: see `parallel`.
+With `train_seeds`, the seeds of one config train in one vmapped program (`trainer.Trainer`'s
+seed axis) through the same `fit`: each seed keeps its own workdir, callbacks, checkpoints and
+metrics exactly as a run of its own, and is evaluated the same way. A seed that stops early is
+carried along by the program, but its later epochs are neither recorded nor saved.
 """
 
 from __future__ import annotations
 
-import functools
-import json
+import contextlib
+import dataclasses
 import logging
 import math
 import os
+import shutil
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
-from flax import nnx
 
-from svhn_jax import (callbacks, checkpoint, data, evaluate, interrupts, models, parallel, plots,
-                      transforms, xla_flags)
-from svhn_jax.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
-
-PREPROCESS_MODES = ("raw", "mask")
-
-
-class TrainState(NamedTuple):
-  params: Any
-  batch_stats: Any
-  opt_state: Any
-
-
-class Inputs(NamedTuple):
-  """Model-ready arrays of one split: images (N, 32, 32, 1) in [0, 1], int32 labels."""
-
-  images: Any
-  labels: Any
-
-
-def model_inputs(
-    dataset: data.Dataset, preprocess: str = "raw"
-) -> tuple[tuple[Inputs, Inputs, Inputs], np.ndarray | None]:
-  """The three splits as model inputs and, for 'mask', the mask built from the training split."""
-  if preprocess not in PREPROCESS_MODES:
-    raise ConfigError(
-        f"config.data.preprocess={preprocess!r}: expected one of {', '.join(PREPROCESS_MODES)}"
-    )
-  mask = None
-  if preprocess == "mask":
-    mask = transforms.data_driven_mask(dataset.train.images)
-  splits = tuple(
-      Inputs(prepare_images(split.images, mask), np.asarray(split.labels, np.int32))
-      for split in dataset
-  )
-  return splits, mask
-
-
-def prepare_images(images: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-  """0..255 greyscale crops -> (N, 32, 32, 1) in [0, 1]; with a mask, background-normalized first."""
-  if mask is not None:
-    images = transforms.apply_mask(transforms.normalize_background(images), mask)
-  return transforms.add_channel(transforms.scale(images))
-
-
-def make_optimizer(learning_rate: float, eps: float) -> optax.GradientTransformation:
-  # The rate is a hyperparameter in the optimizer state so the plateau controller can change it
-  # between epochs without recompiling the step.
-  return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, eps=eps)
-
-
-def init_state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[Any, TrainState]:
-  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  return graphdef, TrainState(params, batch_stats, tx.init(params))
-
-
-def set_learning_rate(state: TrainState, lr: float) -> TrainState:
-  hyperparams = dict(state.opt_state.hyperparams)
-  hyperparams["learning_rate"] = jnp.asarray(lr, hyperparams["learning_rate"].dtype)
-  return state._replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
-
-
-def learning_rate(state: TrainState) -> float:
-  return float(state.opt_state.hyperparams["learning_rate"])
-
-
-def loss_and_logits(graphdef, params, batch_stats, images, labels, *, train: bool, key=None):
-  """Mean cross-entropy, the logits and the BatchNorm statistics after this forward pass."""
-  # copy=True: BatchNorm writes its statistics into the Variables, which must belong to this
-  # trace rather than to the caller's, or jax.grad sees a leaked tracer.
-  model = nnx.merge(graphdef, params, batch_stats, copy=True)
-  rngs = nnx.Rngs(dropout=key) if train else None
-  logits = model(images, train=train, rngs=rngs)
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-  return loss, (logits, nnx.state(model, nnx.BatchStat))
-
-
-def train_step(graphdef, tx, state: TrainState, totals: dict, images, labels, batches, i, key):
-  """One optimizer step on batch `i` of `batches` (rows of sample indices into the split).
-
-  `totals` accumulates sample-weighted loss and correct counts on the device, so the host reads
-  the epoch's training metrics once, as Keras reports them.
-  """
-  idx = jax.lax.dynamic_index_in_dim(batches, i, keepdims=False)
-  x, y = images[idx], labels[idx]
-  grad_fn = jax.value_and_grad(
-      functools.partial(loss_and_logits, graphdef, train=True, key=jax.random.fold_in(key, i)),
-      has_aux=True,
-  )
-  (loss, (logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, x, y)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  n = y.shape[0]
-  loss_sum = totals["loss"] + loss * n
-  totals = {
-      "loss": loss_sum,
-      "correct": totals["correct"] + jnp.sum(jnp.argmax(logits, -1) == y),
-      "count": totals["count"] + n,
-      # Losses are never negative, so once the sum is NaN or infinite it stays so: this counts
-      # the steps before the first bad one, and the host reads it once per epoch.
-      "finite_steps": totals["finite_steps"] + jnp.isfinite(loss_sum),
-  }
-  return TrainState(params, batch_stats, opt_state), totals
-
-
-def scan_epoch(graphdef, tx, state: TrainState, totals: dict, images, labels, batches, key):
-  """`train_step` over every row of `batches` in one `lax.scan`: the same steps, one dispatch."""
-  def body(carry, i):
-    return train_step(graphdef, tx, *carry, images, labels, batches, i, key), None
-
-  (state, totals), _ = jax.lax.scan(body, (state, totals), jnp.arange(batches.shape[0]))
-  return state, totals
-
-
-SCAN_SETTINGS = {"auto": None, "true": True, "false": False}
-
-
-def use_scan(setting: str | bool, model: nnx.Module) -> bool:
-  """Whether to run whole epochs under `lax.scan`. 'auto': yes on accelerators; on the CPU only
-  for models without convolutions, since XLA:CPU runs convolutions inside loops ~30x slower."""
-  # The field is a string, so a command-line override arrives as text: 'False' must mean False.
-  key = str(setting).lower()
-  if key not in SCAN_SETTINGS:
-    raise ConfigError(f"config.train.scan_epoch={setting!r}: expected one of "
-                      f"{', '.join(SCAN_SETTINGS)}")
-  if SCAN_SETTINGS[key] is not None:
-    return SCAN_SETTINGS[key]
-  return jax.default_backend() != "cpu" or not models.has_convolution(model)
-
-
-# On XLA:CPU a CNN's activations for 128 images stay in the last-level cache: larger chunks ran
-# 1.4-1.7x slower (CNN2 5,551 vs 7,934 images/s, CNN1 8,617 vs 14,589 on 2 Zen 4 cores). The
-# ANNs, and accelerators, are fastest in large chunks.
-CPU_CNN_INFERENCE_CHUNK = 128
-
-
-def inference_chunk(requested: int, model: nnx.Module) -> int:
-  """The chunk size to run inference in: `requested` (config.train.eval_batch_size), at most
-  CPU_CNN_INFERENCE_CHUNK for a CNN on the CPU. Inference is per sample, so no result changes."""
-  if jax.default_backend() == "cpu" and models.has_convolution(model):
-    return min(requested, CPU_CNN_INFERENCE_CHUNK)
-  return requested
-
-
-def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int,
-                   mesh: jax.sharding.Mesh | None = None, seed_axis: bool = False) -> jax.Array:
-  """Inference-mode logits for all images, in fixed-size chunks (one compile, any N).
-
-  On a `mesh`, each chunk is split over its devices and its logits gathered on all of them.
-  With `seed_axis`, `params` and `batch_stats` carry a leading axis of seeds (as in
-  `multiseed`), every seed sees the same chunks, and the logits are (seeds, N, 10).
-  """
-  n = images.shape[0]
-  chunks = max(1, math.ceil(n / batch_size))
-  padded = _pad_to(images, chunks * batch_size)
-  logits_chunk = _compiled_logits_chunk()
-  logits = [
-      logits_chunk(graphdef, params, batch_stats, padded, jnp.int32(c * batch_size), batch_size,
-                   mesh, seed_axis)
-      for c in range(chunks)
-  ]
-  axis = 1 if seed_axis else 0
-  return jax.lax.slice_in_dim(jnp.concatenate(logits, axis), 0, n, axis=axis)
-
-
-@functools.cache
-def _compiled_logits_chunk():
-  # Built on first use, not at import: the options depend on the backend, which must not start
-  # before jax.distributed.initialize.
-  return jax.jit(_logits_chunk, static_argnums=(0, 5, 6, 7),
-                 compiler_options=xla_flags.model_options())
-
-
-def _logits_chunk(graphdef, params, batch_stats, images, start, size, mesh, seed_axis):
-  x = jax.lax.dynamic_slice_in_dim(images, start, size)
-
-  def forward(p, b, x):
-    return nnx.merge(graphdef, p, b)(x, train=False)
-
-  if seed_axis:
-    forward = jax.vmap(forward, in_axes=(0, 0, None))
-  if mesh is None:
-    return forward(params, batch_stats, x)
-  x = jax.lax.with_sharding_constraint(x, parallel.rows(mesh, size))
-  return jax.lax.with_sharding_constraint(forward(params, batch_stats, x),
-                                          parallel.replicated(mesh))
-
-
-def _pad_to(x: jax.Array, n: int) -> jax.Array:
-  if x.shape[0] == n:
-    return x
-  return jnp.concatenate([x, jnp.zeros((n - x.shape[0], *x.shape[1:]), x.dtype)])
-
-
-@jax.jit
-def logits_metrics(logits: jax.Array, labels: jax.Array) -> dict:
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-  return {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
-
-
-def epoch_batches(key, epoch: int, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
-  """This epoch's shuffled sample order: full batches (k, B) and the last partial one (1, r)."""
-  perm = jax.random.permutation(jax.random.fold_in(key, epoch), n).astype(jnp.int32)
-  full = (n // batch_size) * batch_size
-  return perm[:full].reshape(-1, batch_size), perm[full:].reshape(1, -1)
-
-
-def zero_totals(shape: tuple[int, ...] = ()) -> dict:
-  """The running sums `train_step` adds an epoch's batches into (`shape`: e.g. a seed axis)."""
-  return {"loss": jnp.zeros(shape), "correct": jnp.zeros(shape, jnp.int32),
-          "count": jnp.zeros(shape, jnp.int32), "finite_steps": jnp.zeros(shape, jnp.int32)}
-
-
-class Trainer:
-  """Compiled steps for one model and optimizer, data-parallel over `mesh` (default: all devices).
-
-  The dataset and state must be replicated on the mesh (`parallel.replicate`).
-  """
-
-  def __init__(self, graphdef, tx, *, batch_size: int, eval_batch_size: int,
-               mesh: jax.sharding.Mesh | None = None, scan: bool = False):
-    self.graphdef = graphdef
-    self.batch_size = batch_size
-    self.mesh = parallel.make_mesh() if mesh is None else mesh
-    parallel.check_batch_size(batch_size, self.mesh)
-    # Rounded up so that evaluation splits over the devices too; inference is per sample, so
-    # the chunk size changes no result.
-    self.eval_batch_size = math.ceil(eval_batch_size / self.mesh.size) * self.mesh.size
-    options = xla_flags.model_options()
-    # The state and totals stay replicated; the batch split follows from the sharded indices.
-    self._step = jax.jit(
-        functools.partial(train_step, graphdef, tx), donate_argnums=(0, 1),
-        out_shardings=parallel.replicated(self.mesh), compiler_options=options,
-    )
-    self._epoch = jax.jit(
-        functools.partial(scan_epoch, graphdef, tx), donate_argnums=(0, 1),
-        out_shardings=parallel.replicated(self.mesh), compiler_options=options,
-    ) if scan else None
-
-  def train_epoch(self, state: TrainState, train: Inputs, key, epoch: int,
-                  progress: Callable[[int], None] = lambda _: None) -> tuple[TrainState, dict]:
-    n = train.labels.shape[0]
-    full, tail = (parallel.batch_indices(np.asarray(b), self.mesh)
-                  for b in epoch_batches(key, epoch, n, self.batch_size))
-    step_key = jax.random.fold_in(jax.random.fold_in(key, epoch), 1)
-    totals = zero_totals()
-    # Fresh leaves (zero totals, a new learning rate) placed like the step's own outputs: the
-    # same input types, so the step compiles once.
-    state, totals = jax.device_put((state, totals), parallel.replicated(self.mesh))
-    # Keras sees every sample each epoch: the remainder is one smaller batch (a second compile,
-    # once), not padding, so BatchNorm statistics match.
-    if self._epoch is None:
-      for i in range(full.shape[0]):
-        state, totals = self._step(state, totals, train.images, train.labels, full, i, step_key)
-        progress(1)
-    elif full.shape[0]:
-      state, totals = self._epoch(state, totals, train.images, train.labels, full, step_key)
-      progress(full.shape[0])
-    if tail.shape[1]:
-      tail_key = jax.random.fold_in(step_key, full.shape[0])
-      state, totals = self._step(state, totals, train.images, train.labels, tail, 0, tail_key)
-      progress(1)
-    totals = jax.device_get(totals)
-    check_finite_steps(int(totals["finite_steps"]), full.shape[0] + (tail.shape[1] > 0), epoch)
-    return state, {"loss": float(totals["loss"] / totals["count"]),
-                   "accuracy": float(totals["correct"] / totals["count"])}
-
-  def logits(self, state: TrainState, images) -> jax.Array:
-    return predict_logits(self.graphdef, state.params, state.batch_stats, images,
-                          batch_size=self.eval_batch_size, mesh=self.mesh)
-
-  def evaluate(self, state: TrainState, split: Inputs) -> dict:
-    metrics = jax.device_get(logits_metrics(self.logits(state, split.images), split.labels))
-    return {k: float(v) for k, v in metrics.items()}
-
-
-_DIVERGED_ADVICE = ("That epoch was not saved: the workdir keeps the last good epoch's "
-                    "checkpoint, if any. Try a lower config.train.learning_rate in a new --workdir.")
-
-
-def check_finite_steps(finite_steps: int, steps: int, epoch: int) -> None:
-  """Raises TrainingDiverged if fewer than `steps` steps of `epoch` kept a finite loss."""
-  if finite_steps < steps:
-    raise TrainingDiverged(
-        f"the training loss became NaN or infinite at epoch {epoch + 1}, step "
-        f"{finite_steps + 1} of {steps}. {_DIVERGED_ADVICE}")
-
-
-class Progress(NamedTuple):
-  """What a checkpoint carries besides the arrays: enough to continue the run exactly."""
-
-  epoch: int  # epochs finished
-  early_stopping: callbacks.EarlyStopping
-  plateau: callbacks.Plateau
-  history: list
-
-  def to_json(self, model_name: str) -> dict:
-    return {"model": model_name, "epoch": self.epoch,
-            "early_stopping": self.early_stopping._asdict(), "plateau": self.plateau._asdict(),
-            "history": self.history}
-
-  @classmethod
-  def from_json(cls, meta: dict) -> "Progress":
-    return cls(meta["epoch"], callbacks.EarlyStopping(**meta["early_stopping"]),
-               callbacks.Plateau(**meta["plateau"]), list(meta["history"]))
+from svhn_jax import (callbacks, checkpoint, cli, data, evaluate, fileio, inference, input_pipeline,
+                      interrupts, models, parallel, plots, runlock, steps)
+from svhn_jax import config as config_lib
+from svhn_jax.errors import Interrupted, TrainingDiverged
+from svhn_jax.trainer import DIVERGED_ADVICE, Trainer
+
+# What a workdir holds besides its checkpoints; `clear_workdir` removes exactly these.
+RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "model_summary.txt", "mask.npy",
+             "test_metrics.json", "figures", "checkpoints")
+
+
+def use_scan(setting: bool | None, model_name: str) -> bool:
+  """Whether to run whole epochs under `lax.scan`: `setting` if given; None (auto): yes on
+  accelerators, and on the CPU only for models without convolutions, since XLA:CPU runs
+  convolutions inside loops ~30x slower."""
+  if setting is not None:
+    return setting
+  return jax.default_backend() != "cpu" or not models.spec(model_name).convolutional
+
+
+@dataclasses.dataclass
+class TrainingRun:
+  """One run's place in `fit`: its config (with its own seed), workdir, checkpoints, progress,
+  and its best state if the best epoch ran in this process (else it is in the best checkpoint)."""
+
+  config: ml_collections.ConfigDict
+  workdir: Path
+  ckpts: checkpoint.Checkpoints | None
+  progress: checkpoint.Progress
+  best: steps.TrainState | None = None
+
+  @property
+  def active(self) -> bool:
+    return (self.progress.epoch < self.config.train.epochs
+            and not self.progress.early_stopping.stop)
+
+
+def seed_config(config: ml_collections.ConfigDict, seed: int) -> ml_collections.ConfigDict:
+  seeded = ml_collections.ConfigDict(config.to_dict())
+  seeded.seed = int(seed)
+  return seeded
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   """Trains the configured model in `workdir`, resuming from its latest checkpoint, and
   evaluates the best weights on the test split. Returns the test metrics."""
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  _write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
-  mesh = parallel.make_mesh(config.mesh.devices)
-  logging.info("JAX: %s", parallel.describe(mesh))
-
-  dataset = data.load(data.dataset_path(config.data))
-  (train, val, test), mask = model_inputs(dataset, config.data.preprocess)
-  del dataset
-  if mask is not None and parallel.is_primary():
-    np.save(workdir / "mask.npy", mask)
-  train, val, test = (Inputs(*parallel.replicate(tuple(s), mesh)) for s in (train, val, test))
-
-  model = models.create_model(config.model.name, seed=config.seed, impl=config.model.impl)
-  summary = models.summary(model, config.model.name)
-  logging.info("Model:\n%s", summary)
-  _atomic_write_text(workdir / "model_summary.txt", summary + "\n")
-
-  tx = make_optimizer(config.train.learning_rate, config.train.adam_eps)
-  graphdef, state = init_state(model, tx)
-  state = parallel.replicate(state, mesh)
-  trainer = Trainer(graphdef, tx, batch_size=config.train.batch_size,
-                    eval_batch_size=inference_chunk(config.train.eval_batch_size, model),
-                    mesh=mesh, scan=use_scan(config.train.scan_epoch, model))
-  state, best, progress = fit(trainer, state, train, val, config, workdir)
-
-  best = _best_state(state, best, workdir)
-  logits = np.asarray(trainer.logits(best, test.images))
-  report = evaluate.report(logits, np.asarray(test.labels))
-  report["best_epoch"] = progress.early_stopping.best_epoch + 1
-  report["epochs_run"] = progress.epoch
-  _write_json(workdir / "test_metrics.json", report)
-  logging.info("Test accuracy %.4f (best epoch %d)\n%s", report["accuracy"],
-               report["best_epoch"], evaluate.report_text(report))
-  if parallel.is_primary():
-    plots.training_curves(progress.history, workdir / "figures" / "curves.png")
-    plots.confusion_matrix(np.asarray(report["confusion_matrix"]),
-                           workdir / "figures" / "confusion_matrix.png")
-  return report
+  return _train_and_evaluate(config, [config.seed], [Path(workdir)], seed_axis=False)[0]
 
 
-def fit(trainer: Trainer, state: TrainState, train: Inputs, val: Inputs,
-        config: ml_collections.ConfigDict, workdir: Path
-        ) -> tuple[TrainState, TrainState | None, Progress]:
-  """The epoch loop: train, validate, feed the callbacks, log, checkpoint; resumes if it can.
+def train_seeds(config: ml_collections.ConfigDict, seeds: Sequence[int],
+                workdirs: Sequence[str | os.PathLike], *, check_memory=None) -> list[dict]:
+  """Trains `config` once per seed, all seeds in one vmapped program, each into its workdir as
+  `train_and_evaluate` would; returns each seed's test metrics. Seeds must be fresh or at the
+  same epoch. `check_memory(bytes)` may refuse the planned step before training starts."""
+  return _train_and_evaluate(config, [int(s) for s in seeds], [Path(w) for w in workdirs],
+                             seed_axis=True, check_memory=check_memory)
 
-  Returns the final state, the best epoch's state if that epoch ran in this process (else None:
-  it is in the best checkpoint), and the progress.
-  """
-  tc = config.train
-  progress = Progress(0, callbacks.EarlyStopping(), callbacks.Plateau(lr=tc.learning_rate), [])
+
+def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_axis: bool,
+                        check_memory=None) -> list[dict]:
+  configs = [seed_config(config, s) for s in seeds]
+  with contextlib.ExitStack() as held:
+    if parallel.is_primary():
+      for workdir in workdirs:
+        held.enter_context(runlock.hold(workdir))
+    mesh = parallel.make_mesh(config.mesh.devices)
+    logging.info("JAX: %s", parallel.describe(mesh))
+    path = data.dataset_path(config.data)
+    dataset = data.load(path)
+    fingerprint = data.fingerprint(dataset)
+    (train, val, test), mask = input_pipeline.prepare(dataset, config.data.preprocess)
+    del dataset
+    train, val, test = (input_pipeline.to_device(s, mesh) for s in (train, val, test))
+    channels = 1 if train.images.ndim == 3 else train.images.shape[-1]
+
+    name = config.model.name
+    seed_models = [models.create_model(name, seed=s, channels=channels, impl=config.model.impl)
+                   for s in seeds]
+    summary = models.summary(seed_models[0], name)
+    logging.info("Model:\n%s", summary)
+    tx = steps.make_optimizer(config.train.learning_rate, config.train.adam_eps)
+    inits = [steps.init_state(model, tx) for model in seed_models]
+    graphdef = inits[0][0]
+    for run_config, workdir in zip(configs, workdirs):
+      _write_run_files(run_config, workdir, summary, mask, path, fingerprint)
+
+    runs, states = [], []
+    for run_config, workdir, (_, state) in zip(configs, workdirs, inits):
+      run, state = _resumed(run_config, workdir, parallel.replicate(state, mesh))
+      runs.append(run)
+      states.append(state)
+    state = _stack(states) if seed_axis else states[0]
+    keys = [jax.random.fold_in(jax.random.key(s), 1) for s in seeds]
+    keys = jnp.stack(keys) if seed_axis else keys[0]
+    trainer = Trainer(graphdef, tx, batch_size=config.train.batch_size,
+                      eval_batch_size=inference.inference_chunk(config.train.eval_batch_size, name),
+                      mesh=mesh, scan=use_scan(config.train.scan_epoch, name),
+                      num_seeds=len(seeds) if seed_axis else None)
+    if check_memory is not None:
+      check_memory(trainer.planned_step_bytes(state, train, keys))
+    state = fit(trainer, state, train, val, keys, runs)
+    return [_evaluate(run, _final(state, i, seed_axis), graphdef, test, mesh)
+            for i, run in enumerate(runs)]
+
+
+def _write_run_files(config, workdir: Path, summary: str, mask, path: Path,
+                     fingerprint: str) -> None:
+  # Only process 0 writes the run's files (checkpoints are orbax's, which every process must
+  # save together); the config is written now that the data and model are known good.
+  if not parallel.is_primary():
+    return
+  fileio.write_json(workdir / "config.json", config_lib.to_dict(config))
+  fileio.write_json(workdir / "data.json", {"fingerprint": fingerprint, "path": str(path)})
+  fileio.write_text(workdir / "model_summary.txt", summary + "\n")
+  if mask is not None:
+    with fileio.atomic_path(workdir / "mask.npy") as tmp, open(tmp, "wb") as f:
+      np.save(f, mask)
+
+
+def _resumed(config, workdir: Path, state: steps.TrainState
+             ) -> tuple[TrainingRun, steps.TrainState]:
+  progress = checkpoint.Progress.start(config.train.learning_rate)
   ckpts = checkpoint.Checkpoints(workdir) if config.checkpoint.enabled else None
-  if ckpts is not None:
-    state, progress = _resume(ckpts, state, progress, config.model.name)
-  _write_metrics(workdir / "metrics.jsonl", progress.history)
+  restored = ckpts.restore_latest(state) if ckpts is not None else None
+  if restored is not None:
+    state, progress = restored
+    logging.info("Resuming %s after epoch %d", workdir, progress.epoch)
+  if parallel.is_primary():
+    # Rows of epochs lost since the last checkpoint go; the checkpoint's history stays.
+    fileio.write_jsonl(workdir / "metrics.jsonl", progress.history)
+  return TrainingRun(config, workdir, ckpts, progress), state
 
-  key = jax.random.fold_in(jax.random.key(config.seed), 1)
-  best = None
-  steps_per_epoch = math.ceil(train.labels.shape[0] / tc.batch_size)
-  while (progress.epoch < tc.epochs and not progress.early_stopping.stop
-         and not interrupts.requested()):
-    epoch = progress.epoch
+
+def _stack(trees):
+  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _final(state: steps.TrainState, i: int, seed_axis: bool) -> steps.TrainState:
+  return jax.tree.map(lambda leaf: leaf[i], state) if seed_axis else state
+
+
+def fit(trainer: Trainer, state: steps.TrainState, train: data.Split, val: data.Split,
+        keys: jax.Array, runs: list[TrainingRun]) -> steps.TrainState:
+  """The epoch loop: train, validate, feed each run's callbacks, log, checkpoint.
+
+  `runs` holds one run, or one per seed of `trainer`'s seed axis; the active ones must have
+  finished the same number of epochs. Returns the final state. Raises TrainingDiverged when a
+  loss stops being finite, and Interrupted after Ctrl-C or SIGTERM once the epoch is saved.
+  """
+  started = {run.progress.epoch for run in runs if run.active}
+  if len(started) > 1:
+    raise ValueError(f"runs at different epochs {sorted(started)} cannot share a program")
+  epoch = started.pop() if started else 0
+  epochs = max(run.config.train.epochs for run in runs)
+  seeded = trainer.num_seeds is not None
+  steps_per_epoch = math.ceil(train.labels.shape[0] / trainer.batch_size)
+  while any(run.active for run in runs) and not interrupts.requested():
     start = time.perf_counter()
-    state = set_learning_rate(state, progress.plateau.lr)
-    with _progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}") as bar:
-      state, train_metrics = trainer.train_epoch(state, train, key, epoch, bar.update)
+    rates = [run.progress.plateau.lr for run in runs]
+    state = steps.with_learning_rate(state, rates if seeded else rates[0])
+    with cli.progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{epochs}") as bar:
+      state, train_metrics = trainer.train_epoch(state, train, keys, epoch, bar.update,
+                                                 active=[run.active for run in runs])
     val_metrics = trainer.evaluate(state, val)
-    if not math.isfinite(val_metrics["loss"]):
-      raise TrainingDiverged(f"the validation loss became {val_metrics['loss']} after epoch "
-                             f"{epoch + 1}: the weights are no longer finite. {_DIVERGED_ADVICE}")
-    row = {"epoch": epoch + 1, **train_metrics,
-           **{f"val_{k}": v for k, v in val_metrics.items()},
-           "lr": progress.plateau.lr, "seconds": time.perf_counter() - start}
-    es = callbacks.early_stopping_update(
-        progress.early_stopping, row["val_accuracy"], epoch,
-        patience=tc.early_stopping.patience, min_delta=tc.early_stopping.min_delta)
-    plateau = callbacks.plateau_update(progress.plateau, row["val_loss"], **tc.plateau)
-    progress = Progress(epoch + 1, es, plateau, progress.history + [row])
-    logging.info(
-        "epoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  lr %.2e  %.1fs",
-        epoch + 1, tc.epochs, row["loss"], row["accuracy"], row["val_loss"],
-        row["val_accuracy"], row["lr"], row["seconds"])
-    _append_metrics(workdir / "metrics.jsonl", row)
-    if es.best_epoch == epoch:
-      # A copy: the next step donates `state`'s buffers.
-      best = jax.tree.map(jnp.copy, state)
-    if ckpts is not None:
-      ckpts.save(progress.epoch, state, progress.to_json(config.model.name),
-                 best=es.best_epoch == epoch)
-    if es.stop:
-      logging.info("Early stopping after epoch %d: val_accuracy has not improved since epoch %d",
-                   epoch + 1, es.best_epoch + 1)
-  if ckpts is not None:
-    ckpts.close()
+    seconds = time.perf_counter() - start
+    for i, run in enumerate(runs):
+      if run.active:
+        _record_epoch(run, _final(state, i, seeded), epoch,
+                      {**train_metrics[i], **{f"val_{k}": v for k, v in val_metrics[i].items()}},
+                      seconds, label=f"seed {run.config.seed}: " if seeded else "")
+    epoch += 1
+  for run in runs:
+    if run.ckpts is not None:
+      run.ckpts.close()
   if interrupts.requested():
-    raise _interrupted(interrupts.requested(), progress.epoch, tc.epochs, ckpts is not None)
-  return state, best, progress
+    raise _interrupted(interrupts.requested(), runs)
+  return state
 
 
-def _interrupted(signum: int, epoch: int, epochs: int, saved: bool) -> Interrupted:
+def _record_epoch(run: TrainingRun, state: steps.TrainState, epoch: int, metrics: dict, seconds: float,
+                  label: str) -> None:
+  tc = run.config.train
+  if not math.isfinite(metrics["val_loss"]):
+    raise TrainingDiverged(f"{label}the validation loss became {metrics['val_loss']} after epoch "
+                           f"{epoch + 1}: the weights are no longer finite. {DIVERGED_ADVICE}")
+  row = {"epoch": epoch + 1, **metrics, "lr": run.progress.plateau.lr, "seconds": seconds}
+  es = callbacks.early_stopping_update(
+      run.progress.early_stopping, row["val_accuracy"], epoch,
+      patience=tc.early_stopping.patience, min_delta=tc.early_stopping.min_delta)
+  plateau = callbacks.plateau_update(run.progress.plateau, row["val_loss"], **tc.plateau)
+  run.progress = checkpoint.Progress(epoch + 1, es, plateau, run.progress.history + [row])
+  logging.info(
+      "%sepoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  lr %.2e  %.1fs",
+      label, epoch + 1, tc.epochs, row["loss"], row["accuracy"], row["val_loss"],
+      row["val_accuracy"], row["lr"], row["seconds"])
+  if parallel.is_primary():
+    fileio.append_jsonl(run.workdir / "metrics.jsonl", row)
+  improved = es.best_epoch == epoch
+  if improved:
+    # A copy: the next step donates the state's buffers.
+    run.best = jax.tree.map(jnp.copy, state)
+  if run.ckpts is not None:
+    run.ckpts.save(state, run.progress, run.config.model.name, best=improved)
+  if es.stop:
+    logging.info("%sEarly stopping after epoch %d: val_accuracy has not improved since epoch %d",
+                 label, epoch + 1, es.best_epoch + 1)
+
+
+def _interrupted(signum: int, runs: list[TrainingRun]) -> Interrupted:
+  saved = all(run.ckpts is not None for run in runs)
+  epoch = min(run.progress.epoch for run in runs)
+  epochs = runs[0].config.train.epochs
   if not saved:
     outcome = "Checkpoints are off (config.checkpoint.enabled), so nothing was saved."
   elif epoch == 0:
@@ -446,68 +247,48 @@ def _interrupted(signum: int, epoch: int, epochs: int, saved: bool) -> Interrupt
   return Interrupted(f"{signal.Signals(signum).name} stopped the run. {outcome}", signum)
 
 
-def _resume(ckpts: checkpoint.Checkpoints, state: TrainState, progress: Progress,
-            model_name: str) -> tuple[TrainState, Progress]:
-  latest = ckpts.latest_epoch()
-  if latest is None:
-    return state, progress
-  restored = ckpts.restore_latest(state)
-  tree, meta = restored
-  if meta.get("model") != model_name:
-    raise CheckpointError(
-        f"{ckpts.directory}: checkpoints were written by model {meta.get('model')!r}, but "
-        f"config.model.name is {model_name!r}. Use another --workdir for this model.")
-  logging.info("Resuming from %s after epoch %d", ckpts.directory / "latest", meta["epoch"])
-  return TrainState(*tree), Progress.from_json(meta)
-
-
-def _best_state(state: TrainState, best: TrainState | None, workdir: Path) -> TrainState:
+def _best_weights(run: TrainingRun, final: steps.TrainState) -> dict:
   """The weights of the best validation epoch, as Keras's restore_best_weights leaves them."""
-  if best is not None:
-    return best
-  ckpts = checkpoint.Checkpoints(workdir)
-  restored = ckpts.restore_best(state)
-  ckpts.close()
-  return TrainState(*restored[0]) if restored else state
+  if run.best is not None:
+    return checkpoint.weights_of(run.best)
+  if run.config.checkpoint.enabled:
+    ckpts = checkpoint.Checkpoints(run.workdir)
+    try:
+      weights = ckpts.restore_weights(checkpoint.weights_of(final))
+    finally:
+      ckpts.close()
+    if weights is not None:
+      return weights
+  return checkpoint.weights_of(final)
 
 
-class _progress_bar:
-  """A tqdm bar on an interactive terminal; silent in logs and CI."""
-
-  def __init__(self, total: int, desc: str):
-    from tqdm import tqdm
-
-    self._bar = tqdm(total=total, desc=desc, leave=False, disable=None, unit="step")
-
-  def __enter__(self):
-    return self._bar
-
-  def __exit__(self, *exc):
-    self._bar.close()
-
-
-def _write_json(path: Path, obj: Any) -> None:
-  _atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
-def _write_metrics(path: Path, history: list) -> None:
-  """Rewrites metrics.jsonl from the checkpoint's history, dropping rows of lost epochs."""
-  _atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in history))
+def _evaluate(run: TrainingRun, final: steps.TrainState, graphdef, test: data.Split,
+              mesh: jax.sharding.Mesh) -> dict:
+  """Scores the run's best weights on the test split; writes test_metrics.json and figures."""
+  weights = _best_weights(run, final)
+  chunk = inference.inference_chunk(run.config.train.eval_batch_size, run.config.model.name)
+  chunk = math.ceil(chunk / mesh.size) * mesh.size
+  logits = inference.predict_logits(graphdef, weights["params"], weights["batch_stats"],
+                                    test.images, batch_size=chunk, mesh=mesh)
+  report = evaluate.scores(np.asarray(logits), np.asarray(test.labels))
+  report["best_epoch"] = run.progress.early_stopping.best_epoch + 1
+  report["epochs_run"] = run.progress.epoch
+  logging.info("Test accuracy %.4f (best epoch %d)\n%s", report["accuracy"],
+               report["best_epoch"], evaluate.report_text(report))
+  if parallel.is_primary():
+    fileio.write_json(run.workdir / "test_metrics.json", report)
+    plots.training_curves(run.progress.history, run.workdir / "figures" / "curves.png")
+    plots.confusion_matrix(np.asarray(report["confusion_matrix"]),
+                           run.workdir / "figures" / "confusion_matrix.png")
+  return report
 
 
-def _append_metrics(path: Path, row: dict) -> None:
-  if not parallel.is_primary():
-    return
-  with open(path, "a") as f:
-    f.write(json.dumps(row) + "\n")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-  # Every process computes the same run; only process 0 writes its files (checkpoints are
-  # orbax's, which every process must save together).
-  if not parallel.is_primary():
-    return
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
+def clear_workdir(workdir: str | os.PathLike) -> None:
+  """Removes a previous run's files from `workdir` (`RUN_FILES`), for `--restart`."""
+  workdir = Path(workdir)
+  for name in RUN_FILES:
+    path = workdir / name
+    if path.is_dir():
+      shutil.rmtree(path)
+    else:
+      path.unlink(missing_ok=True)

@@ -1,0 +1,58 @@
+"""From loaded splits to model-ready arrays on the devices: preparation, mask, batching, carving.
+
+Images stay in their pixel units until the jitted step: uint8 where the file's pixels are whole
+numbers 0..255 (a quarter of float32's memory; `steps.model_input` scales them on the device),
+float32 model input in [0, 1] where they are not, or after the mask's host-side preprocessing.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from svhn_jax import parallel, transforms
+from svhn_jax.config import PREPROCESS_MODES
+from svhn_jax.data import Dataset, Split
+from svhn_jax.errors import ConfigError
+
+
+def prepare(dataset: Dataset, preprocess: str = "raw") -> tuple[Dataset, np.ndarray | None]:
+  """The splits as model inputs and, for 'mask', the (32, 32) mask built from the training split.
+
+  'raw': uint8 pixels kept as they are, float32 pixels (0..255) scaled to [0, 1] on the host.
+  'mask': every split background-normalized, times the data-driven mask, scaled to [0, 1]
+  (float32). Labels become int32. Raises ConfigError for another mode.
+  """
+  if preprocess not in PREPROCESS_MODES:
+    raise ConfigError(
+        f"config.data.preprocess={preprocess!r}: expected one of {', '.join(PREPROCESS_MODES)}")
+  mask = None
+  if preprocess == "mask":
+    mask = transforms.data_driven_mask(np.asarray(dataset.train.images, np.float32))
+  return Dataset(*(Split(prepare_images(split.images, mask), np.asarray(split.labels, np.int32))
+                   for split in dataset)), mask
+
+
+def prepare_images(images: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+  """Pixels 0..255 (N, H, W[, C]) -> what the device holds: uint8 pixels unchanged; otherwise
+  float32 in [0, 1], background-normalized and masked first when a mask is given."""
+  if mask is None and images.dtype == np.uint8:
+    return images
+  images = np.asarray(images, np.float32)
+  if mask is not None:
+    images = transforms.apply_mask(transforms.normalize_background(images), mask)
+  return transforms.scale(images)
+
+
+def to_device(split: Split, mesh: jax.sharding.Mesh) -> Split:
+  """The split replicated on every device of `mesh`: each step gathers its batch there."""
+  return Split(*parallel.replicate(tuple(split), mesh))
+
+
+def epoch_batches(key: jax.Array, epoch: int, n: int, batch_size: int
+                  ) -> tuple[jax.Array, jax.Array]:
+  """This epoch's shuffled sample order: full batches (k, B) and the last partial one (1, r),
+  as Keras sees every sample each epoch. Drawn from `key` folded with `epoch`."""
+  perm = jax.random.permutation(jax.random.fold_in(key, epoch), n).astype(np.int32)
+  full = (n // batch_size) * batch_size
+  return perm[:full].reshape(-1, batch_size), perm[full:].reshape(1, -1)
