@@ -9,6 +9,7 @@ Command line: `python -m svhn_jax.data inspect FILE` lists every dataset in an H
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
@@ -20,8 +21,9 @@ import h5py
 import ml_collections
 import numpy as np
 
+from svhn_jax import fileio
 from svhn_jax.errors import ConfigError, DataError, SvhnError
-from svhn_jax.transforms import remap_labels
+from svhn_jax.transforms import NUM_CLASSES, luma, remap_labels
 
 SPLITS = ("train", "val", "test")
 IMAGE_SHAPE = (32, 32)
@@ -41,8 +43,14 @@ _OFFLINE_ADVICE = ("To go on without the download, pass a local copy of the file
 
 
 class Split(NamedTuple):
-  images: np.ndarray  # (N, 32, 32) float32, 0..255
-  labels: np.ndarray  # (N,) int32, 0..9
+  """Images and labels of one split, as numpy arrays on the host or arrays on the devices.
+
+  Loaded: images (N, 32, 32) pixel values 0..255, uint8 where the file's values are whole
+  numbers, else float32; labels (N,) int32 0..9. After `input_pipeline.prepare`, see there.
+  """
+
+  images: np.ndarray
+  labels: np.ndarray
 
 
 class Dataset(NamedTuple):
@@ -52,25 +60,13 @@ class Dataset(NamedTuple):
 
 
 def save_h5(path: str | os.PathLike, dataset: Dataset) -> Path:
-  """Writes `dataset` in the study's layout, atomically: a reader never sees half a file."""
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-  os.close(fd)
-  try:
-    # mkstemp makes the file owner-only; the data file should be readable as any other file.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    with h5py.File(tmp, "w") as f:
-      for name, split in zip(SPLITS, dataset):
-        f.create_dataset(f"X_{name}", data=np.asarray(split.images, np.float32))
-        f.create_dataset(f"y_{name}", data=np.asarray(split.labels, np.uint8))
-    os.replace(tmp, path)
-  except BaseException:
-    Path(tmp).unlink(missing_ok=True)
-    raise
-  return path
+  """Writes `dataset` in the study's layout (float32 images, uint8 labels), atomically: a reader
+  never sees half a file."""
+  with fileio.atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    for name, split in zip(SPLITS, dataset):
+      f.create_dataset(f"X_{name}", data=np.asarray(split.images, np.float32))
+      f.create_dataset(f"y_{name}", data=np.asarray(split.labels, np.uint8))
+  return Path(path)
 
 
 def default_cache_dir(cache_dir: str | os.PathLike = "") -> Path:
@@ -194,7 +190,7 @@ def inspect(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], str]]:
 
 
 def _check_layout(path: Path, f: h5py.File) -> None:
-  """Raises DataError unless `f` holds the six datasets, with shapes that fit together."""
+  """Raises DataError unless `f` holds the six datasets, one label per image."""
   missing = [key for key in KEYS if key not in f]
   if missing:
     raise DataError(f"{path} lacks the datasets {missing}; it holds {sorted(f.keys())}. "
@@ -204,40 +200,111 @@ def _check_layout(path: Path, f: h5py.File) -> None:
       raise DataError(f"{path}: {key} is a group; expected a dataset")
   for split in SPLITS:
     x_key, y_key = f"X_{split}", f"y_{split}"
-    x_shape, y_shape = f[x_key].shape, f[y_key].shape
-    if len(x_shape) != 3 or x_shape[1:] != IMAGE_SHAPE:
-      colour = " It looks like colour images." if len(x_shape) == 4 and x_shape[-1] == 3 else ""
-      raise DataError(f"{path}: {x_key} has shape {x_shape}; expected (N, 32, 32): the study's "
-                      f"crops must be greyscale 32x32.{colour}")
-    if len(y_shape) != 1:
-      raise DataError(f"{path}: {y_key} has shape {y_shape}; expected (N,), one label per image")
-    if x_shape[0] != y_shape[0]:
-      raise DataError(f"{path}: {x_key} holds {x_shape[0]} images but {y_key} holds "
-                      f"{y_shape[0]} labels; expected one label per image")
+    _image_layout(path, x_key, f[x_key].shape)
+    x_count, y_count = f[x_key].shape[0], f[y_key].shape[0] if f[y_key].shape else 0
+    if x_count != y_count:
+      raise DataError(f"{path}: {x_key} holds {x_count} images but {y_key} holds "
+                      f"{y_count} labels; expected one label per image")
+
+
+def _image_layout(path: Path, key: str, shape: tuple[int, ...]) -> str:
+  """How the images under `key` are laid out: 'grey' (N, 32, 32), 'channel' (one channel axis
+  to drop: (N, 32, 32, 1) or (N, 1, 32, 32)) or 'rgb' (N, 32, 32, 3). Raises DataError, saying
+  how to convert, for any other shape."""
+  expected = "expected (N, 32, 32) greyscale crops, or (N, 32, 32, 1) or (N, 32, 32, 3)"
+  if len(shape) == 3 and shape[1:] == IMAGE_SHAPE:
+    return "grey"
+  if len(shape) == 4 and shape[1:] in ((*IMAGE_SHAPE, 1), (1, *IMAGE_SHAPE)):
+    return "channel"
+  if len(shape) == 4 and shape[1:] == (*IMAGE_SHAPE, 3):
+    return "rgb"
+  if len(shape) == 4 and shape[1:] == (3, *IMAGE_SHAPE):
+    how = "channels first: convert with np.moveaxis(X, 1, -1) to (N, 32, 32, 3)"
+  elif len(shape) == 4 and shape[:3] == (*IMAGE_SHAPE, 3):
+    how = ("SVHN format 2's (32, 32, 3, N) order: convert with np.moveaxis(X, -1, 0) to "
+           "(N, 32, 32, 3)")
+  elif len(shape) == 3 and shape[:2] == IMAGE_SHAPE:
+    how = "MATLAB's (32, 32, N) order: convert with np.moveaxis(X, -1, 0) to (N, 32, 32)"
+  else:
+    how = "resize the crops to 32x32 first"
+  raise DataError(f"{path}: {key} has shape {shape}; {expected}. It looks like {how}")
+
+
+def _units_problem(low: float, high: float) -> str | None:
+  """Why pixel values from `low` to `high` cannot be 0..255 grey levels, with what to do."""
+  if high <= 1.0:
+    return ("which look scaled to 0..1; expected grey levels 0..255: multiply the images by "
+            "255 and save them again")
+  if low < 0:
+    return ("which look standardized (mean subtracted); expected grey levels 0..255: save the "
+            "unnormalized images")
+  if high > 255:
+    advice = "divide 16-bit images (0..65535) by 257" if high <= 65535 else "rescale them"
+    return f"expected grey levels 0..255: {advice} and save them again"
+  return None
 
 
 def _images(path: Path, f: h5py.File, key: str) -> np.ndarray:
-  """Returns the (N, 32, 32) float32 images under `key`, checked to be finite and 0..255."""
+  """Returns the (N, 32, 32) images under `key`, checked to be finite 0..255 grey levels:
+  uint8 when every value is a whole number (the study's file and the synthetic ones are;
+  converting them changes no result, see `steps.model_input`), else float32.
+
+  Accepted and converted, with a logged line: a single channel axis ((N, 32, 32, 1) or
+  (N, 1, 32, 32)), and colour crops (N, 32, 32, 3) made grey by the study's luma
+  (`transforms.luma`). Refused (DataError, saying what to do): any other shape, NaN or infinite
+  values, and values that cannot be grey levels 0..255 (all at most 1: scaled to 0..1;
+  negative: standardized; above 255).
+  """
+  layout = _image_layout(path, key, f[key].shape)
   # astype converts while reading: one copy of the data, whatever dtype the file stores.
   images = f[key].astype(np.float32)[()]
   if images.size == 0:
-    return images
+    return images.reshape(0, *IMAGE_SHAPE)
   # min/max propagate NaN and reach +-inf, so two passes without temporaries check everything.
   low, high = float(images.min()), float(images.max())
   if not (np.isfinite(low) and np.isfinite(high)):
     count = int(np.count_nonzero(~np.isfinite(images)))
     raise DataError(f"{path}: {key} has {count} NaN or infinite pixel values; "
                     "expected finite values 0..255")
-  if low < 0 or high > 255:
-    raise DataError(f"{path}: {key} has pixel values from {low:g} to {high:g}; expected 0..255")
+  problem = _units_problem(low, high)
+  if problem:
+    raise DataError(f"{path}: {key} has pixel values from {low:g} to {high:g}, {problem}")
+  if layout == "channel":
+    logging.info("%s: %s has shape %s; dropping its single channel axis", path, key,
+                 images.shape)
+    images = images.reshape(len(images), *IMAGE_SHAPE)
+  whole = images.astype(np.uint8)
+  if np.array_equal(whole, images):
+    images = whole
+  if layout == "rgb":
+    logging.info("%s: %s holds colour crops %s; converting them to grey by the study's luma "
+                 "(0.299 R + 0.587 G + 0.114 B)", path, key, images.shape)
+    images = luma(images)
   return images
 
 
 def _labels(path: Path, f: h5py.File, key: str) -> np.ndarray:
-  """Returns the int32 labels 0..9 under `key`, SVHN's 10 (the digit zero) mapped to 0."""
+  """Returns the int32 labels 0..9 under `key`, SVHN's 10 (the digit zero) mapped to 0.
+
+  Accepted and converted, with a logged line: a column (N, 1) and one-hot rows (N, 10).
+  """
   labels = f[key][()]
-  if labels.dtype.kind not in "iuf":
+  if labels.dtype.kind not in "iufb":
     raise DataError(f"{path}: {key} has dtype {labels.dtype}; expected integer digit labels")
+  if labels.ndim == 2 and labels.shape[1] == 1:
+    logging.info("%s: %s is a column %s; reading it as one label per row", path, key,
+                 labels.shape)
+    labels = labels[:, 0]
+  elif labels.ndim == 2 and labels.shape[1] == NUM_CLASSES:
+    if not (np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all()):
+      raise DataError(f"{path}: {key} has shape {labels.shape} but its rows are not one-hot; "
+                      "expected one digit label per image, (N,)")
+    logging.info("%s: %s holds one-hot rows %s; reading each row's digit", path, key,
+                 labels.shape)
+    labels = labels.argmax(axis=1)
+  elif labels.ndim != 1:
+    raise DataError(f"{path}: {key} has shape {labels.shape}; expected (N,) digit labels, "
+                    "a column (N, 1) or one-hot rows (N, 10)")
   if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
     raise DataError(f"{path}: {key} holds labels that are not whole numbers (or NaN); "
                     "expected integer digit labels")
@@ -261,6 +328,18 @@ def load(path: str | os.PathLike) -> Dataset:
                        for split in SPLITS))
     except OSError as e:  # h5py opens some truncated files and fails only when reading data
       raise DataError(f"{path} could not be read (truncated?): {e}") from e
+
+
+def fingerprint(dataset: Dataset) -> str:
+  """A BLAKE2b hash of every split's shapes, dtypes and contents: the same data, wherever it
+  was read from, has the same fingerprint (a resumed run checks it)."""
+  digest = hashlib.blake2b(digest_size=16)
+  for split in dataset:
+    for array in split:
+      array = np.ascontiguousarray(array)
+      digest.update(f"{array.shape}{array.dtype}".encode())
+      digest.update(memoryview(array).cast("B"))
+  return digest.hexdigest()
 
 
 def dataset_path(data_cfg: ml_collections.ConfigDict) -> Path:

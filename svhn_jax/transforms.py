@@ -33,6 +33,19 @@ def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
   return (labels[..., np.newaxis] == np.arange(num_classes)).astype(np.float32)
 
 
+def luma(images: np.ndarray) -> np.ndarray:
+  """Colour (..., 3) pixels 0..255 -> grey (...) by the study's luma, 0.299 R + 0.587 G +
+  0.114 B, rounded to whole grey levels: uint8 in, uint8 out, computed in Pillow's fixed point
+  (R 19595 + G 38470 + B 7471 + 2^15) >> 16, so it equals Image.convert('L') pixel for pixel
+  (ITU-R BT.601 weights); other dtypes give float32."""
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    r, g, b = (images[..., c].astype(np.uint32) for c in range(3))
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+  weights = np.array([0.299, 0.587, 0.114])
+  return np.round(np.asarray(images, np.float64) @ weights).astype(np.float32)
+
+
 def remap_labels(labels: np.ndarray) -> np.ndarray:
   """Returns int32 labels 0..9: SVHN's own label 10 (the digit zero) becomes 0."""
   labels = np.asarray(labels)
