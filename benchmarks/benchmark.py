@@ -70,40 +70,44 @@ def peak_rss_mib() -> float:
 def jax_run(model_name: str, data: dict, epochs: int, eval_batch: int, impl: str,
             scan: str) -> dict:
   import jax
-  import jax.numpy as jnp
 
-  from svhn_jax import models, train, xla_flags
+  from svhn_jax import config as config_lib
+  from svhn_jax import data as data_lib
+  from svhn_jax import inference, models, parallel, steps, train, trainer, xla_flags
 
   start = time.perf_counter()
-  splits = {k: train.Inputs(*jax.device_put(v)) for k, v in data.items()}
+  splits = {k: data_lib.Split(*jax.device_put(v)) for k, v in data.items()}
   batch = STUDY[model_name][0]
   model = models.create_model(model_name, seed=0, impl=impl)
-  tx = train.make_optimizer(STUDY_LR[model_name], 1e-7)
-  graphdef, state = train.init_state(model, tx)
-  trainer = train.Trainer(graphdef, tx, batch_size=batch,
-                          eval_batch_size=train.inference_chunk(eval_batch, model),
-                          scan=train.use_scan(scan, model))
+  tx = steps.make_optimizer(STUDY_LR[model_name], 1e-7)
+  graphdef, state = steps.init_state(model, tx)
+  scan_setting = config_lib.parse_override(config_lib.RUN_SCHEMA["train.scan_epoch"],
+                                           "train.scan_epoch", scan)
+  runner = trainer.Trainer(graphdef, tx, batch_size=batch,
+                           eval_batch_size=inference.inference_chunk(eval_batch, model_name),
+                           mesh=parallel.make_mesh(1),
+                           scan=train.use_scan(scan_setting, model_name))
   key = jax.random.key(0)
   train_s, val_s = [], []
   for epoch in range(epochs):
     t = time.perf_counter()
-    state, _ = trainer.train_epoch(state, splits["train"], key, epoch)
+    state, _ = runner.train_epoch(state, splits["train"], key, epoch)
     jax.block_until_ready(state)
     train_s.append(time.perf_counter() - t)
     t = time.perf_counter()
-    trainer.evaluate(state, splits["val"])
+    runner.evaluate(state, splits["val"])
     val_s.append(time.perf_counter() - t)
   wall = time.perf_counter() - start
   infer_s = []
   for _ in range(2):
     t = time.perf_counter()
-    np.asarray(trainer.logits(state, splits["test"].images))
+    np.asarray(runner.logits(state, splits["test"].images))
     infer_s.append(time.perf_counter() - t)
   return {"train_s": train_s, "val_s": val_s, "infer_s": infer_s[-1], "wall_s": wall,
           "device": str(jax.devices()[0].platform),
           "xla_flags": os.environ.get("XLA_FLAGS", ""),
           "compiler_options": xla_flags.model_options(),
-          "scan": train.use_scan(scan, model), "versions": f"jax {jax.__version__}"}
+          "scan": train.use_scan(scan_setting, model_name), "versions": f"jax {jax.__version__}"}
 
 
 def keras_model(name: str):
@@ -255,7 +259,7 @@ def parse_args(argv=None):
   parser.add_argument("--epochs", type=int, default=3, help="epochs per run (without --study)")
   parser.add_argument("--study", action="store_true", help="each model's study epochs")
   parser.add_argument("--eval-batch", type=int, default=2048)
-  parser.add_argument("--impl", default="fast", help="models.create_model impl: fast | flax")
+  parser.add_argument("--impl", default="auto", help="models.create_model impl: auto | fast | flax")
   parser.add_argument("--scan", default="auto", choices=("auto", "1", "0"),
                       help="whole epochs under lax.scan: auto (train.use_scan), 1 or 0")
   parser.add_argument("--frameworks", default="jax,keras",

@@ -13,7 +13,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from svhn_jax import cli, data, eda, plots, report
+from svhn_jax import cli, data, data_stats, plots, report, sources
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -27,21 +27,21 @@ def summary(path: Path, dataset: data.Dataset) -> dict:
   """The numbers the report shows, per split."""
   splits = {}
   for name, split in zip(data.SPLITS, dataset):
-    counts = eda.class_counts(split.labels)
+    counts = data_stats.class_counts(split.labels)
     splits[name] = {"images": int(len(split.labels)), "counts": counts.tolist(),
-                    "imbalance_ratio": eda.imbalance_ratio(counts),
-                    "dark_share": eda.dark_share(split.images)}
-  means = eda.class_means(dataset.train.images, dataset.train.labels)
+                    "imbalance_ratio": data_stats.imbalance_ratio(counts),
+                    "dark_share": data_stats.dark_share(split.images)}
+  means = data_stats.class_means(dataset.train.images, dataset.train.labels)
   return {"file": str(path), "datasets": [list(map(str, row)) for row in data.inspect(path)],
-          "splits": splits, "centre_minus_edge": [eda.centre_minus_edge(m) for m in means]}
+          "splits": splits, "centre_minus_edge": [data_stats.centre_minus_edge(m) for m in means]}
 
 
 def figures(dataset: data.Dataset, numbers: dict, out: Path, samples: int, seed: int) -> dict:
   train = dataset.train
-  picks = eda.samples_per_class(train.labels, samples, seed)
+  picks = data_stats.samples_per_class(train.labels, samples, seed)
   grid = [(train.images[i], str(digit)) for digit, idx in enumerate(picks) for i in idx]
   first = range(min(10, len(train.labels)))
-  means = eda.class_means(train.images, train.labels)
+  means = data_stats.class_means(train.images, train.labels)
   return {
       "distribution": plots.class_distribution(
           {s: np.asarray(v["counts"]) for s, v in numbers["splits"].items()},
@@ -97,8 +97,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   out = Path(FLAGS.results_dir)
-  path = data.dataset_path(FLAGS.config.data)
-  dataset = data.load(path)
+  dataset, path = sources.load(FLAGS.config.data)
   numbers = summary(path, dataset)
   figs = figures(dataset, numbers, out, FLAGS.samples, FLAGS.config.seed)
   report.write(out / "summary.json", json.dumps(numbers, indent=2))

@@ -14,7 +14,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from svhn_jax import cli, data, evaluate, inference, plots, report, train
+from svhn_jax import cli, data, evaluate, inference, plots, report, sources, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "configs/demo.py", "The run config, used to train "
@@ -109,7 +109,7 @@ def main(argv):
   workdir = Path(FLAGS.workdir or out / "run")
   run = finished_run(FLAGS.config, workdir)
   loaded = inference.load_run(workdir)
-  test = data.load(data.dataset_path(loaded.config.data)).test
+  test = sources.load(loaded.config.data)[0].test
   probs = inference.predict_probs(loaded, test.images)
   print(report.write(out / "report.md",
                      markdown(run, test, probs, out, FLAGS.grid, FLAGS.threshold)))

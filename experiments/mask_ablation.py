@@ -17,7 +17,7 @@ from absl import app, flags
 
 from configs import study
 from experiments import seeded
-from svhn_jax import cli, data, multiseed, plots, report, stats, transforms
+from svhn_jax import cli, multiseed, plots, report, sources, stats, transforms
 
 FLAGS = flags.FLAGS
 seeded.define_flags("configs/mask_ablation.py", "results/mask_ablation", "arm")
@@ -40,7 +40,7 @@ def run_arms(config, model: str, seeds: list[int], runs_dir: Path, mode: str) ->
 def mask_figure(arms: dict, out: Path, model: str) -> Path:
   """The mask as the first masked run saved it, the mean map it was built from, one sample."""
   first = arms["mask"][0]
-  train = data.load(data.dataset_path(ml_collections.ConfigDict(first.config["data"]))).train
+  train = sources.load(ml_collections.ConfigDict(first.config["data"]))[0].train
   mask = np.load(first.workdir / "mask.npy")
   strokes = 255 - transforms.normalize_background(train.images)
   sample = train.images[0]

@@ -1,7 +1,8 @@
 """Early stopping and plateau learning-rate control with Keras's semantics, as pure state + update.
 
-Each controller is an immutable NamedTuple and an `update(config, state, value)` returning the new
-state; the train loop calls it once per epoch with that epoch's validation metric. Keeping them
+Each controller is an immutable NamedTuple and an update function, `early_stopping_update(state,
+value, epoch, ...)` and `plateau_update(state, value, ...)`, returning the new state; the train
+loop calls each once per epoch with that epoch's validation metric. Keeping them
 as plain data lets a checkpoint carry them and a resumed run continue exactly where it stopped.
 
 Why not optax.contrib.reduce_on_plateau or flax's EarlyStopping: the former counts every call

@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+import gdown
 import h5py
-import ml_collections
 import numpy as np
 
-from svhn_jax import fileio
-from svhn_jax.errors import ConfigError, DataError, SvhnError
+from absl import logging
+
+from svhn_jax import cli, fileio
+from svhn_jax.errors import DataError
 from svhn_jax.transforms import NUM_CLASSES, luma, remap_labels
 
 SPLITS = ("train", "val", "test")
 IMAGE_SHAPE = (32, 32)
 KEYS = tuple(f"{kind}_{split}" for split in SPLITS for kind in "Xy")
-SOURCES = ("svhn", "synthetic")
 
 GDRIVE_FILE_ID = "1YoTWTdShWdI55SmBp4Ie2IkaI_E3Gmp0"
 FILENAME = "SVHN_single_grey1.h5"
@@ -116,8 +116,6 @@ def check_file(path: str | os.PathLike, min_bytes: int = MIN_BYTES) -> None:
 
 
 def _gdown_download(**kwargs) -> str | None:
-  # Imported here: gdown pulls in requests, and only a real download needs it.
-  import gdown
   return gdown.download(**kwargs)
 
 
@@ -342,33 +340,6 @@ def fingerprint(dataset: Dataset) -> str:
   return digest.hexdigest()
 
 
-def dataset_path(data_cfg: ml_collections.ConfigDict) -> Path:
-  """Returns the HDF5 file that `config.data` asks for, downloading or generating it once."""
-  if data_cfg.source not in SOURCES:
-    raise ConfigError(f"config.data.source={data_cfg.source!r}: expected one of {list(SOURCES)}")
-  if data_cfg.path:
-    path = Path(data_cfg.path).expanduser()
-    if not path.is_file():
-      raise DataError(f"config.data.path={data_cfg.path!r}: no such file")
-    return path
-  if data_cfg.source == "svhn":
-    return fetch(data_cfg.cache_dir)
-  return _synthetic_path(data_cfg)
-
-
-def _synthetic_path(data_cfg: ml_collections.ConfigDict) -> Path:
-  # Imported here: only synthetic runs need the generator.
-  from svhn_jax import synthetic
-
-  sizes = data_cfg.synthetic
-  path = default_cache_dir(data_cfg.cache_dir) / (
-      f"synthetic_v{synthetic.VERSION}_{sizes.train}_{sizes.val}_{sizes.test}_seed{sizes.seed}.h5")
-  if not path.exists():
-    logging.info("Generating synthetic SVHN-like data into %s", path)
-    synthetic.write(path, train=sizes.train, val=sizes.val, test=sizes.test, seed=sizes.seed)
-  return path
-
-
 def _table(rows: list[tuple[str, tuple[int, ...], str]]) -> str:
   shapes = [str(shape) for _, shape, _ in rows]
   name_width = max(len(name) for name, _, _ in rows)
@@ -387,13 +358,9 @@ def main(argv: list[str] | None = None) -> int:
   inspect_cmd.add_argument("--verbosity", type=int, default=0,
                            help="1 or more: show the Python traceback of an error")
   args = parser.parse_args(argv)
-  try:
+  logging.set_verbosity(args.verbosity)
+  with cli.user_errors():
     rows = inspect(args.file)
-  except SvhnError as e:
-    if args.verbosity > 0:
-      raise
-    print(f"error: {e}", file=sys.stderr)
-    return 1
   print(_table(rows) if rows else f"{args.file} holds no datasets")
   return 0
 

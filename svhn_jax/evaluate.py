@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics
 
-CLASS_NAMES = tuple(str(d) for d in range(10))
+from svhn_jax.transforms import NUM_CLASSES
+
+CLASS_NAMES = tuple(str(d) for d in range(NUM_CLASSES))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -21,14 +23,14 @@ def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
   probs = softmax(logits.astype(np.float64))
   loss = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean()
   per_class = metrics.classification_report(
-      labels, predictions, labels=range(10), target_names=CLASS_NAMES, output_dict=True,
+      labels, predictions, labels=range(NUM_CLASSES), target_names=CLASS_NAMES, output_dict=True,
       zero_division=0)
   return {
       "accuracy": float((predictions == labels).mean()),
       "loss": float(loss),
       "num_examples": int(len(labels)),
       "classification_report": per_class,
-      "confusion_matrix": metrics.confusion_matrix(labels, predictions, labels=range(10)).tolist(),
+      "confusion_matrix": metrics.confusion_matrix(labels, predictions, labels=range(NUM_CLASSES)).tolist(),
   }
 
 

@@ -18,13 +18,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError
 from svhn_jax.layers import (BatchNormalization, ConvBlock, Dense, Dropout, Flatten, LeakyReLU,
                              use_fused)
+from svhn_jax.transforms import NUM_CLASSES
 
 IMAGE_SIZE = 32
-NUM_CLASSES = 10
 
 
 class Sequential(nnx.Module):

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from svhn_jax import fileio
+from svhn_jax.transforms import NUM_CLASSES
 
 
 def _subplots(*grid, figsize, **kwargs):
@@ -52,8 +53,8 @@ def confusion_matrix(matrix: np.ndarray, path, title: str = "Confusion matrix (t
   for (i, j), count in np.ndenumerate(matrix):
     ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
             color="white" if count > threshold else "black")
-  ax.set_xticks(range(10))
-  ax.set_yticks(range(10))
+  ax.set_xticks(range(NUM_CLASSES))
+  ax.set_yticks(range(NUM_CLASSES))
   ax.set_xlabel("predicted digit")
   ax.set_ylabel("true digit")
   ax.set_title(title)
@@ -93,7 +94,8 @@ def class_distribution(counts: dict[str, np.ndarray], path) -> Path:
   width = 0.8 / max(1, len(counts))
   for k, (split, per_class) in enumerate(counts.items()):
     ax.bar(np.arange(len(per_class)) + k * width, per_class, width, label=split)
-  ax.set_xticks(np.arange(10) + width * (len(counts) - 1) / 2, [str(d) for d in range(10)])
+  ax.set_xticks(np.arange(NUM_CLASSES) + width * (len(counts) - 1) / 2,
+                [str(d) for d in range(NUM_CLASSES)])
   ax.set_xlabel("digit")
   ax.set_ylabel("images")
   ax.set_title("Class distribution")

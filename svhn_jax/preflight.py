@@ -14,7 +14,7 @@ from pathlib import Path
 
 import ml_collections
 
-from svhn_jax import checkpoint, data
+from svhn_jax import checkpoint, data, sources
 from svhn_jax import config as config_lib
 from svhn_jax.errors import CheckpointError, ConfigError
 
@@ -35,7 +35,7 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
     check_resumable(config, workdir)
   # Read in full and dropped: training reads it again, from the page cache, and main need not
   # hold hundreds of megabytes through the run.
-  dataset = data.load(data.dataset_path(config.data))
+  dataset, _ = sources.load(config.data)
   if not restart:
     check_same_data(workdir, data.fingerprint(dataset))
 

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from svhn_jax import plots
 from svhn_jax.data import Dataset, Split, save_h5
 
 log = logging.getLogger(__name__)
@@ -279,20 +280,7 @@ def logged_split(name: str, n: int, seed: int, style: Style) -> Split:
 def save_preview(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray,
                  columns: int = 10) -> Path:
   """Saves a labelled grid of crops as a PNG."""
-  import matplotlib.pyplot as plt
-
-  rows = max(1, math.ceil(len(images) / columns))
-  fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25), squeeze=False)
-  for ax in axes.flat:
-    ax.axis("off")
-  for ax, image, label in zip(axes.flat, images, labels):
-    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-    ax.set_title(str(label), fontsize=9)
-  fig.tight_layout()
-  path = Path(path)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return plots.image_grid(list(images), [str(label) for label in labels], path, cols=columns)
 
 
 def count(text: str) -> int:

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 
 from svhn_jax import (callbacks, checkpoint, cli, data, evaluate, fileio, inference, input_pipeline,
-                      interrupts, models, parallel, plots, runlock, steps)
+                      interrupts, models, parallel, plots, runlock, sources, steps)
 from svhn_jax import config as config_lib
 from svhn_jax.errors import Interrupted, TrainingDiverged
 from svhn_jax.trainer import DIVERGED_ADVICE, Trainer
@@ -92,8 +92,7 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
         held.enter_context(runlock.hold(workdir))
     mesh = parallel.make_mesh(config.mesh.devices)
     logging.info("JAX: %s", parallel.describe(mesh))
-    path = data.dataset_path(config.data)
-    dataset = data.load(path)
+    dataset, path = sources.load(config.data)
     fingerprint = data.fingerprint(dataset)
     (train, val, test), mask = input_pipeline.prepare(dataset, config.data.preprocess)
     del dataset
