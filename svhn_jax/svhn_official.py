@@ -1,0 +1,1053 @@
+"""The official SVHN distribution (Netzer et al. 2011): fetch, verify, load and describe it.
+
+Format 2, cropped digits: `train_32x32.mat`, `test_32x32.mat`, `extra_32x32.mat`, MATLAB v5 files
+holding X uint8 (32, 32, 3, N) and y (N, 1) with 10 for the digit zero. `load_cropped` converts a
+file once into a cached .npy pair and memory-maps it from then on.
+
+Format 1, full photos: `train.tar.gz`, `test.tar.gz`, `extra.tar.gz`, PNGs `1.png ... N.png` and
+`digitStruct.mat` (MATLAB v7.3, that is HDF5) with each photo's digit boxes. `read_digit_struct`
+parses the boxes, `open_full` opens an archive or its extracted folder, `digit_crops` cuts 32x32
+single-digit crops the way format 2 was made.
+
+Source: http://ufldl.stanford.edu/housenumbers/. Pure numpy: no JAX here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import itertools
+import logging
+import math
+import mmap
+import os
+import re
+import shutil
+import struct
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import h5py
+import numpy as np
+import scipy.io
+from PIL import Image
+from scipy.io.matlab import MatReadError
+from tqdm import tqdm
+
+from svhn_jax import fileio
+from svhn_jax.errors import DataError
+from svhn_jax.transforms import remap_labels
+
+BASE_URL = "http://ufldl.stanford.edu/housenumbers/"
+CROP_SHAPE = (32, 32, 3)
+BOX_FIELDS = ("left", "top", "width", "height", "label")
+# Bumped when the cached .npy layout changes, so that old caches are converted again.
+_CACHE_VERSION = 1
+_CHUNK = 8192  # images transposed per step of a conversion: 25 MB
+
+
+class OfficialFile(NamedTuple):
+  size: int  # bytes
+  md5: str
+
+
+REGISTRY: dict[str, OfficialFile] = {
+    "train_32x32.mat": OfficialFile(182_040_794, "e26dedcc434d2e4c54c9b2d4a06d8373"),
+    "test_32x32.mat": OfficialFile(64_275_384, "eb5a983be6a315427106f1b164d9cef3"),
+    "extra_32x32.mat": OfficialFile(1_329_278_602, "a93ce644f1a588dc4d68dda5feec44a7"),
+    "train.tar.gz": OfficialFile(404_141_560, "a649f4cb15c35520e8a8c342d4c0005a"),
+    "test.tar.gz": OfficialFile(276_555_967, "790d9c8d42f1fcbd219b59956c853a81"),
+    "extra.tar.gz": OfficialFile(1_955_489_752, "606f41243d71ca4d5fe66dbaf1f02bee"),
+}
+
+_OFFLINE_ADVICE = ("To work offline, copy the official files from a machine that has internet "
+                   "access and pass the folder that holds them with --config.data.path=FOLDER.")
+_HTML = "looks like an HTML page (an error or login page saved under the file's name)"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class Photo(NamedTuple):
+  """One full photo of format 1 and its digits, in reading order."""
+  name: str  # the PNG's file name, e.g. "1.png"
+  labels: np.ndarray  # (k,) int32, 0..9 (the file's 10 mapped to 0)
+  boxes: np.ndarray  # (k, 4) float32 (left, top, width, height) in pixels; may reach outside
+
+
+# ---------------------------------------------------------------------------------------------
+# Download
+
+def _default_cache_dir() -> Path:
+  # Imported here: svhn_jax.data may import this module for its `inspect` command.
+  from svhn_jax.data import default_cache_dir
+  return default_cache_dir()
+
+
+class _SizeCheckedDownload:
+  """pooch's HTTP downloader, refusing a file of the wrong size before pooch checks its hash.
+
+  pooch downloads into a temporary file and renames it only after the hash matches; raising here
+  makes pooch delete the temporary file, so a cut-off download never reaches the final name.
+  """
+
+  def __init__(self, filename: str, expected: OfficialFile, http: Callable):
+    self.filename, self.expected, self.http = filename, expected, http
+
+  def __call__(self, url: str, output_file: str, pooch, check_only: bool = False):
+    self.http(url, output_file, pooch, check_only=check_only)
+    size = os.path.getsize(output_file)
+    if size != self.expected.size:
+      raise DataError(f"{self.filename} downloaded from {url} is {size:,} bytes, expected "
+                      f"{self.expected.size:,} (a cut-off or wrong download); it was discarded. "
+                      + _OFFLINE_ADVICE)
+
+
+def fetch(filename: str, cache_dir: str | os.PathLike | None = None, *, base_url: str = BASE_URL,
+          registry: Mapping[str, OfficialFile] = REGISTRY) -> Path:
+  """Returns the path of the official file `filename` in `cache_dir`, downloading it if needed.
+
+  The download shows a progress bar and lands under a temporary name; it is renamed to
+  `cache_dir/filename` only when its size and MD5 match `registry`. A file already there with
+  the right MD5 is reused without a download; one with the wrong MD5 is downloaded again.
+  `cache_dir` defaults to $SVHN_JAX_CACHE, else ~/.cache/svhn_jax.
+
+  Raises DataError for a name not in `registry`, a download of the wrong size or MD5 (nothing
+  is left at the final name), and a network failure (saying how to work offline).
+  """
+  if filename not in registry:
+    raise DataError(f"{filename}: not an official SVHN file; expected one of {sorted(registry)}")
+  expected = registry[filename]
+  folder = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
+  url = base_url.rstrip("/") + "/" + filename
+  # Imported here: only a download needs pooch and requests.
+  import pooch
+  import requests
+
+  # 1 MiB chunks: pooch's default of 1 KiB costs a Python call per KiB of a 2 GB file.
+  http = pooch.HTTPDownloader(progressbar=True, chunk_size=1 << 20, timeout=60)
+  try:
+    return Path(pooch.retrieve(url, known_hash=f"md5:{expected.md5}", fname=filename, path=folder,
+                               downloader=_SizeCheckedDownload(filename, expected, http)))
+  except requests.exceptions.RequestException as e:
+    raise DataError(f"Could not download {filename} from {url}: {_one_line(e)}. "
+                    + _OFFLINE_ADVICE) from e
+  except ValueError as e:  # pooch's hash mismatch
+    raise DataError(f"{filename} downloaded from {url} does not have the MD5 {expected.md5} "
+                    f"(a corrupted download); it was discarded. {_OFFLINE_ADVICE}") from e
+  except OSError as e:
+    raise DataError(f"Could not save {filename} into {folder}: {_one_line(e)}") from e
+
+
+def _one_line(error: BaseException) -> str:
+  return " ".join(str(error).split())
+
+
+# ---------------------------------------------------------------------------------------------
+# Sniffing files
+
+def _require_file(path: Path, expected: str) -> int:
+  """Returns the size of `path`, or raises DataError if it is missing, a folder or empty."""
+  if not path.exists():
+    raise DataError(f"{path}: no such file; expected {expected}")
+  if not path.is_file():
+    raise DataError(f"{path} is not a file; expected {expected}")
+  size = path.stat().st_size
+  if size == 0:
+    raise DataError(f"{path} is empty (0 bytes); expected {expected}")
+  return size
+
+
+def _head(path: Path, count: int = 1024) -> bytes:
+  try:
+    with open(path, "rb") as f:
+      return f.read(count)
+  except OSError as e:
+    raise DataError(f"{path} cannot be read: {_one_line(e)}") from e
+
+
+def _looks_like_html(head: bytes) -> bool:
+  return head.lstrip(b"\xef\xbb\xbf \t\r\n").lower().startswith((b"<!doctype html", b"<html"))
+
+
+def _is_hdf5(head: bytes) -> bool:
+  """True for HDF5 (MATLAB v7.3 writes its text header, then HDF5 at byte 512)."""
+  return head.startswith(b"MATLAB 7.3 MAT-file") or _HDF5_SIGNATURE in (head[:8], head[512:520])
+
+
+def _is_mat_v5(head: bytes) -> bool:
+  # The v5 header: 116 bytes of text, 8 of subsystem offset, version 0x0100, endian "IM" or "MI".
+  return len(head) >= 128 and head[124:126] in (b"\x00\x01", b"\x01\x00") and \
+      head[126:128] in (b"IM", b"MI")
+
+
+# ---------------------------------------------------------------------------------------------
+# Format 2: cropped digits
+
+_V5 = "a MATLAB v5 .mat of SVHN format 2 (X uint8 (32, 32, 3, N), y (N, 1))"
+_NUMERIC = ("double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+            "uint64")
+# What scipy raises on a truncated or corrupt v5 file.
+_SCIPY_ERRORS = (MatReadError, ValueError, TypeError, IndexError, OSError, EOFError, zlib.error)
+
+
+def _check_v5(path: Path) -> None:
+  """Raises DataError unless `path` is a whole MATLAB v5 file (not HTML, v7.3 or truncated)."""
+  size = _require_file(path, _V5)
+  head = _head(path)
+  if _looks_like_html(head):
+    raise DataError(f"{path} {_HTML}; expected {_V5}")
+  if _is_hdf5(head):
+    raise DataError(f"{path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; expected "
+                    f"{_V5}: save it again in MATLAB with save(FILE, 'X', 'y', '-v7')")
+  if not _is_mat_v5(head):
+    raise DataError(f"{path} is not a MATLAB v5 file (no MAT-file header in its first 128 bytes); "
+                    f"expected {_V5}")
+  missing = _v5_missing_bytes(path, size, head[126:128])
+  if missing:
+    raise DataError(f"{path} is truncated: a variable runs {missing:,} bytes past its end "
+                    "(a cut-off download?)")
+
+
+def _v5_missing_bytes(path: Path, size: int, endian: bytes) -> int:
+  """Returns how many bytes the file's last top-level element lacks (0 for a whole file)."""
+  tag = struct.Struct("<II" if endian == b"IM" else ">II")
+  position = 128
+  with open(path, "rb") as f:
+    while position + tag.size <= size:
+      f.seek(position)
+      _, byte_count = tag.unpack(f.read(tag.size))
+      position += tag.size + byte_count
+  return max(0, position - size)
+
+
+def _variables(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+  """Returns {name: (shape, MATLAB class)} of the file's variables, without reading their data."""
+  try:
+    return {name: (tuple(shape), cls) for name, shape, cls in scipy.io.whosmat(path)}
+  except _SCIPY_ERRORS as e:
+    raise DataError(f"{path} could not be read as a MATLAB v5 file (corrupt?): "
+                    f"{_one_line(e)}") from e
+
+
+def _axis_advice(shape: tuple[int, ...]) -> str:
+  """Says how to transpose a 4-D X with its axes in another order than (32, 32, 3, N)."""
+  if len(shape) != 4:
+    return ""
+  for order in itertools.permutations(range(4)):
+    if tuple(shape[axis] for axis in order[:3]) == CROP_SHAPE and order[0] < order[1]:
+      matlab = " ".join(str(axis + 1) for axis in order)
+      return (f" Its axes look reordered: np.transpose(X, {order}) in numpy, or "
+              f"permute(X, [{matlab}]) in MATLAB, gives the official layout.")
+  return ""
+
+
+def _check_variables(path: Path, variables: Mapping[str, tuple[tuple[int, ...], str]]) -> int:
+  """Returns N after checking X and y's presence, shapes and classes against format 2."""
+  for name in ("X", "y"):
+    if name not in variables:
+      raise DataError(f"{path} has no variable {name}; it holds {sorted(variables)}. Expected "
+                      f"{_V5}.")
+  x_shape, x_class = variables["X"]
+  if len(x_shape) != 4 or x_shape[:3] != CROP_SHAPE:
+    raise DataError(f"{path}: X has shape {x_shape}; expected (32, 32, 3, N), N colour 32x32 "
+                    f"crops.{_axis_advice(x_shape)}")
+  if x_class not in _NUMERIC:
+    raise DataError(f"{path}: X is a MATLAB {x_class} array; expected uint8 pixels 0..255")
+  count = x_shape[3]
+  y_shape, y_class = variables["y"]
+  if y_class not in _NUMERIC:
+    raise DataError(f"{path}: y is a MATLAB {y_class} array; expected numeric labels 1..10")
+  if math.prod(y_shape) != count or sum(d > 1 for d in y_shape) > 1:
+    raise DataError(f"{path}: X holds {count} images but y has shape {y_shape}; expected "
+                    f"({count}, 1), one label per image")
+  return count
+
+
+def _load_variable(path: Path, name: str) -> np.ndarray:
+  try:
+    return scipy.io.loadmat(path, variable_names=[name])[name]
+  except _SCIPY_ERRORS as e:
+    raise DataError(f"{path}: {name} could not be read (truncated or corrupt?): "
+                    f"{_one_line(e)}") from e
+
+
+def _file_labels(path: Path) -> np.ndarray:
+  """Returns y as stored (1..10), checked, as a flat uint8 array."""
+  y = _load_variable(path, "y").ravel()
+  if y.size and not np.isin(y, np.arange(1, 11)).all():
+    bad = np.unique(y[~np.isin(y, np.arange(1, 11))])
+    raise DataError(f"{path}: y holds labels {bad[:5].tolist()} outside 1..10; expected 1..10 "
+                    "with 10 for the digit zero")
+  return y.astype(np.uint8)
+
+
+def _uint8_chunk(path: Path, chunk: np.ndarray) -> np.ndarray:
+  """Returns `chunk` as uint8, after checking that a non-uint8 X holds whole numbers 0..255."""
+  if chunk.dtype == np.uint8:
+    return chunk
+  if not (np.all(chunk >= 0) and np.all(chunk <= 255) and np.array_equal(chunk, np.round(chunk))):
+    raise DataError(f"{path}: X (MATLAB {chunk.dtype}) holds values that are not whole numbers "
+                    "0..255; expected uint8 pixels")
+  return chunk.astype(np.uint8)
+
+
+def _nhwc_chunks(path: Path, x: np.ndarray) -> Iterator[np.ndarray]:
+  """Yields X (32, 32, 3, N) as C-ordered uint8 (k, 32, 32, 3) chunks: one chunk of memory."""
+  count = x.shape[3]
+  with tqdm(total=count, unit="img", desc=f"converting {path.name}", disable=None) as bar:
+    for start in range(0, count, _CHUNK):
+      chunk = np.ascontiguousarray(np.transpose(x[..., start:start + _CHUNK], (3, 0, 1, 2)))
+      yield _uint8_chunk(path, chunk)
+      bar.update(len(chunk))
+
+
+def _write_npy(path: Path, shape: tuple[int, ...], chunks: Iterable[np.ndarray]) -> None:
+  """Writes a uint8 .npy of `shape` from C-ordered `chunks`, atomically, a chunk at a time."""
+  with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.lib.format.write_array_header_1_0(
+        f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    for chunk in chunks:
+      f.write(memoryview(chunk).cast("B"))
+
+
+class _CachePair(NamedTuple):
+  images: Path
+  labels: Path
+
+
+def _cache_key(path: Path) -> str:
+  """Changes whenever the source file does (size or modification time) or the cache layout."""
+  stat = path.stat()
+  text = f"{stat.st_size}:{stat.st_mtime_ns}:{_CACHE_VERSION}"
+  return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _cache_folders(path: Path, cache_dir: str | os.PathLike | None) -> Iterator[Path]:
+  """Yields where a cache may live, in order: `cache_dir`, else beside the source, else the
+  user cache (looked up only when needed: svhn_jax.data takes a while to import)."""
+  if cache_dir:
+    yield Path(cache_dir).expanduser()
+    return
+  yield path.parent
+  yield _default_cache_dir()
+
+
+def _stem(path: Path) -> str:
+  """train_32x32.mat -> train_32x32, train.tar.gz -> train."""
+  return re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.mat)$", "", path.name)
+
+
+def _remove_stale(folder: Path, stem: str, key: str) -> None:
+  """Deletes caches of earlier versions of the same source file: each can weigh gigabytes."""
+  pattern = re.compile(rf"{re.escape(stem)}\.([0-9a-f]{{12}})(\.images\.npy|\.labels\.npy)?")
+  for entry in folder.iterdir() if folder.is_dir() else ():
+    match = pattern.fullmatch(entry.name)
+    if match and match.group(1) != key:
+      logging.info("Removing the stale cache %s", entry)
+      shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _cached(pair: _CachePair, count: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+  """Returns the memory-mapped pair if both files are whole and agree, else None."""
+  if not (pair.images.is_file() and pair.labels.is_file()):
+    return None
+  try:
+    images = np.load(pair.images, mmap_mode="r")
+    labels = np.load(pair.labels)
+  except (ValueError, OSError) as e:
+    logging.warning("Ignoring the unreadable cache %s: %s", pair.images, e)
+    return None
+  n = len(labels)
+  if (images.dtype != np.uint8 or images.shape != (n,) + CROP_SHAPE or labels.dtype != np.uint8
+      or labels.ndim != 1 or (count is not None and n != count) or (n and labels.max() > 9)):
+    logging.warning("Ignoring the cache %s: its shapes or labels do not match", pair.images)
+    return None
+  return images, labels.astype(np.int32)
+
+
+def _convert(path: Path, pair: _CachePair) -> None:
+  """Writes the .npy pair of the format-2 file `path`: labels first, images last."""
+  count = _check_variables(path, _variables(path))
+  labels = _file_labels(path)
+  logging.info("Converting %s (%d crops, %.0f MB) to %s, once; later loads map it from disk.",
+               path, count, path.stat().st_size / 1e6, pair.images)
+  _write_npy(pair.labels, labels.shape, [remap_labels(labels).astype(np.uint8)])
+  try:
+    x = _load_variable(path, "X")
+    _write_npy(pair.images, (count,) + CROP_SHAPE, _nhwc_chunks(path, x))
+  except BaseException:
+    pair.labels.unlink(missing_ok=True)
+    raise
+
+
+def load_cropped(path: str | os.PathLike,
+                 cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (images, labels) of a format-2 file: uint8 (N, 32, 32, 3) NHWC and int32 (N,) 0..9.
+
+  The first call converts the .mat (X (32, 32, 3, N), y (N, 1) 1..10, 10 meaning zero) into a
+  pair of .npy files `<stem>.<key>.images.npy` and `.labels.npy`, written atomically in
+  `cache_dir`, else beside the .mat, else (folder read-only) in the user cache; `key` follows the
+  .mat's size and modification time, so a changed file is converted again. Later calls return
+  `images` memory-mapped read-only from that cache: no copy, no float data. The conversion holds
+  X once in memory plus a 25 MB chunk.
+
+  Raises DataError, naming the file and the variable, for: a missing, empty or truncated file, an
+  HTML page, a MATLAB v7.3 file, a missing X or y, X with other axes than (32, 32, 3, N) (saying
+  how to transpose), X with values that are not whole numbers 0..255, labels outside 1..10, and
+  a count of labels other than of images.
+  """
+  path = Path(path)
+  _require_file(path, _V5)
+  key = _cache_key(path)
+  for folder in _cache_folders(path, cache_dir):
+    loaded = _cached(_pair(folder, path, key))
+    if loaded is not None:
+      return loaded
+  _check_v5(path)
+  for folder in _cache_folders(path, cache_dir):
+    pair = _pair(folder, path, key)
+    try:
+      folder.mkdir(parents=True, exist_ok=True)
+      _convert(path, pair)
+    except PermissionError as e:
+      logging.info("Cannot write the cache into %s (%s); trying the next place.", folder, e)
+      continue
+    except OSError as e:
+      if e.errno != errno.EROFS:  # a read-only file system is as good as a read-only folder
+        raise DataError(f"Could not write the cache of {path} into {folder}: {e}") from e
+      continue
+    _remove_stale(folder, _stem(path), key)
+    loaded = _cached(pair)
+    if loaded is None:
+      raise DataError(f"{pair.images}: the cache just written does not read back")
+    return loaded
+  raise DataError(f"{path}: no writable folder for its cache among "
+                  f"{[str(f) for f in _cache_folders(path, cache_dir)]}; pass cache_dir=FOLDER")
+
+
+def _pair(folder: Path, path: Path, key: str) -> _CachePair:
+  stem = f"{_stem(path)}.{key}"
+  return _CachePair(folder / f"{stem}.images.npy", folder / f"{stem}.labels.npy")
+
+
+# ---------------------------------------------------------------------------------------------
+# Format 1: digitStruct.mat
+
+_V73 = ("digitStruct.mat of SVHN format 1, a MATLAB v7.3 (HDF5) file with /digitStruct/name and "
+        "/digitStruct/bbox")
+
+
+class _NotSimple(Exception):
+  """An object the fast reader does not parse; h5py reads it instead."""
+
+
+_DATASET_MESSAGES = {0x01, 0x03, 0x08}  # dataspace, datatype, data layout
+_GROUP_MESSAGES = {0x11}  # symbol table
+
+
+class _FastReader:
+  """Reads digitStruct.mat's objects straight from the file's bytes, by their references.
+
+  h5py spends tens of microseconds on each object, and train's file references 575,000 of them
+  (a name, a bbox struct, 5 fields, 5 scalars per digit): 70 s through h5py, 3 s here, on a
+  full-size stand-in (benchmarks/official_data.py, 2-core Xeon). MATLAB writes them in the
+  oldest HDF5 formats (version-1 object headers, symbol-table groups, contiguous or compact
+  data), whose few fields this class reads in a few microseconds. An object in any other form
+  raises _NotSimple, and that photo is read through h5py.
+  """
+
+  def __init__(self, f: h5py.File, path: Path):
+    plist = f.id.get_create_plist()
+    if plist.get_sizes() != (8, 8):
+      raise _NotSimple("addresses are not 8 bytes")
+    self.base = plist.get_userblock()  # object addresses count from the superblock
+    self.names = _raw_addresses(f["digitStruct/name"]).tolist()
+    self.boxes = _raw_addresses(f["digitStruct/bbox"]).tolist()
+    with open(path, "rb") as file:
+      self.buf = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+  def close(self) -> None:
+    self.buf.close()
+
+  def _u64(self, offset: int) -> int:
+    return struct.unpack_from("<Q", self.buf, offset)[0]
+
+  def _messages(self, address: int, wanted: set[int]) -> dict[int, int]:
+    """Returns {message type: offset of its data} for the object header at `address`, reading
+    messages until it has seen every type in `wanted`."""
+    start = self.base + address
+    if not (0 < address and start + 16 <= len(self.buf) and self.buf[start] == 1):
+      raise _NotSimple(f"no version-1 object header at {address}")
+    size = struct.unpack_from("<I", self.buf, start + 8)[0]
+    chunks, found = [(start + 16, size)], {}
+    for chunk_start, chunk_size in chunks:
+      position, end = chunk_start, min(chunk_start + chunk_size, len(self.buf))
+      while position + 8 <= end:
+        kind, length, flags = struct.unpack_from("<HHB", self.buf, position)
+        if kind == 0x10:  # continuation: more messages elsewhere
+          chunks.append((self.base + self._u64(position + 8), self._u64(position + 16)))
+        elif kind and kind not in found:
+          if flags & 0x02:  # shared message: the data lives in another object
+            raise _NotSimple(f"shared message in the object at {address}")
+          found[kind] = position + 8
+        position += 8 + length
+        if wanted <= found.keys():
+          return found
+    return found
+
+  def _dataset(self, address: int) -> tuple[tuple[int, ...], int, int, bytes]:
+    """Returns (dims, datatype class, element size, raw data) of a dataset."""
+    messages = self._messages(address, _DATASET_MESSAGES)
+    if not _DATASET_MESSAGES <= messages.keys():
+      raise _NotSimple(f"the object at {address} is not a plain dataset")
+    space = messages[0x01]
+    version, rank = self.buf[space], self.buf[space + 1]
+    dims = struct.unpack_from(f"<{rank}Q", self.buf, space + (8 if version == 1 else 4))
+    datatype = messages[0x03]
+    type_class, bits = self.buf[datatype] & 0x0F, self.buf[datatype + 1]
+    element = struct.unpack_from("<I", self.buf, datatype + 4)[0]
+    layout = messages[0x08]
+    # Bit 0 is the byte order of numbers, and for references 0 in the low 4 bits is an object's.
+    if self.buf[layout] != 3 or (bits & 0x01 if type_class != 7 else bits & 0x0F):
+      raise _NotSimple(f"unusual layout, byte order or reference kind at {address}")
+    if self.buf[layout + 1] == 0:  # compact: the data sits in the header
+      size = struct.unpack_from("<H", self.buf, layout + 2)[0]
+      data_start = layout + 4
+    elif self.buf[layout + 1] == 1:  # contiguous
+      data_start = self.base + self._u64(layout + 2)
+      size = self._u64(layout + 10)
+    else:
+      raise _NotSimple(f"chunked data at {address}")
+    if size != element * math.prod(dims) or data_start + size > len(self.buf):
+      raise _NotSimple(f"data of the dataset at {address} does not fit its shape")
+    return dims, type_class, element, self.buf[data_start:data_start + size]
+
+  def _links(self, address: int) -> dict[str, int]:
+    """Returns {name: object address} of a symbol-table group's members."""
+    messages = self._messages(address, _GROUP_MESSAGES)
+    if 0x11 not in messages:
+      raise _NotSimple(f"the object at {address} is not a symbol-table group")
+    tree, heap = struct.unpack_from("<QQ", self.buf, messages[0x11])
+    heap_start = self.base + heap
+    if self.buf[heap_start:heap_start + 4] != b"HEAP":
+      raise _NotSimple(f"no local heap at {heap}")
+    names_start = self.base + self._u64(heap_start + 24)
+    links, nodes = {}, [tree]
+    while nodes:
+      node = self.base + nodes.pop()
+      if self.buf[node:node + 4] != b"TREE" or self.buf[node + 4] != 0:
+        raise _NotSimple(f"no group B-tree node at {node - self.base}")
+      level, used = self.buf[node + 5], struct.unpack_from("<H", self.buf, node + 6)[0]
+      children = [self._u64(node + 32 + 16 * i) for i in range(used)]
+      if level:
+        nodes.extend(children)
+        continue
+      for child in children:
+        symbols = self.base + child
+        if self.buf[symbols:symbols + 4] != b"SNOD":
+          raise _NotSimple(f"no symbol node at {child}")
+        for i in range(struct.unpack_from("<H", self.buf, symbols + 6)[0]):
+          name_offset, target = struct.unpack_from("<QQ", self.buf, symbols + 8 + 40 * i)
+          name_start = names_start + name_offset
+          name = self.buf[name_start:self.buf.find(b"\0", name_start)].decode()
+          links[name] = target
+    return links
+
+  def name(self, i: int) -> str:
+    dims, type_class, element, data = self._dataset(self.names[i])
+    if type_class != 0 or element != 2:
+      raise _NotSimple("the name is not a uint16 char array")
+    return data.decode("utf-16-le")
+
+  def _number(self, address: int) -> float:
+    dims, type_class, element, data = self._dataset(address)
+    if type_class != 1 or element != 8 or len(data) != 8:
+      raise _NotSimple("not a (1, 1) double")
+    return struct.unpack("<d", data)[0]
+
+  def fields(self, i: int) -> dict[str, list[float]]:
+    fields = {}
+    for name, address in self._links(self.boxes[i]).items():
+      dims, type_class, element, data = self._dataset(address)
+      count = len(data) // 8
+      if type_class == 1 and element == 8:
+        fields[name] = list(struct.unpack(f"<{count}d", data))
+      elif type_class == 7 and element == 8:
+        fields[name] = [self._number(a) for a in struct.unpack(f"<{count}Q", data)]
+      else:
+        raise _NotSimple(f"field {name} is neither doubles nor references")
+    return fields
+
+
+def _raw_addresses(dataset: h5py.Dataset) -> np.ndarray:
+  """Returns the object addresses an (N, 1) reference dataset holds, in one read."""
+  if not dataset.id.get_type().equal(h5py.h5t.STD_REF_OBJ):
+    raise _NotSimple(f"{dataset.name} holds another kind of reference")
+  addresses = np.empty(dataset.shape, np.uint64)
+  dataset.id.read(h5py.h5s.ALL, h5py.h5s.ALL, addresses, mtype=h5py.h5t.STD_REF_OBJ)
+  return addresses.ravel()
+
+
+class _H5pyReader:
+  """Reads photo i through h5py: slow (~50 us an object) but any valid HDF5 form, and the one
+  that says what is wrong with a broken reference."""
+
+  def __init__(self, f: h5py.File, path: Path):
+    self.f, self.path = f, path
+    self.names = f["digitStruct/name"][()].ravel()
+    self.boxes = f["digitStruct/bbox"][()].ravel()
+
+  def _object(self, ref, what: str) -> h5py.HLObject:
+    if not ref:
+      raise DataError(f"{self.path}: {what} is a null reference; expected a reference to a "
+                      "MATLAB value")
+    try:
+      return self.f[ref]
+    except (KeyError, ValueError, OSError, RuntimeError) as e:
+      raise DataError(f"{self.path}: {what} refers to nothing (a dangling reference): "
+                      f"{_one_line(e)}") from e
+
+  def name(self, i: int) -> str:
+    what = f"digitStruct({i + 1}).name"
+    dataset = self._object(self.names[i], what)
+    if not isinstance(dataset, h5py.Dataset) or dataset.dtype != np.uint16:
+      raise DataError(f"{self.path}: {what} is not a MATLAB char array (uint16); expected a "
+                      "file name such as 1.png")
+    return dataset[()].astype("<u2").tobytes().decode("utf-16-le")
+
+  def fields(self, i: int) -> dict[str, list[float]]:
+    what = f"digitStruct({i + 1}).bbox"
+    group = self._object(self.boxes[i], what)
+    if not isinstance(group, h5py.Group):
+      raise DataError(f"{self.path}: {what} is not a MATLAB struct; expected fields "
+                      f"{', '.join(BOX_FIELDS)}")
+    fields = {}
+    for name, dataset in group.items():
+      values = dataset[()] if isinstance(dataset, h5py.Dataset) else None
+      if values is not None and values.dtype == h5py.ref_dtype:
+        values = [self._object(ref, f"{what}.{name}")[()] for ref in values.ravel()]
+      try:
+        fields[name] = np.asarray(values, np.float64).ravel().tolist()
+      except (TypeError, ValueError) as e:
+        raise DataError(f"{self.path}: {what}.{name} is not numeric; expected a double per "
+                        "digit") from e
+    return fields
+
+
+def _check_v73(path: Path) -> None:
+  _require_file(path, _V73)
+  head = _head(path)
+  if _looks_like_html(head):
+    raise DataError(f"{path} {_HTML}; expected {_V73}")
+  if _is_mat_v5(head) and not _is_hdf5(head):
+    raise DataError(f"{path} is a MATLAB v5 file; expected {_V73} (the official digitStruct.mat "
+                    "is v7.3)")
+
+
+def _open_h5(path: Path) -> h5py.File:
+  try:
+    return h5py.File(path, "r")
+  except OSError as e:
+    raise DataError(f"{path} is not a readable HDF5 file (truncated or not HDF5): "
+                    f"{_one_line(e)}; expected {_V73}") from e
+
+
+def _reference_datasets(path: Path, f: h5py.File) -> int:
+  """Returns N after checking /digitStruct/name and /bbox: (N, 1) object references each."""
+  if not isinstance(f.get("digitStruct"), h5py.Group):
+    raise DataError(f"{path} has no group /digitStruct; it holds {sorted(f.keys())}. "
+                    f"Expected {_V73}.")
+  shapes = {}
+  for field in ("name", "bbox"):
+    dataset = f["digitStruct"].get(field)
+    if not isinstance(dataset, h5py.Dataset) or dataset.dtype != h5py.ref_dtype:
+      raise DataError(f"{path}: /digitStruct/{field} is missing or not a dataset of object "
+                      f"references; expected {_V73}")
+    shapes[field] = dataset.shape
+  count = math.prod(shapes["name"])
+  if shapes["name"] != shapes["bbox"] or count != max(shapes["name"], default=0):
+    raise DataError(f"{path}: /digitStruct/name has shape {shapes['name']} and bbox "
+                    f"{shapes['bbox']}; expected (N, 1) each")
+  return count
+
+
+def _box_of(path: Path, i: int, name: str) -> str:
+  return f"{path}: digitStruct({i + 1}).bbox ({name})"
+
+
+def _first_photo(ends: np.ndarray, bad_digits: np.ndarray) -> int | None:
+  """Returns the index of the photo holding the first bad digit, or None if none is bad."""
+  if not bad_digits.any():
+    return None
+  return int(np.searchsorted(ends, np.argmax(bad_digits), side="right"))
+
+
+def _photos(path: Path, raw: Sequence[tuple[str, Mapping[str, list[float]]]]) -> list[Photo]:
+  """Returns the photos' records from their names and box fields, after checking the fields
+  of each photo, then the labels and boxes of all photos at once."""
+  lengths = []
+  for i, (name, fields) in enumerate(raw):
+    missing = [field for field in BOX_FIELDS if field not in fields]
+    if missing:
+      raise DataError(f"{_box_of(path, i, name)} has no field {', '.join(missing)}; expected "
+                      f"fields {', '.join(BOX_FIELDS)}")
+    counts = [len(fields[field]) for field in BOX_FIELDS]
+    if min(counts) != max(counts) or not counts[0]:
+      raise DataError(f"{_box_of(path, i, name)} has fields of lengths {counts} "
+                      f"({', '.join(BOX_FIELDS)}); expected one value per digit in every field")
+    lengths.append(counts[0])
+  columns = {field: np.fromiter(itertools.chain.from_iterable(f[field] for _, f in raw),
+                                np.float64, count=sum(lengths)) for field in BOX_FIELDS}
+  ends = np.cumsum(lengths)
+  labels = columns["label"]
+  boxes = np.stack([columns[field] for field in BOX_FIELDS[:4]], axis=1)
+  i = _first_photo(ends, ~np.isin(labels, np.arange(1, 11)))
+  if i is not None:
+    raise DataError(f"{_box_of(path, i, raw[i][0])} has labels {raw[i][1]['label']}; expected "
+                    "1..10 (10 is the digit zero)")
+  i = _first_photo(ends, ~np.isfinite(boxes).all(axis=1))
+  if i is not None:
+    values = {field: raw[i][1][field] for field in BOX_FIELDS[:4]}
+    raise DataError(f"{_box_of(path, i, raw[i][0])} has boxes {values}; expected finite pixel "
+                    "values")
+  labels, boxes = remap_labels(labels), boxes.astype(np.float32)
+  return [Photo(name, photo_labels, photo_boxes) for (name, _), photo_labels, photo_boxes
+          in zip(raw, np.split(labels, ends[:-1]), np.split(boxes, ends[:-1]))]
+
+
+def read_digit_struct(path: str | os.PathLike) -> list[Photo]:
+  """Returns the photos of a format-1 digitStruct.mat, in file order.
+
+  The file is MATLAB v7.3 (HDF5): /digitStruct/name and /digitStruct/bbox are (N, 1) object
+  references; a name is a uint16 char array; a bbox is a struct whose fields left, top, width,
+  height, label are inline (1, 1) doubles for one digit, or (k, 1) references to (1, 1) doubles
+  for k digits. Everything is read through those references. Train's 33,402 photos take a few
+  seconds (see _FastReader).
+
+  Raises DataError for: a missing, empty, HTML, MATLAB v5 or non-HDF5 file, a missing
+  /digitStruct, a null or dangling reference, a box without one of the five fields, fields of
+  unequal lengths, and labels outside 1..10.
+  """
+  path = Path(path)
+  _check_v73(path)
+  with _open_h5(path) as f:
+    count = _reference_datasets(path, f)
+    slow = _H5pyReader(f, path)
+    try:
+      fast = _FastReader(f, path)
+    except _NotSimple as e:
+      logging.info("%s: reading through h5py (%s)", path, e)
+      fast = None
+    try:
+      return _photos(path, [_read(fast, slow, i) for i in range(count)])
+    finally:
+      if fast is not None:
+        fast.close()
+
+
+def _read(fast: _FastReader | None, slow: _H5pyReader, i: int) -> tuple[str, dict]:
+  if fast is not None:
+    try:
+      return fast.name(i), fast.fields(i)
+    except (_NotSimple, struct.error, IndexError, UnicodeDecodeError, ValueError):
+      pass  # an odd or broken object: h5py reads it, and explains what is broken
+  return slow.name(i), slow.fields(i)
+
+
+# ---------------------------------------------------------------------------------------------
+# Format 1: photos
+
+@dataclasses.dataclass(frozen=True)
+class FullSplit:
+  """A format-1 split: its photos' records and the folder of their PNGs."""
+  folder: Path
+  photos: list[Photo]
+
+  def __len__(self) -> int:
+    return len(self.photos)
+
+  def image(self, i: int) -> np.ndarray:
+    """Returns photo i as uint8 (H, W, 3) RGB; raises DataError for an unreadable PNG."""
+    path = self.folder / self.photos[i].name
+    try:
+      with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+      raise DataError(f"{path} is not a readable image: {_one_line(e)}") from e
+
+
+def open_full(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> FullSplit:
+  """Returns the split in a format-1 archive (train.tar.gz) or its extracted folder (train/).
+
+  A folder may also be the one above the split's (holding train/). An archive is extracted
+  once, atomically, into `<stem>.<key>/` (in `cache_dir`, else beside
+  it, else in the user cache when that folder is read-only); `key` follows the archive's size
+  and modification time. A gzip stream cannot seek, so reading photos from the archive itself
+  would decompress it from the start for each one.
+
+  Raises DataError for: an unreadable or truncated archive, no digitStruct.mat, a bad
+  digitStruct.mat (see read_digit_struct), and a photo listed there whose PNG is missing.
+  """
+  path = Path(path)
+  if path.is_dir():
+    return _split(_split_folder(path) or path, path)
+  _require_file(path, "a format-1 archive such as train.tar.gz")
+  return _extracted(path, cache_dir)
+
+
+def _split(folder: Path, source: Path) -> FullSplit:
+  digit_struct = folder / "digitStruct.mat"
+  if not digit_struct.is_file():
+    raise DataError(f"{source} has no digitStruct.mat in {folder}; expected the folder of a "
+                    "format-1 split: 1.png ... N.png and digitStruct.mat")
+  photos = read_digit_struct(digit_struct)
+  present = set(os.listdir(folder))
+  missing = [photo.name for photo in photos if photo.name not in present]
+  if missing:
+    raise DataError(f"{source}: {len(missing)} photos listed in digitStruct.mat are missing, "
+                    f"e.g. {missing[0]}; expected one PNG per photo")
+  return FullSplit(folder, photos)
+
+
+def _extracted(archive: Path, cache_dir: str | os.PathLike | None) -> FullSplit:
+  """Returns the split of `archive` from its extraction cache, extracting it there first."""
+  key = _cache_key(archive)
+  name = f"{_stem(archive)}.{key}"
+  for folder in _cache_folders(archive, cache_dir):
+    found = _split_folder(folder / name)
+    if found is not None:
+      return _split(found, archive)
+  for folder in _cache_folders(archive, cache_dir):
+    try:
+      folder.mkdir(parents=True, exist_ok=True)
+      tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}.", suffix=".partial"))
+    except OSError as e:
+      logging.info("Cannot extract into %s (%s); trying the next place.", folder, e)
+      continue
+    try:
+      _extract_all(archive, tmp)
+      split_folder = _split_folder(tmp)
+      if split_folder is None:
+        raise DataError(f"{archive} has no digitStruct.mat; expected <split>/digitStruct.mat "
+                        "beside the PNGs, as in the official train.tar.gz")
+      # Checked before the rename, so that a broken archive leaves no extraction behind.
+      photos = _split(split_folder, archive).photos
+      try:
+        os.replace(tmp, folder / name)
+      except OSError:  # another process finished the same extraction first
+        if _split_folder(folder / name) is None:
+          raise
+    finally:
+      shutil.rmtree(tmp, ignore_errors=True)
+    _remove_stale(folder, _stem(archive), key)
+    return FullSplit(_split_folder(folder / name), photos)
+  raise DataError(f"{archive}: no writable folder to extract it into among "
+                  f"{[str(f) for f in _cache_folders(archive, cache_dir)]}; pass cache_dir=FOLDER")
+
+
+def _split_folder(root: Path) -> Path | None:
+  """Returns the folder under `root` that holds digitStruct.mat (root itself or one below)."""
+  if not root.is_dir():
+    return None
+  if (root / "digitStruct.mat").is_file():
+    return root
+  found = sorted(root.glob("*/digitStruct.mat"))
+  return found[0].parent if found else None
+
+
+def _extract_all(archive: Path, target: Path) -> None:
+  logging.info("Extracting %s into %s, once.", archive, target.parent)
+  try:
+    with tarfile.open(archive, "r|*") as tar, \
+        tqdm(desc=f"extracting {archive.name}", unit="file", disable=None) as bar:
+      for member in tar:
+        tar.extract(member, target, filter="data")
+        bar.update()
+  except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+    raise DataError(f"{archive} is not a readable .tar.gz (truncated or corrupt?): "
+                    f"{_one_line(e)}") from e
+
+
+def square_crops(image: np.ndarray, boxes: np.ndarray, size: int = 32) -> np.ndarray:
+  """Returns uint8 (k, size, size, 3): each box of `image` (H, W, 3) as a centred square crop.
+
+  As format 2 was made: a (left, top, width, height) box is widened to a square of side
+  max(width, height) about its centre (top-left corner rounded down), pixels beyond the photo's
+  edge repeat the edge pixel, and the square is resized bilinearly to size x size.
+  """
+  image = np.asarray(image)
+  height, width = image.shape[:2]
+  crops = np.empty((len(boxes), size, size, 3), np.uint8)
+  for j, (left, top, box_w, box_h) in enumerate(np.asarray(boxes, np.float64)):
+    side = max(1, int(round(max(box_w, box_h))))
+    x0 = int(np.floor(left + box_w / 2 - side / 2))
+    y0 = int(np.floor(top + box_h / 2 - side / 2))
+    rows = np.clip(np.arange(y0, y0 + side), 0, height - 1)
+    cols = np.clip(np.arange(x0, x0 + side), 0, width - 1)
+    square = image[rows[:, None], cols[None, :]]
+    if side != size:
+      square = np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.BILINEAR))
+    crops[j] = square
+  return crops
+
+
+def digit_crops(split: FullSplit,
+                indices: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (crops, labels) of every digit of the photos `indices` (default: all), in order:
+  uint8 (D, 32, 32, 3) centred single-digit crops (see square_crops) and int32 (D,) 0..9."""
+  indices = range(len(split)) if indices is None else indices
+  total = sum(len(split.photos[i].labels) for i in indices)
+  crops = np.empty((total, 32, 32, 3), np.uint8)
+  labels = np.empty(total, np.int32)
+  start = 0
+  for i in tqdm(indices, desc="cropping digits", unit="photo", disable=None):
+    photo = split.photos[i]
+    end = start + len(photo.labels)
+    crops[start:end] = square_crops(split.image(i), photo.boxes)
+    labels[start:end] = photo.labels
+    start = end
+  return crops, labels
+
+
+# ---------------------------------------------------------------------------------------------
+# describe
+
+def describe(path: str | os.PathLike) -> str:
+  """Returns a few lines on an official file: what it holds and how it loads.
+
+  Accepts a format-2 .mat, a digitStruct.mat, a format-1 .tar.gz (read in one pass, without
+  extracting it) or an extracted split folder. Reports counts, shapes, dtypes, label range and
+  per-class counts, and for format 1 the digits per photo and boxes reaching outside the photo.
+  Raises DataError for a file of none of these kinds.
+  """
+  path = Path(path)
+  if path.is_dir():
+    return _describe_folder(path)
+  _require_file(path, "an official SVHN file (.mat, .tar.gz) or an extracted split folder")
+  if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+    return _describe_archive(path)
+  head = _head(path)
+  if _looks_like_html(head):
+    raise DataError(f"{path} {_HTML}; expected an official SVHN file")
+  if _is_hdf5(head):
+    return _describe_photos(path, read_digit_struct(path), None)
+  if _is_mat_v5(head):
+    return _describe_cropped(path)
+  raise DataError(f"{path} is neither a MATLAB .mat nor a .tar.gz; expected an official SVHN "
+                  "file: train_32x32.mat, digitStruct.mat, train.tar.gz, ...")
+
+
+def _class_counts(labels: np.ndarray) -> str:
+  counts = np.bincount(labels, minlength=10)
+  spread = f"; max/min {counts.max() / counts.min():.2f}" if counts.min() else ""
+  return "  ".join(f"{digit}: {count:,}" for digit, count in enumerate(counts)) + spread
+
+
+def _describe_cropped(path: Path) -> str:
+  _check_v5(path)
+  variables = _variables(path)
+  count = _check_variables(path, variables)
+  stored = _file_labels(path)
+  labels = remap_labels(stored)
+  x_shape, x_class = variables["X"]
+  y_shape, y_class = variables["y"]
+  low, high = (int(stored.min()), int(stored.max())) if count else (0, 0)
+  return "\n".join([
+      f"{path}: SVHN format 2 (cropped digits), MATLAB v5, {count:,} crops",
+      f"  X  {x_shape} {x_class}: loads as images uint8 ({count}, 32, 32, 3), NHWC colour",
+      f"  y  {y_shape} {y_class}, labels {low}..{high} (10 is the digit zero): loads as "
+      "int32 0..9",
+      f"  per class: {_class_counts(labels)}",
+  ])
+
+
+def _describe_photos(source: Path, photos: Sequence[Photo],
+                     sizes: Mapping[str, tuple[int, int]] | None) -> str:
+  """Describes photos; `sizes` ({name: (width, height)}) lets it count boxes outside photos."""
+  lengths = np.array([len(photo.labels) for photo in photos], np.int64)
+  labels = np.concatenate([photo.labels for photo in photos]) if photos else np.zeros(0, int)
+  boxes = np.concatenate([photo.boxes for photo in photos]) if photos else np.zeros((0, 4))
+  histogram = "  ".join(f"{k}: {n:,}" for k, n in enumerate(np.bincount(lengths)) if n)
+  lines = [
+      f"{source}: SVHN format 1 (full photos), {len(photos):,} photos, {len(labels):,} digits",
+      f"  digits per photo: {histogram}",
+      f"  loads as Photo(name, labels int32 (k,) 0..9, boxes float32 (k, 4) left, top, width, "
+      "height in pixels)",
+      f"  per class: {_class_counts(labels)}" if len(labels) else "  no digits",
+  ]
+  if len(boxes):
+    lines.append(f"  box width {boxes[:, 2].min():g}..{boxes[:, 2].max():g} px, height "
+                 f"{boxes[:, 3].min():g}..{boxes[:, 3].max():g} px")
+  if sizes is None:
+    off = int(np.count_nonzero((boxes[:, 0] < 0) | (boxes[:, 1] < 0)))
+    lines.append(f"  boxes starting left of or above their photo: {off:,} (photo sizes need the "
+                 "PNGs)")
+  else:
+    lines.append(f"  boxes reaching outside their photo: {_outside(photos, sizes):,}")
+    widths = [w for w, _ in sizes.values()]
+    heights = [h for _, h in sizes.values()]
+    if sizes:
+      lines.append(f"  photo size {min(widths)}..{max(widths)} x {min(heights)}..{max(heights)}"
+                   " px (width x height), PNG, RGB: photo i loads as uint8 (H, W, 3)")
+  return "\n".join(lines)
+
+
+def _outside(photos: Sequence[Photo], sizes: Mapping[str, tuple[int, int]]) -> int:
+  count = 0
+  for photo in photos:
+    if photo.name in sizes:
+      width, height = sizes[photo.name]
+      left, top, box_w, box_h = photo.boxes.T
+      count += int(np.count_nonzero((left < 0) | (top < 0) | (left + box_w > width)
+                                    | (top + box_h > height)))
+  return count
+
+
+def _png_size(head: bytes) -> tuple[int, int] | None:
+  """Returns (width, height) from a PNG's first 24 bytes (its IHDR chunk), or None."""
+  if len(head) < 24 or not head.startswith(b"\x89PNG\r\n\x1a\n"):
+    return None
+  return struct.unpack(">II", head[16:24])
+
+
+def _describe_folder(folder: Path) -> str:
+  split = _split(folder, folder)
+  sizes = {}
+  for photo in split.photos:
+    with open(folder / photo.name, "rb") as f:
+      size = _png_size(f.read(24))
+    if size is not None:
+      sizes[photo.name] = size
+  return _describe_photos(folder, split.photos, sizes)
+
+
+def _describe_archive(archive: Path) -> str:
+  sizes, digit_struct = {}, None
+  try:
+    with tarfile.open(archive, "r|*") as tar:
+      for member in tar:
+        if not member.isfile():
+          continue
+        name = member.name.rsplit("/", 1)[-1]
+        f = tar.extractfile(member)
+        if name == "digitStruct.mat":
+          digit_struct = f.read()
+        elif name.endswith(".png") and (size := _png_size(f.read(24))) is not None:
+          sizes[name] = size
+  except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+    raise DataError(f"{archive} is not a readable .tar.gz (truncated or corrupt?): "
+                    f"{_one_line(e)}") from e
+  if digit_struct is None:
+    raise DataError(f"{archive} has no digitStruct.mat; expected <split>/digitStruct.mat beside "
+                    "the PNGs, as in the official train.tar.gz")
+  with tempfile.TemporaryDirectory() as tmp:
+    mat = Path(tmp) / "digitStruct.mat"
+    mat.write_bytes(digit_struct)
+    photos = read_digit_struct(mat)
+  missing = sum(photo.name not in sizes for photo in photos)
+  text = _describe_photos(archive, photos, sizes)
+  return text + (f"\n  photos listed but missing from the archive: {missing:,}" if missing else "")

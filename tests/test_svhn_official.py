@@ -1,0 +1,588 @@
+"""Tests for svhn_jax.svhn_official: formats 1 and 2 of the official SVHN files, on small files
+written in the exact official layouts (tests/official_files.py), a few real SVHN photos, and
+downloads from a local HTTP server."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+
+from svhn_jax import svhn_official as so
+from svhn_jax.errors import DataError
+from tests import official_files as files
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "svhn_samples"
+FILE_LABELS = np.array([10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 3], np.uint8)  # as stored: 10 is zero
+DIGITS = np.where(FILE_LABELS == 10, 0, FILE_LABELS).astype(np.int32)
+
+
+def one_line_error(call, *fragments: str) -> str:
+  """Runs `call`, expecting a one-line DataError holding every fragment; returns its text."""
+  with pytest.raises(DataError) as info:
+    call()
+  message = str(info.value)
+  assert "\n" not in message
+  for fragment in fragments:
+    assert fragment in message, (fragment, message)
+  return message
+
+
+@pytest.fixture
+def crops() -> np.ndarray:
+  return files.drawn_crops(DIGITS, seed=1)
+
+
+@pytest.fixture
+def user_cache(tmp_path, monkeypatch) -> Path:
+  folder = tmp_path / "user_cache"
+  monkeypatch.setenv("SVHN_JAX_CACHE", str(folder))
+  return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Format 2
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_load_cropped_returns_nhwc_uint8_and_maps_10_to_zero(tmp_path, crops, compress):
+  path = files.write_cropped_mat(tmp_path / "train_32x32.mat", crops, FILE_LABELS,
+                                 compress=compress)
+  stored = scipy.io.loadmat(path)
+  assert stored["X"].shape == (32, 32, 3, 12) and stored["X"].dtype == np.uint8
+  assert stored["y"].shape == (12, 1)
+
+  images, labels = so.load_cropped(path)
+
+  assert images.shape == (12, 32, 32, 3) and images.dtype == np.uint8
+  assert labels.shape == (12,) and labels.dtype == np.int32
+  np.testing.assert_array_equal(images, crops)
+  np.testing.assert_array_equal(labels, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 3])
+  assert isinstance(images, np.memmap) and not images.flags.writeable
+
+
+def test_load_cropped_reuses_its_cache_without_reading_the_mat(tmp_path, crops, monkeypatch):
+  path = files.write_cropped_mat(tmp_path / "test_32x32.mat", crops, FILE_LABELS)
+  so.load_cropped(path)
+  cached = sorted(p.name for p in tmp_path.iterdir())
+  [images_npy] = tmp_path.glob("test_32x32.*.images.npy")
+  [labels_npy] = tmp_path.glob("test_32x32.*.labels.npy")
+  assert len(cached) == 3
+  stamp = images_npy.stat().st_mtime_ns
+
+  def refuse(*args, **kwargs):
+    raise AssertionError("the .mat was read again")
+
+  monkeypatch.setattr(scipy.io, "loadmat", refuse)
+  monkeypatch.setattr(scipy.io, "whosmat", refuse)
+  images, labels = so.load_cropped(path)
+  np.testing.assert_array_equal(images, crops)
+  np.testing.assert_array_equal(labels, DIGITS)
+  assert images_npy.stat().st_mtime_ns == stamp
+  assert sorted(p.name for p in tmp_path.iterdir()) == cached
+
+
+def test_changed_source_is_converted_again_and_the_stale_cache_removed(tmp_path, crops):
+  path = files.write_cropped_mat(tmp_path / "train_32x32.mat", crops, FILE_LABELS, compress=False)
+  size = path.stat().st_size
+  so.load_cropped(path)
+  # Same size, new pixels and labels: only the modification time tells the files apart.
+  new_crops, new_labels = 255 - crops, FILE_LABELS[::-1].copy()
+  files.write_cropped_mat(path, new_crops, new_labels, compress=False)
+  os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
+  assert path.stat().st_size == size
+
+  images, labels = so.load_cropped(path)
+
+  np.testing.assert_array_equal(images, new_crops)
+  np.testing.assert_array_equal(labels, DIGITS[::-1])
+  assert len(list(tmp_path.glob("*.images.npy"))) == 1
+  assert len(list(tmp_path.glob("*.labels.npy"))) == 1
+
+
+def test_cache_goes_to_cache_dir_when_given(tmp_path, crops):
+  source = tmp_path / "data"
+  source.mkdir()
+  path = files.write_cropped_mat(source / "train_32x32.mat", crops, FILE_LABELS)
+  images, _ = so.load_cropped(path, cache_dir=tmp_path / "cache")
+  assert [p.name for p in source.iterdir()] == ["train_32x32.mat"]
+  assert Path(images.filename).parent == tmp_path / "cache"
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+  """Makes `folder` read-only for the duration, even for root (chattr +i)."""
+  if os.geteuid() != 0:
+    folder.chmod(0o555)
+    try:
+      yield
+    finally:
+      folder.chmod(0o755)
+    return
+  if shutil.which("chattr") is None or subprocess.run(
+      ["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+    pytest.skip("root cannot make a folder read-only here (no chattr +i)")
+  try:
+    yield
+  finally:
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_read_only_source_folder_caches_in_the_user_cache(tmp_path, crops, user_cache):
+  folder = tmp_path / "ro"
+  folder.mkdir()
+  path = files.write_cropped_mat(folder / "extra_32x32.mat", crops, FILE_LABELS)
+  with read_only(folder):
+    images, labels = so.load_cropped(path)
+    assert [p.name for p in folder.iterdir()] == ["extra_32x32.mat"]
+  assert Path(images.filename).parent == user_cache
+  np.testing.assert_array_equal(images, crops)
+  np.testing.assert_array_equal(labels, DIGITS)
+
+
+def test_a_truncated_cache_is_converted_again(tmp_path, crops):
+  path = files.write_cropped_mat(tmp_path / "train_32x32.mat", crops, FILE_LABELS)
+  images, _ = so.load_cropped(path)
+  cache = Path(images.filename)
+  del images
+  cache.write_bytes(cache.read_bytes()[:1000])
+  images, _ = so.load_cropped(path)
+  np.testing.assert_array_equal(images, crops)
+
+
+def test_double_x_of_whole_numbers_is_accepted(tmp_path, crops):
+  path = tmp_path / "d.mat"
+  scipy.io.savemat(path, {"X": np.transpose(crops, (1, 2, 3, 0)).astype(np.float64),
+                          "y": FILE_LABELS.reshape(-1, 1).astype(np.float64)})
+  images, labels = so.load_cropped(path)
+  np.testing.assert_array_equal(images, crops)
+  np.testing.assert_array_equal(labels, DIGITS)
+
+
+def _savemat(path: Path, **variables) -> Path:
+  scipy.io.savemat(path, variables)
+  return path
+
+
+def test_bad_format2_files_raise_one_line_errors(tmp_path, crops):
+  x, y = np.transpose(crops, (1, 2, 3, 0)), FILE_LABELS.reshape(-1, 1)
+  cases = {
+      "no_x.mat": (_savemat(tmp_path / "no_x.mat", y=y), ["no variable X"]),
+      "no_y.mat": (_savemat(tmp_path / "no_y.mat", X=x), ["no variable y"]),
+      "nhwc.mat": (_savemat(tmp_path / "nhwc.mat", X=crops, y=y),
+                   ["X has shape (12, 32, 32, 3)", "np.transpose(X, (1, 2, 3, 0))",
+                    "permute(X, [2 3 4 1])"]),
+      "chw.mat": (_savemat(tmp_path / "chw.mat", X=np.transpose(crops, (3, 1, 2, 0)), y=y),
+                  ["X has shape (3, 32, 32, 12)", "np.transpose(X, (1, 2, 0, 3))"]),
+      "grey.mat": (_savemat(tmp_path / "grey.mat", X=x[:, :, 0], y=y),
+                   ["X has shape (32, 32, 12)", "(32, 32, 3, N)"]),
+      "fractions.mat": (_savemat(tmp_path / "fractions.mat", X=x / 3.0, y=y),
+                        ["X (MATLAB float64)", "not whole numbers 0..255"]),
+      "too_big.mat": (_savemat(tmp_path / "too_big.mat", X=x * 2.0, y=y),
+                      ["not whole numbers 0..255"]),
+      "text.mat": (_savemat(tmp_path / "text.mat", X=np.array(["abc"]), y=y),
+                   ["X has shape (1,)"]),
+      "label_0.mat": (_savemat(tmp_path / "label_0.mat", X=x, y=np.where(y == 10, 0, y)),
+                      ["y holds labels [0] outside 1..10"]),
+      "label_11.mat": (_savemat(tmp_path / "label_11.mat", X=x, y=y + 1),
+                       ["y holds labels [11] outside 1..10"]),
+      "count.mat": (_savemat(tmp_path / "count.mat", X=x, y=y[:5]),
+                    ["X holds 12 images but y has shape (5, 1)", "(12, 1)"]),
+  }
+  for name, (path, fragments) in cases.items():
+    one_line_error(lambda: so.load_cropped(path), name, *fragments)
+  assert not list(tmp_path.glob("*.npy")), "a failed conversion left a cache behind"
+
+
+def test_unreadable_files_raise_one_line_errors(tmp_path, crops):
+  good = files.write_cropped_mat(tmp_path / "good.mat", crops, FILE_LABELS).read_bytes()
+  html = tmp_path / "html.mat"
+  html.write_text("<!DOCTYPE html><html><body>Quota exceeded</body></html>")
+  empty = tmp_path / "empty.mat"
+  empty.write_bytes(b"")
+  truncated = tmp_path / "truncated.mat"
+  truncated.write_bytes(good[:len(good) // 2])
+  header_only = tmp_path / "header_only.mat"
+  header_only.write_bytes(good[:60])
+  v73 = files.write_digit_struct(tmp_path / "v73.mat", [so.Photo("1.png", DIGITS[:1],
+                                                                 np.ones((1, 4), np.float32))])
+  one_line_error(lambda: so.load_cropped(html), "html.mat", "HTML")
+  one_line_error(lambda: so.load_cropped(empty), "empty.mat", "empty (0 bytes)")
+  one_line_error(lambda: so.load_cropped(truncated), "truncated.mat", "truncated",
+                 "bytes past its end")
+  one_line_error(lambda: so.load_cropped(header_only), "header_only.mat", "not a MATLAB v5")
+  one_line_error(lambda: so.load_cropped(v73), "v73.mat", "MATLAB v7.3 (HDF5)", "'-v7'")
+  one_line_error(lambda: so.load_cropped(tmp_path / "absent.mat"), "absent.mat", "no such file")
+  assert not list(tmp_path.glob("*.npy"))
+
+
+def test_describe_cropped_reports_counts_shapes_and_classes(tmp_path, crops):
+  path = files.write_cropped_mat(tmp_path / "test_32x32.mat", crops, FILE_LABELS)
+  text = so.describe(path)
+  assert "format 2" in text and "12 crops" in text
+  assert "X  (32, 32, 3, 12) uint8" in text and "uint8 (12, 32, 32, 3)" in text
+  assert "labels 1..10" in text and "int32 0..9" in text
+  assert "0: 2  1: 1  2: 1  3: 2  4: 1" in text and "max/min 2.00" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Format 1: digitStruct.mat
+
+def _photos() -> list[so.Photo]:
+  """One digit (inline fields), two and three digits (references), a zero, boxes outside."""
+  return [
+      so.Photo("1.png", np.array([0], np.int32), np.array([[3, 4, 10, 20]], np.float32)),
+      so.Photo("2.png", np.array([1, 9], np.int32),
+               np.array([[-5, 2, 12, 30], [7, -1.5, 12, 30]], np.float32)),
+      so.Photo("3.png", np.array([4, 0, 7], np.int32),
+               np.array([[40, 8, 9, 21], [49, 8, 9, 21], [58, 8, 90, 21]], np.float32)),
+  ]
+
+
+def _assert_same(got: list[so.Photo], want: list[so.Photo]) -> None:
+  assert [p.name for p in got] == [p.name for p in want]
+  for g, w in zip(got, want):
+    assert g.labels.dtype == np.int32 and g.boxes.dtype == np.float32
+    assert g.boxes.shape == (len(w.labels), 4)
+    np.testing.assert_array_equal(g.labels, w.labels)
+    np.testing.assert_array_equal(g.boxes, w.boxes)
+
+
+def test_written_digit_struct_has_matlab_layout(tmp_path):
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
+  assert path.read_bytes()[:19] == b"MATLAB 7.3 MAT-file"
+  assert path.read_bytes()[512:520] == b"\x89HDF\r\n\x1a\n"
+  with h5py.File(path, "r") as f:
+    assert f.id.get_create_plist().get_userblock() == 512
+    assert f["digitStruct"].attrs["MATLAB_class"] == b"struct"
+    names, boxes = f["digitStruct/name"], f["digitStruct/bbox"]
+    assert names.shape == boxes.shape == (3, 1) and names.dtype == h5py.ref_dtype
+    name = f[names[0, 0]]
+    assert name.dtype == np.uint16 and name.shape == (5, 1)
+    assert name.attrs["MATLAB_class"] == b"char" and name.attrs["MATLAB_int_decode"] == 2
+    assert name.parent.name == "/#refs#"
+    one, three = f[boxes[0, 0]], f[boxes[2, 0]]
+    assert one.attrs["MATLAB_class"] == b"struct"
+    assert one["label"].shape == (1, 1) and one["label"][0, 0] == 10.0
+    assert three["label"].shape == (3, 1) and three["label"].dtype == h5py.ref_dtype
+    assert [f[r][0, 0] for r in three["label"][:, 0]] == [4.0, 10.0, 7.0]
+    assert f[three["width"][2, 0]].attrs["MATLAB_class"] == b"double"
+
+
+def test_read_digit_struct_reads_inline_and_referenced_boxes(tmp_path):
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
+  _assert_same(so.read_digit_struct(path), _photos())
+
+
+def test_fast_reader_agrees_with_h5py_and_newer_formats_fall_back(tmp_path, monkeypatch):
+  photos = [photo for photo, _ in files.sample_photos(40, seed=3)]
+  earliest = files.write_digit_struct(tmp_path / "earliest.mat", photos)
+  latest = files.write_digit_struct(tmp_path / "latest.mat", photos, libver="latest")
+  with h5py.File(earliest, "r") as f:
+    fast = so._FastReader(f, earliest)
+    slow = so._H5pyReader(f, earliest)
+    for i in range(len(photos)):
+      assert fast.name(i) == slow.name(i)
+      assert fast.fields(i) == slow.fields(i)
+    fast.close()
+  with h5py.File(latest, "r") as f:
+    with pytest.raises(so._NotSimple):
+      so._FastReader(f, latest).name(0)
+  _assert_same(so.read_digit_struct(earliest), photos)
+  _assert_same(so.read_digit_struct(latest), photos)
+
+
+def _point_reference(path: Path, field: str, row: int, address: int) -> None:
+  """Overwrites the stored object address of /digitStruct/<field>[row]."""
+  with h5py.File(path, "r+") as f:
+    dataset = f["digitStruct"][field]
+    addresses = so._raw_addresses(dataset).reshape(dataset.shape)
+    addresses[row, 0] = address
+    dataset.id.write(h5py.h5s.ALL, h5py.h5s.ALL, addresses, mtype=h5py.h5t.STD_REF_OBJ)
+
+
+def test_bad_references_raise_one_line_errors(tmp_path):
+  null = files.write_digit_struct(tmp_path / "null.mat", _photos())
+  _point_reference(null, "name", 1, 0)
+  one_line_error(lambda: so.read_digit_struct(null), "null.mat", "digitStruct(2).name",
+                 "null reference")
+  dangling = files.write_digit_struct(tmp_path / "dangling.mat", _photos())
+  _point_reference(dangling, "name", 2, dangling.stat().st_size + 4096)
+  one_line_error(lambda: so.read_digit_struct(dangling), "dangling.mat", "digitStruct(3).name",
+                 "refers to nothing")
+  box = files.write_digit_struct(tmp_path / "box.mat", _photos())
+  _point_reference(box, "bbox", 0, box.stat().st_size + 4096)
+  one_line_error(lambda: so.read_digit_struct(box), "box.mat", "digitStruct(1).bbox",
+                 "refers to nothing")
+
+
+@pytest.mark.parametrize("row", [0, 2])  # an inline field and a field of references
+def test_missing_box_field_raises(tmp_path, row):
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
+  with h5py.File(path, "r+") as f:
+    del f[f["digitStruct/bbox"][row, 0]]["width"]
+  one_line_error(lambda: so.read_digit_struct(path), "digitStruct.mat",
+                 f"digitStruct({row + 1}).bbox ({row + 1}.png) has no field width")
+
+
+def test_labels_outside_1_to_10_raise(tmp_path):
+  photos = _photos()
+  photos[2] = photos[2]._replace(labels=np.array([4, 11, 7], np.int32))
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", photos)
+  one_line_error(lambda: so.read_digit_struct(path), "digitStruct(3).bbox (3.png)",
+                 "labels [4.0, 11.0, 7.0]", "expected 1..10")
+
+
+def test_wrong_files_for_digit_struct_raise(tmp_path, crops):
+  v5 = files.write_cropped_mat(tmp_path / "v5.mat", crops, FILE_LABELS)
+  one_line_error(lambda: so.read_digit_struct(v5), "v5.mat", "MATLAB v5 file", "v7.3")
+  html = tmp_path / "digitStruct.mat"
+  html.write_text("<html><body>404</body></html>")
+  one_line_error(lambda: so.read_digit_struct(html), "HTML")
+  plain = tmp_path / "plain.h5"
+  with h5py.File(plain, "w") as f:
+    f["X_train"] = np.zeros(3)
+  one_line_error(lambda: so.read_digit_struct(plain), "plain.h5", "no group /digitStruct",
+                 "X_train")
+  whole = files.write_digit_struct(tmp_path / "whole.mat", _photos()).read_bytes()
+  cut = tmp_path / "cut.mat"
+  cut.write_bytes(whole[:2000])
+  one_line_error(lambda: so.read_digit_struct(cut), "cut.mat", "not a readable HDF5 file")
+
+
+def test_describe_digit_struct(tmp_path):
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
+  text = so.describe(path)
+  assert "3 photos, 6 digits" in text
+  assert "digits per photo: 1: 1  2: 1  3: 1" in text
+  assert "per class: 0: 2  1: 1  2: 0  3: 0  4: 1" in text
+  assert "boxes starting left of or above their photo: 2" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Format 1: archives, photos, crops
+
+@pytest.fixture
+def photos_with_images() -> list[tuple[so.Photo, np.ndarray]]:
+  return files.sample_photos(4, seed=5)
+
+
+def test_open_full_extracts_once_and_reads_photos(tmp_path, photos_with_images, monkeypatch):
+  archive = files.write_full_tar(tmp_path / "train.tar.gz", "train", photos_with_images)
+  split = so.open_full(archive)
+
+  assert len(split) == 4 and split.folder.name == "train"
+  assert split.folder.parent.parent == tmp_path
+  _assert_same(split.photos, [photo for photo, _ in photos_with_images])
+  for i, (_, image) in enumerate(photos_with_images):
+    got = split.image(i)
+    assert got.dtype == np.uint8 and got.shape == image.shape
+    np.testing.assert_array_equal(got, image)
+
+  monkeypatch.setattr(so, "_extract_all", lambda *args: pytest.fail("extracted twice"))
+  again = so.open_full(archive)
+  assert again.folder == split.folder
+  assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_open_full_accepts_the_extracted_folder(tmp_path, photos_with_images):
+  archive = files.write_full_tar(tmp_path / "test.tar.gz", "test", photos_with_images)
+  with tarfile.open(archive) as tar:
+    tar.extractall(tmp_path / "x", filter="data")
+  split = so.open_full(tmp_path / "x" / "test")
+  assert split.folder == tmp_path / "x" / "test"
+  assert so.open_full(tmp_path / "x").folder == split.folder
+  assert not [p for p in tmp_path.iterdir() if ".tar" not in p.name and p.name != "x"]
+  np.testing.assert_array_equal(split.image(3), photos_with_images[3][1])
+
+
+def test_broken_archives_raise_and_leave_nothing(tmp_path, photos_with_images):
+  for name in "abc":
+    (tmp_path / name).mkdir()
+  no_struct = files.write_full_tar(tmp_path / "a" / "train.tar.gz", "train", photos_with_images,
+                                   digit_struct=False)
+  one_line_error(lambda: so.open_full(no_struct), "train.tar.gz", "has no digitStruct.mat")
+  assert [p.name for p in no_struct.parent.iterdir()] == ["train.tar.gz"]
+
+  missing = [(photo, None if i == 2 else image)
+             for i, (photo, image) in enumerate(photos_with_images)]
+  archive = files.write_full_tar(tmp_path / "b" / "test.tar.gz", "test", missing)
+  one_line_error(lambda: so.open_full(archive), "test.tar.gz", "1 photos listed in digitStruct.mat",
+                 "missing, e.g. 3.png")
+  assert [p.name for p in archive.parent.iterdir()] == ["test.tar.gz"]
+
+  whole = files.write_full_tar(tmp_path / "c" / "w.tar.gz", "w", photos_with_images).read_bytes()
+  cut = tmp_path / "c" / "extra.tar.gz"
+  cut.write_bytes(whole[:len(whole) // 2])
+  one_line_error(lambda: so.open_full(cut), "extra.tar.gz", "not a readable .tar.gz")
+  assert sorted(p.name for p in cut.parent.iterdir()) == ["extra.tar.gz", "w.tar.gz"]
+
+
+def test_square_crops_geometry_by_hand():
+  # Pixel (y, x) holds (x, y, 7): a crop's pixels say where in the photo they came from.
+  ys, xs = np.mgrid[0:40, 0:60]
+  photo = np.stack([xs, ys, np.full_like(xs, 7)], axis=-1).astype(np.uint8)
+  boxes = np.array([
+      [20, 4, 10, 32],  # inside: side 32, left edge 20 + 5 - 16 = 9, top 4
+      [2, 0, 10, 32],  # near the left edge: columns -9..22, the first 9 repeat column 0
+      [50, 30, 8, 32],  # past the right and bottom edges: columns 38..69, rows 30..61
+  ], np.float32)
+  crops = so.square_crops(photo, boxes)
+  assert crops.shape == (3, 32, 32, 3) and crops.dtype == np.uint8
+  np.testing.assert_array_equal(crops[0, :, :, 0], np.tile(np.arange(9, 41), (32, 1)))
+  np.testing.assert_array_equal(crops[0, :, :, 1], np.tile(np.arange(4, 36)[:, None], (1, 32)))
+  np.testing.assert_array_equal(crops[1, 0, :, 0], np.clip(np.arange(-9, 23), 0, None))
+  np.testing.assert_array_equal(crops[2, 0, :, 0], np.clip(np.arange(38, 70), None, 59))
+  np.testing.assert_array_equal(crops[2, :, 0, 1], np.clip(np.arange(30, 62), None, 39))
+  assert (crops[..., 2] == 7).all()
+
+
+def test_square_crops_resize_a_64_pixel_square_to_32():
+  photo = np.zeros((80, 100, 3), np.uint8)
+  photo[:, 50:] = 200  # a vertical edge through the middle of the box's square
+  crop = so.square_crops(photo, np.array([[34, 8, 32, 64]], np.float32))[0]
+  # The square spans columns 18..81 (side 64 about x = 50): the edge falls at crop column 16.
+  assert (crop[:, :15] == 0).all() and (crop[:, 17:] == 200).all()
+
+
+def test_digit_crops_of_real_svhn_photos_match_the_shipped_crops(tmp_path):
+  """The 4 real photos of SVHN train/1..4.png, as a format-1 archive, give crops close to the
+  8 crops cut from them for svhn_crops_12.npz with the same recipe (rounding may differ)."""
+  from PIL import Image
+
+  meta = json.loads((SAMPLES / "house_numbers" / "labels.json").read_text())
+  pairs = []
+  for entry in meta:
+    boxes = np.array([[b["left"], b["top"], b["width"], b["height"]] for b in entry["boxes"]],
+                     np.float32)
+    image = np.asarray(Image.open(SAMPLES / "house_numbers" / entry["filename"]).convert("RGB"))
+    pairs.append((so.Photo(entry["filename"], np.array(entry["digits"], np.int32), boxes), image))
+  split = so.open_full(files.write_full_tar(tmp_path / "train.tar.gz", "train", pairs))
+
+  crops, labels = so.digit_crops(split)
+
+  shipped = np.load(SAMPLES / "svhn_crops_12.npz")
+  assert crops.shape == (8, 32, 32, 3) and crops.dtype == np.uint8 and labels.dtype == np.int32
+  np.testing.assert_array_equal(labels, shipped["y"][4:])
+  difference = np.abs(crops.astype(int) - shipped["X_rgb"][4:].astype(int)).mean(axis=(1, 2, 3))
+  assert (difference < 12).all(), difference
+  assert (difference == 0).sum() >= 4
+  only_second, second_labels = so.digit_crops(split, [1])
+  np.testing.assert_array_equal(only_second, crops[2:4])
+  np.testing.assert_array_equal(second_labels, [2, 3])
+
+
+def test_describe_archive_and_folder(tmp_path):
+  photos = _photos()
+  sizes = [(30, 30), (40, 32), (100, 40)]
+  pairs = [(photo, np.zeros((h, w, 3), np.uint8)) for photo, (w, h) in zip(photos, sizes)]
+  archive = files.write_full_tar(tmp_path / "test.tar.gz", "test", pairs)
+  text = so.describe(archive)
+  assert "3 photos, 6 digits" in text and "digits per photo: 1: 1  2: 1  3: 1" in text
+  # Outside: 2.png's first box (left -5) and second (top -1.5), 3.png's last (58 + 90 > 100).
+  assert "boxes reaching outside their photo: 3" in text
+  assert "photo size 30..100 x 30..40 px" in text
+  folder = so.open_full(archive).folder
+  assert so.describe(folder).splitlines()[1:] == text.splitlines()[1:]
+  html = tmp_path / "page.bin"
+  html.write_text("<!doctype html><p>moved</p>")
+  one_line_error(lambda: so.describe(html), "page.bin", "HTML")
+
+
+# ---------------------------------------------------------------------------------------------
+# Download
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+  requests: list[str] = []
+
+  def log_message(self, *args):
+    pass
+
+  def do_GET(self):
+    _Quiet.requests.append(self.path)
+    super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+  """Serves tmp_path/served on 127.0.0.1; yields (base_url, folder)."""
+  monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+  folder = tmp_path / "served"
+  folder.mkdir()
+  _Quiet.requests = []
+  httpd = http.server.ThreadingHTTPServer(
+      ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+  thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+  thread.start()
+  yield f"http://127.0.0.1:{httpd.server_address[1]}/", folder
+  httpd.shutdown()
+  httpd.server_close()
+
+
+def _entry(payload: bytes) -> so.OfficialFile:
+  return so.OfficialFile(len(payload), hashlib.md5(payload).hexdigest())
+
+
+PAYLOAD = bytes(range(256)) * 40
+
+
+def test_fetch_downloads_verifies_and_reuses(tmp_path, server):
+  base_url, served = server
+  (served / "train_32x32.mat").write_bytes(PAYLOAD)
+  registry = {"train_32x32.mat": _entry(PAYLOAD)}
+  cache = tmp_path / "cache"
+
+  path = so.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry)
+
+  assert path == cache / "train_32x32.mat" and path.read_bytes() == PAYLOAD
+  assert os.listdir(cache) == ["train_32x32.mat"]
+  assert _Quiet.requests == ["/train_32x32.mat"]
+  assert so.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry) == path
+  assert _Quiet.requests == ["/train_32x32.mat"]
+  path.write_bytes(PAYLOAD[::-1])  # a corrupted copy at the final name is downloaded again
+  so.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry)
+  assert path.read_bytes() == PAYLOAD and len(_Quiet.requests) == 2
+
+
+def test_fetch_refuses_truncated_and_corrupted_downloads(tmp_path, server):
+  base_url, served = server
+  (served / "test.tar.gz").write_bytes(PAYLOAD[:3000])
+  (served / "extra.tar.gz").write_bytes(PAYLOAD[::-1])
+  registry = {"test.tar.gz": _entry(PAYLOAD), "extra.tar.gz": _entry(PAYLOAD)}
+  cache = tmp_path / "cache"
+  one_line_error(lambda: so.fetch("test.tar.gz", cache, base_url=base_url, registry=registry),
+                 "test.tar.gz", "is 3,000 bytes, expected 10,240", "discarded")
+  one_line_error(lambda: so.fetch("extra.tar.gz", cache, base_url=base_url, registry=registry),
+                 "extra.tar.gz", f"MD5 {registry['extra.tar.gz'].md5}", "discarded")
+  assert os.listdir(cache) == []
+
+
+def test_fetch_network_failures_say_how_to_work_offline(tmp_path, server):
+  base_url, _ = server
+  registry = {"test_32x32.mat": _entry(PAYLOAD)}
+  one_line_error(lambda: so.fetch("test_32x32.mat", tmp_path, base_url=base_url,
+                                  registry=registry),
+                 "test_32x32.mat", "404", "config.data.path")
+  one_line_error(lambda: so.fetch("test_32x32.mat", tmp_path, base_url="http://127.0.0.1:9/",
+                                  registry=registry),
+                 "Could not download test_32x32.mat", "config.data.path")
+  one_line_error(lambda: so.fetch("nope.mat", tmp_path), "nope.mat", "train_32x32.mat")
+  assert not list(tmp_path.glob("test_32x32.mat*"))
+
+
+def test_registry_holds_the_six_official_files():
+  assert sorted(so.REGISTRY) == ["extra.tar.gz", "extra_32x32.mat", "test.tar.gz",
+                                 "test_32x32.mat", "train.tar.gz", "train_32x32.mat"]
+  assert so.REGISTRY["extra_32x32.mat"] == (1_329_278_602, "a93ce644f1a588dc4d68dda5feec44a7")
