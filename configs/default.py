@@ -18,10 +18,22 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.impl = "auto"
 
   config.data = ml_collections.ConfigDict()
-  config.data.source = "svhn"  # svhn: the study's file | synthetic: generated offline
-  config.data.path = ""  # an HDF5 file in the study's layout; empty: download (svhn) or generate
+  # svhn: the study's file | synthetic: generated offline | svhn_cropped: the official format 2
+  config.data.source = "svhn"
+  # an HDF5 file in the study's layout (svhn, synthetic) or a folder of the official files
+  # (svhn_cropped); empty: download (svhn, svhn_cropped) or generate (synthetic)
+  config.data.path = ""
   config.data.cache_dir = ""  # empty: $SVHN_JAX_CACHE or ~/.cache/svhn_jax
   config.data.preprocess = "raw"  # raw | mask (background-normalized, data-driven mask)
+  # grey: the study's luma 0.299 R + 0.587 G + 0.114 B | rgb: colour crops (svhn_cropped only)
+  config.data.color = "grey"
+  # svhn_cropped: SVHN format 2 (train_32x32.mat, test_32x32.mat, extra_32x32.mat) in the folder
+  # config.data.path, or downloaded into the cache. It has no validation split: val_size crops
+  # are carved from the training ones, stratified by class and seeded by split_seed (not by
+  # config.seed, so the seeds of an ablation share one split); at most a fifth of them.
+  config.data.use_extra = False  # add extra_32x32.mat's 531,131 crops to the training split
+  config.data.val_size = 6_000
+  config.data.split_seed = 0
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.train = 42_000
   config.data.synthetic.val = 60_000

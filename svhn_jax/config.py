@@ -26,7 +26,8 @@ from svhn_jax.errors import ConfigError
 
 # The models `svhn_jax.models` builds; a test holds the two lists equal.
 MODEL_NAMES = ("ann1", "ann2", "cnn1", "cnn2")
-DATA_SOURCES = ("svhn", "synthetic")
+DATA_SOURCES = ("svhn", "synthetic", "svhn_cropped")
+COLORS = ("grey", "rgb")
 PREPROCESS_MODES = ("raw", "mask")
 # auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax layers elsewhere.
 IMPLS = ("auto", "fast", "flax")
@@ -47,6 +48,8 @@ class Field:
   also: tuple[Any, ...] = ()
   resumable: bool = False
   expected: str = ""
+  # The value a config.json written before the field existed is read with.
+  default: Any = None
 
   def problem(self, value: Any) -> str | None:
     """What is wrong with `value`, as 'expected ...', or None."""
@@ -106,6 +109,10 @@ RUN_SCHEMA: dict[str, Field] = {
     "data.path": Field(str, resumable=True),
     "data.cache_dir": Field(str, resumable=True),
     "data.preprocess": Field(str, choices=PREPROCESS_MODES),
+    "data.color": Field(str, choices=COLORS, default="grey"),
+    "data.use_extra": Field(bool, default=False),
+    "data.val_size": Field(int, low=1, default=6_000),
+    "data.split_seed": Field(int, low=0, default=0),
     "data.synthetic.train": Field(int, low=1),
     "data.synthetic.val": Field(int, low=1),
     "data.synthetic.test": Field(int, low=1),
@@ -224,9 +231,17 @@ def apply_overrides(config: ml_collections.ConfigDict, values: Mapping[str, Any]
 
 def normalize(tree: dict, schema: Mapping[str, Field] = RUN_SCHEMA) -> dict:
   """A config dict (e.g. a saved config.json) with the documented text spellings of optional
-  booleans ('auto', 'true', 'false') and name lists ('ann1,cnn2') turned into their types.
-  Other values are left as they are, for `validate` to judge."""
+  booleans ('auto', 'true', 'false') and name lists ('ann1,cnn2') turned into their types, and
+  the fields added since it was written set to their `Field.default`. Other values are left as
+  they are, for `validate` to judge."""
   tree = _copy(tree)
+  for dotted, field in schema.items():
+    *parents, name = dotted.split(".")
+    node = tree
+    for parent in parents:
+      node = node.setdefault(parent, {}) if isinstance(node, dict) else {}
+    if field.default is not None and isinstance(node, dict) and name not in node:
+      node[name] = field.default
   for dotted, field in _special(schema).items():
     *parents, name = dotted.split(".")
     node = tree

@@ -22,7 +22,7 @@ import numpy as np
 
 from absl import logging
 
-from svhn_jax import cli, fileio
+from svhn_jax import cli, fileio, svhn_official
 from svhn_jax.errors import DataError
 from svhn_jax.transforms import NUM_CLASSES, luma, remap_labels
 
@@ -67,12 +67,6 @@ def save_h5(path: str | os.PathLike, dataset: Dataset) -> Path:
       f.create_dataset(f"X_{name}", data=np.asarray(split.images, np.float32))
       f.create_dataset(f"y_{name}", data=np.asarray(split.labels, np.uint8))
   return Path(path)
-
-
-def default_cache_dir(cache_dir: str | os.PathLike = "") -> Path:
-  """Returns `cache_dir`, else $SVHN_JAX_CACHE, else ~/.cache/svhn_jax."""
-  chosen = cache_dir or os.environ.get("SVHN_JAX_CACHE") or Path.home() / ".cache" / "svhn_jax"
-  return Path(chosen).expanduser()
 
 
 def _require_file(path: Path) -> None:
@@ -127,7 +121,7 @@ def fetch(cache_dir: str | os.PathLike | None = None, *, file_id: str = GDRIVE_F
   `download` has gdown.download's call shape (tests pass a stand-in). The file reaches its
   final name only once whole and valid, so the cache never holds a partial download.
   """
-  folder = default_cache_dir(cache_dir or "")
+  folder = fileio.default_cache_dir(cache_dir or "")
   path = folder / filename
   if path.exists():
     problem = _layout_problem(path, min_bytes)
@@ -348,9 +342,15 @@ def _table(rows: list[tuple[str, tuple[int, ...], str]]) -> str:
                    for (name, _, dtype), shape in zip(rows, shapes))
 
 
+def _is_official(path: Path) -> bool:
+  """SVHN's own files: a format-2 .mat, a digitStruct.mat, a .tar.gz or a folder of photos."""
+  return path.suffix == ".mat" or path.name.endswith(".tar.gz") or path.is_dir()
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m svhn_jax.data",
-                                   description="Look into the study's HDF5 data files.")
+                                   description="Look into SVHN data files: the study's HDF5, "
+                                   "SVHN's .mat files, .tar.gz archives and photo folders.")
   commands = parser.add_subparsers(dest="command", required=True)
   inspect_cmd = commands.add_parser(
       "inspect", help="list every dataset in an HDF5 file with its shape and dtype")
@@ -360,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   logging.set_verbosity(args.verbosity)
   with cli.user_errors():
+    if _is_official(Path(args.file)):
+      print(svhn_official.describe(args.file))
+      return 0
     rows = inspect(args.file)
   print(_table(rows) if rows else f"{args.file} holds no datasets")
   return 0

@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 
+def default_cache_dir(cache_dir: str | os.PathLike = "") -> Path:
+  """Where downloads and generated data go: `cache_dir`, else $SVHN_JAX_CACHE, else
+  ~/.cache/svhn_jax."""
+  chosen = cache_dir or os.environ.get("SVHN_JAX_CACHE") or Path.home() / ".cache" / "svhn_jax"
+  return Path(chosen).expanduser()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
   """Yields a temporary path beside `path`; on a clean exit it is renamed to `path`.

@@ -7,13 +7,16 @@ float32 model input in [0, 1] where they are not, or after the mask's host-side 
 
 from __future__ import annotations
 
+import logging
+
 import jax
 import numpy as np
+from sklearn import model_selection
 
 from svhn_jax import parallel, transforms
 from svhn_jax.config import PREPROCESS_MODES
 from svhn_jax.data import Dataset, Split
-from svhn_jax.errors import ConfigError
+from svhn_jax.errors import ConfigError, DataError
 
 
 def prepare(dataset: Dataset, preprocess: str = "raw") -> tuple[Dataset, np.ndarray | None]:
@@ -42,6 +45,28 @@ def prepare_images(images: np.ndarray, mask: np.ndarray | None = None) -> np.nda
   if mask is not None:
     images = transforms.apply_mask(transforms.normalize_background(images), mask)
   return transforms.scale(images)
+
+
+def carve_validation(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(train, validation) index arrays into `labels`, the validation part `size` of them (at most
+  a fifth), stratified by class where every class has two or more members, drawn by `seed`.
+
+  The one carving for every source without a validation split (SVHN format 2, and later the
+  full photos), through scikit-learn's `train_test_split`; indices come back sorted.
+  """
+  n = len(labels)
+  cap = n // 5
+  if size > cap:
+    logging.info("Carving %d validation crops, a fifth of %d, not the %d asked for", cap, n, size)
+    size = cap
+  if size < 1:
+    raise DataError(f"{n} training crops are too few to carve a validation split from; "
+                    "expected at least 5")
+  counts = np.bincount(labels)
+  stratify = labels if counts[counts > 0].min() >= 2 and size >= np.count_nonzero(counts) else None
+  train, val = model_selection.train_test_split(np.arange(n), test_size=size, random_state=seed,
+                                                stratify=stratify)
+  return np.sort(train), np.sort(val)
 
 
 def to_device(split: Split, mesh: jax.sharding.Mesh) -> Split:

@@ -4,8 +4,9 @@
   python -m svhn_jax.predict --workdir=runs/cnn2 --json crop1.png
 
 Any size, colour mode or transparency is accepted (`svhn_jax.images`) and made into a crop as
-the study's data was: greyscale by luma (0.299 R + 0.587 G + 0.114 B), widened to a square around
-its centre, resized bilinearly to 32x32. The run's own preprocessing (its mask, for a masked run)
+the study's data was: greyscale by luma (0.299 R + 0.587 G + 0.114 B; kept in colour for a run
+trained with config.data.color=rgb), widened to a square around its centre, resized bilinearly
+to 32x32. The run's own preprocessing (its mask, for a masked run)
 is then applied. The images and the workdir are checked before JAX starts: a missing,
 unreadable, too large or non-image file stops with one line on stderr; --verbosity=1 adds the
 traceback.
@@ -49,8 +50,8 @@ def main(argv: list[str]) -> None:
   paths = argv[1:]
   if not paths:
     raise app.UsageError("Give one or more image files to read digits from.")
-  inference.saved_config(FLAGS.workdir)
-  crops = np.stack([images.load_crop(path) for path in paths])
+  config = inference.saved_config(FLAGS.workdir)
+  crops = np.stack([images.load_crop(path, color=config.data.color) for path in paths])
   probs = inference.predict_probs(inference.load_run(FLAGS.workdir), crops)
   print("\n".join(lines(paths, probs, FLAGS.json)))
 

@@ -1,7 +1,8 @@
 """Where `config.data` points: the data file a run reads, downloaded or generated once.
 
 This module names the sources and dispatches to their modules (`data` for the study's file,
-`synthetic` for the offline generator); neither of those imports the other.
+`synthetic` for the offline generator, `svhn_official` for SVHN's own format 2); none of those
+imports another.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import ml_collections
 
-from svhn_jax import data, synthetic
+import numpy as np
+
+from svhn_jax import data, fileio, input_pipeline, svhn_official, synthetic, transforms
 from svhn_jax.config import DATA_SOURCES
 from svhn_jax.errors import ConfigError, DataError
 
@@ -38,7 +41,7 @@ def synthetic_path(data_cfg: ml_collections.ConfigDict) -> Path:
   """The cached synthetic file of `config.data.synthetic`'s sizes and seed, generated if absent;
   named by the generator's version, so a changed generator never reuses stale data."""
   sizes = data_cfg.synthetic
-  path = data.default_cache_dir(data_cfg.cache_dir) / (
+  path = fileio.default_cache_dir(data_cfg.cache_dir) / (
       f"synthetic_v{synthetic.VERSION}_{sizes.train}_{sizes.val}_{sizes.test}_seed{sizes.seed}.h5")
   if not path.exists():
     logging.info("Generating synthetic SVHN-like data into %s", path)
@@ -46,7 +49,53 @@ def synthetic_path(data_cfg: ml_collections.ConfigDict) -> Path:
   return path
 
 
+CROPPED_FILES = ("train_32x32.mat", "test_32x32.mat", "extra_32x32.mat")
+
+
 def load(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
-  """The validated splits `config.data` asks for, and the file they came from."""
+  """The validated splits `config.data` asks for, in `config.data.color`, and where they came
+  from. Raises ConfigError for a colour the source cannot give and DataError for bad files."""
+  if data_cfg.source == "svhn_cropped":
+    return load_cropped(data_cfg)
+  if data_cfg.color != "grey":
+    raise ConfigError(f"config.data.color={data_cfg.color!r}: the {data_cfg.source} data is "
+                      "greyscale; colour needs config.data.source=svhn_cropped")
   path = dataset_path(data_cfg)
   return data.load(path), path
+
+
+def cropped_file(data_cfg: ml_collections.ConfigDict, name: str) -> Path:
+  """One official format-2 file: from the folder `config.data.path`, else downloaded (verified)
+  into the cache."""
+  if data_cfg.path:
+    folder = Path(data_cfg.path).expanduser()
+    if not folder.is_dir():
+      raise DataError(f"config.data.path={data_cfg.path!r}: no such folder; expected a folder "
+                      f"holding {', '.join(CROPPED_FILES)} (SVHN format 2)")
+    path = folder / name
+    if not path.is_file():
+      raise DataError(f"{path}: no such file; the folder config.data.path must hold {name}")
+    return path
+  return svhn_official.fetch(name, fileio.default_cache_dir(data_cfg.cache_dir))
+
+
+def load_cropped(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
+  """SVHN format 2 as train / validation / test: train_32x32.mat (plus extra_32x32.mat with
+  `use_extra`) less `val_size` crops carved by `input_pipeline.carve_validation`, and
+  test_32x32.mat. Images stay uint8: (N, 32, 32, 3) for colour, (N, 32, 32) grey by luma."""
+  cache = fileio.default_cache_dir(data_cfg.cache_dir)
+  images, labels = svhn_official.load_cropped(cropped_file(data_cfg, "train_32x32.mat"), cache)
+  if data_cfg.use_extra:
+    extra_images, extra_labels = svhn_official.load_cropped(
+        cropped_file(data_cfg, "extra_32x32.mat"), cache)
+    images = np.concatenate([images, extra_images])
+    labels = np.concatenate([labels, extra_labels])
+  train_idx, val_idx = input_pipeline.carve_validation(labels, data_cfg.val_size,
+                                                        data_cfg.split_seed)
+  test_images, test_labels = svhn_official.load_cropped(
+      cropped_file(data_cfg, "test_32x32.mat"), cache)
+  colour = (lambda x: x) if data_cfg.color == "rgb" else transforms.luma
+  splits = [data.Split(colour(images[train_idx]), labels[train_idx]),
+            data.Split(colour(images[val_idx]), labels[val_idx]),
+            data.Split(colour(np.asarray(test_images)), np.asarray(test_labels))]
+  return data.Dataset(*splits), Path(data_cfg.path or fileio.default_cache_dir(data_cfg.cache_dir))

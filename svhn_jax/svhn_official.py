@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 import h5py
 import numpy as np
+import pooch
+import requests
 import scipy.io
 from PIL import Image
 from scipy.io.matlab import MatReadError
@@ -81,12 +83,6 @@ class Photo(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 # Download
 
-def _default_cache_dir() -> Path:
-  # Imported here: svhn_jax.data may import this module for its `inspect` command.
-  from svhn_jax.data import default_cache_dir
-  return default_cache_dir()
-
-
 class _SizeCheckedDownload:
   """pooch's HTTP downloader, refusing a file of the wrong size before pooch checks its hash.
 
@@ -121,12 +117,8 @@ def fetch(filename: str, cache_dir: str | os.PathLike | None = None, *, base_url
   if filename not in registry:
     raise DataError(f"{filename}: not an official SVHN file; expected one of {sorted(registry)}")
   expected = registry[filename]
-  folder = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
+  folder = Path(cache_dir).expanduser() if cache_dir else fileio.default_cache_dir()
   url = base_url.rstrip("/") + "/" + filename
-  # Imported here: only a download needs pooch and requests.
-  import pooch
-  import requests
-
   # 1 MiB chunks: pooch's default of 1 KiB costs a Python call per KiB of a 2 GB file.
   http = pooch.HTTPDownloader(progressbar=True, chunk_size=1 << 20, timeout=60)
   try:
@@ -328,12 +320,12 @@ def _cache_key(path: Path) -> str:
 
 def _cache_folders(path: Path, cache_dir: str | os.PathLike | None) -> Iterator[Path]:
   """Yields where a cache may live, in order: `cache_dir`, else beside the source, else the
-  user cache (looked up only when needed: svhn_jax.data takes a while to import)."""
+  user cache."""
   if cache_dir:
     yield Path(cache_dir).expanduser()
     return
   yield path.parent
-  yield _default_cache_dir()
+  yield fileio.default_cache_dir()
 
 
 def _stem(path: Path) -> str:

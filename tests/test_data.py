@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import svhn_jax
-from svhn_jax import data
+from svhn_jax import data, fileio
 from svhn_jax.errors import ConfigError, DataError
 
 SIZES = {"train": 6, "val": 4, "test": 5}
@@ -204,10 +204,10 @@ def test_fetch_uses_the_cache_dir_from_the_environment(tmp_path, monkeypatch, go
 
 def test_default_cache_dir(tmp_path, monkeypatch):
   monkeypatch.setenv("SVHN_JAX_CACHE", str(tmp_path))
-  assert data.default_cache_dir("/x/y") == Path("/x/y")
-  assert data.default_cache_dir() == tmp_path
+  assert fileio.default_cache_dir("/x/y") == Path("/x/y")
+  assert fileio.default_cache_dir() == tmp_path
   monkeypatch.delenv("SVHN_JAX_CACHE")
-  assert data.default_cache_dir() == Path.home() / ".cache" / "svhn_jax"
+  assert fileio.default_cache_dir() == Path.home() / ".cache" / "svhn_jax"
 
 
 def assert_failed_fetch_leaves_nothing(tmp_path: Path, download: StandIn, message: str,
