@@ -1,5 +1,6 @@
 """The flags and settings the multi-seed experiments share: config, results, runs, seeds."""
 
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -7,6 +8,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from svhn_jax import config as config_lib
 from svhn_jax import multiseed
 
 FLAGS = flags.FLAGS
@@ -22,8 +24,11 @@ class Settings(NamedTuple):
 def define_flags(config_file: str, results_dir: str, unit: str) -> None:
   """Defines --config, --results_dir, --runs_dir, --seeds and --multiseed; `unit` is what
   trains each group of seeds ('model' or 'arm')."""
-  config_flags.DEFINE_config_file("config", config_file, "The study's settings.",
-                                  lock_config=True)
+  # ml_collections reads sys.argv itself, already here for a flag with a default, and cannot
+  # parse a list field: it is given argv without the overrides that cli.parse_flags parses.
+  config_flags.DEFINE_config_file(
+      "config", config_file, "The study's settings.", lock_config=True,
+      sys_argv=config_lib.split_overrides(sys.argv, config_lib.STUDY_SCHEMA)[0])
   flags.DEFINE_string("results_dir", results_dir, "Where report.md and figures go.")
   flags.DEFINE_string("runs_dir", None,
                       "Where the runs' workdirs go (default: <results_dir>/runs).")

@@ -16,6 +16,7 @@ checkpoint always has the best one it implies.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -94,6 +95,31 @@ def refuse_legacy(workdir: str | Path) -> None:
         "--workdir (or with --restart), or read it with svhn_jax at commit 1393f4a.")
 
 
+def saved_model_name(workdir: str | Path) -> str | None:
+  """The model named in the newest complete latest checkpoint of `workdir`, read without JAX
+  from the `meta` item's JSON (orbax's JsonSave writes it to `<step>/meta/metadata`); None if
+  there is none or it cannot be read, for the restore to report."""
+  folder = Path(workdir) / "checkpoints" / "latest"
+  steps = sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit()), reverse=True) \
+      if folder.is_dir() else []
+  for step in steps:
+    try:
+      return json.loads((folder / str(step) / "meta" / "metadata").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+      continue
+  return None
+
+
+def refuse_other_model(workdir: str | Path, model_name: str) -> None:
+  """Raises CheckpointError if another model than `model_name` wrote `workdir`'s checkpoints."""
+  saved = saved_model_name(workdir)
+  if saved is not None and saved != model_name:
+    raise CheckpointError(
+        f"{Path(workdir) / 'checkpoints'} holds checkpoints of model {saved!r}, but "
+        f"config.model.name is {model_name!r}: resuming them cannot work. Use another --workdir "
+        f"for {model_name!r}, or rerun with --config.model.name={saved} to resume that run.")
+
+
 class Checkpoints:
   """The latest and best checkpoints of one workdir."""
 
@@ -130,8 +156,10 @@ class Checkpoints:
   def latest_epoch(self) -> int | None:
     return self._latest.latest_step()
 
-  def restore_latest(self, like) -> tuple[Any, Progress] | None:
-    """The latest (TrainState shaped like `like`, Progress); None on a fresh workdir."""
+  def restore_latest(self, like, model_name: str) -> tuple[Any, Progress] | None:
+    """The latest (TrainState shaped like `like`, Progress); None on a fresh workdir. Raises
+    CheckpointError if another model than `model_name` wrote it."""
+    refuse_other_model(self.directory.parent, model_name)
     restored = _restore(self._latest, self.directory / "latest",
                         weights=weights_of(like), optimizer=like.opt_state)
     if restored is None:

@@ -50,6 +50,8 @@ def main(argv):
   config_file = config_flags.get_config_filename(FLAGS["config"])
   workdir = Path(FLAGS.workdir or Path("runs") / Path(config_file).stem)
   config_lib.validate(FLAGS.config)
+  # Before the lock, which makes the workdir a folder.
+  preflight.check_workdir(workdir)
   # Before anything else that may start JAX: processes cannot join the runtime after that.
   distributed = parallel.initialize(distributed=FLAGS.distributed,
                                     coordinator_address=FLAGS.coordinator_address,

@@ -18,8 +18,8 @@ from svhn_jax import fileio
 from svhn_jax.transforms import NUM_CLASSES
 
 
-def _subplots(*grid, figsize, **kwargs):
-  fig = Figure(figsize=figsize)
+def _subplots(*grid, figsize, layout=None, **kwargs):
+  fig = Figure(figsize=figsize, layout=layout)
   return fig, fig.subplots(*grid, **kwargs)
 
 

@@ -29,8 +29,7 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   """
   config_lib.validate(config)
   workdir = Path(workdir)
-  if workdir.exists() and not workdir.is_dir():
-    raise ConfigError(f"--workdir={workdir} is a file; expected a folder for the run's outputs")
+  check_workdir(workdir)
   if not restart:
     check_resumable(config, workdir)
   # Read in full and dropped: training reads it again, from the page cache, and main need not
@@ -40,10 +39,19 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
     check_same_data(workdir, data.fingerprint(dataset))
 
 
+def check_workdir(workdir: str | os.PathLike) -> None:
+  """Raises ConfigError if `workdir` is a file: the run needs a folder for its outputs."""
+  workdir = Path(workdir)
+  if workdir.exists() and not workdir.is_dir():
+    raise ConfigError(f"--workdir={workdir} is a file; expected a folder for the run's outputs")
+
+
 def check_resumable(config: ml_collections.ConfigDict, workdir: Path) -> None:
   """Raises unless `workdir` is new or holds a run that `config` may continue: the same values
   of every field that changes what is computed (`config.Field.resumable`), and checkpoints in
   this version's layout."""
+  checkpoint.refuse_legacy(workdir)
+  checkpoint.refuse_other_model(workdir, config.model.name)
   saved_path = workdir / "config.json"
   if not saved_path.is_file():
     return
@@ -56,7 +64,6 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: Path) -> None:
   if conflicts:
     raise ConfigError(f"{workdir} holds a run made with other settings ({'; '.join(conflicts)}); "
                       f"resuming it would mix two setups: {_START_OVER}")
-  checkpoint.refuse_legacy(workdir)
 
 
 def check_same_data(workdir: Path, fingerprint: str) -> None:

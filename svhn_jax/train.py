@@ -85,6 +85,9 @@ def train_seeds(config: ml_collections.ConfigDict, seeds: Sequence[int],
 
 def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_axis: bool,
                         check_memory=None) -> list[dict]:
+  # Every entry point (main, the experiments, a script) gets the same one-line refusal of a bad
+  # value before anything is written, rather than a ZeroDivisionError mid-run.
+  config_lib.validate(config)
   configs = [seed_config(config, s) for s in seeds]
   with contextlib.ExitStack() as held:
     if parallel.is_primary():
@@ -107,14 +110,15 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
     tx = steps.make_optimizer(config.train.learning_rate, config.train.adam_eps)
     inits = [steps.init_state(model, tx) for model in seed_models]
     graphdef = inits[0][0]
-    for run_config, workdir in zip(configs, workdirs):
-      _write_run_files(run_config, workdir, summary, mask, path, fingerprint)
-
     runs, states = [], []
     for run_config, workdir, (_, state) in zip(configs, workdirs, inits):
       run, state = _resumed(run_config, workdir, parallel.replicate(state, mesh))
       runs.append(run)
       states.append(state)
+    # Written once every workdir's checkpoints are known good: a refused resume leaves the
+    # workdir as it was.
+    for run in runs:
+      _write_run_files(run, summary, mask, path, fingerprint)
     state = _stack(states) if seed_axis else states[0]
     keys = [jax.random.fold_in(jax.random.key(s), 1) for s in seeds]
     keys = jnp.stack(keys) if seed_axis else keys[0]
@@ -129,13 +133,15 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
             for i, run in enumerate(runs)]
 
 
-def _write_run_files(config, workdir: Path, summary: str, mask, path: Path,
-                     fingerprint: str) -> None:
+def _write_run_files(run: TrainingRun, summary: str, mask, path: Path, fingerprint: str) -> None:
   # Only process 0 writes the run's files (checkpoints are orbax's, which every process must
-  # save together); the config is written now that the data and model are known good.
+  # save together); the config is written now that the data, model and checkpoints are known
+  # good. Rows of epochs lost since the last checkpoint go; the checkpoint's history stays.
   if not parallel.is_primary():
     return
-  fileio.write_json(workdir / "config.json", config_lib.to_dict(config))
+  workdir = run.workdir
+  fileio.write_jsonl(workdir / "metrics.jsonl", run.progress.history)
+  fileio.write_json(workdir / "config.json", config_lib.to_dict(run.config))
   fileio.write_json(workdir / "data.json", {"fingerprint": fingerprint, "path": str(path)})
   fileio.write_text(workdir / "model_summary.txt", summary + "\n")
   if mask is not None:
@@ -147,13 +153,11 @@ def _resumed(config, workdir: Path, state: steps.TrainState
              ) -> tuple[TrainingRun, steps.TrainState]:
   progress = checkpoint.Progress.start(config.train.learning_rate)
   ckpts = checkpoint.Checkpoints(workdir) if config.checkpoint.enabled else None
-  restored = ckpts.restore_latest(state) if ckpts is not None else None
+  restored = (ckpts.restore_latest(state, config.model.name) if ckpts is not None
+              else None)
   if restored is not None:
     state, progress = restored
     logging.info("Resuming %s after epoch %d", workdir, progress.epoch)
-  if parallel.is_primary():
-    # Rows of epochs lost since the last checkpoint go; the checkpoint's history stays.
-    fileio.write_jsonl(workdir / "metrics.jsonl", progress.history)
   return TrainingRun(config, workdir, ckpts, progress), state
 
 

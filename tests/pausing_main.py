@@ -5,15 +5,20 @@ The point comes from $SVHN_JAX_PAUSE_AT: "step:E:S" (after step S of epoch E, bo
 its temporary folder into place). There the process prints PAUSED on stdout and waits for a
 signal: SIGKILL, or Ctrl-C's SIGINT, which lets it go on. Run it from the repository root:
 python -m tests.pausing_main --config=...
+
+Ctrl-C reaches it whatever its parent ignores: a shell script's background job, such as pytest
+started with `nohup ... &`, starts with SIGINT ignored, and main would keep it ignored.
 """
 
 import os
+import signal
 import time
 
-from absl import app, flags
+from absl import flags
 from orbax.checkpoint._src.path import atomicity
 
-from svhn_jax import interrupts, main, train
+from svhn_jax import cli, interrupts, main
+from svhn_jax.trainer import Trainer
 
 
 def pause() -> None:
@@ -25,9 +30,9 @@ def pause() -> None:
 
 
 def pause_after_step(epoch: int, step: int) -> None:
-  original = train.Trainer.train_epoch
+  original = Trainer.train_epoch
 
-  def train_epoch(self, state, inputs, key, e, progress=lambda _: None):
+  def train_epoch(self, state, data, keys, e, progress=lambda _: None, active=None):
     done = 0
 
     def counted(n: int) -> None:
@@ -37,9 +42,9 @@ def pause_after_step(epoch: int, step: int) -> None:
       if e + 1 == epoch and done == step:
         pause()
 
-    return original(self, state, inputs, key, e, counted)
+    return original(self, state, data, keys, e, counted, active)
 
-  train.Trainer.train_epoch = train_epoch
+  Trainer.train_epoch = train_epoch
 
 
 def pause_before_rename(which: str, epoch: int) -> None:
@@ -55,10 +60,11 @@ def pause_before_rename(which: str, epoch: int) -> None:
 
 
 if __name__ == "__main__":
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   kind, *where = os.environ["SVHN_JAX_PAUSE_AT"].split(":")
   if kind == "step":
     pause_after_step(*map(int, where))
   else:
     pause_before_rename(where[0], int(where[1]))
   flags.mark_flags_as_required(["config"])
-  app.run(main.main, flags_parser=main.parse_flags)
+  cli.run(main.main, on_interrupt=main._SECOND_SIGNAL)

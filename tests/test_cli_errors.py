@@ -1,11 +1,15 @@
 """Every bad input, through the command line: a non-zero exit and one line that names the file or
-field and what was expected, with no traceback unless --verbosity asks for one."""
+field and what was expected, with no traceback unless --verbosity asks for one.
+
+The commands are independent and mostly Python start-up, so they run a few at a time, once per
+session, and each test reads its command's result.
+"""
 
 from __future__ import annotations
 
+import json
 import re
-import subprocess
-import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -13,17 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from svhn_jax import checkpoint, models, train
+from configs import ann1
+from support import good_arrays, run_cli, with_changes, write_h5
+from svhn_jax import checkpoint, models, steps
+from svhn_jax import config as config_lib
 
-from test_data import good_arrays, with_changes, write_h5
-
-ROOT = Path(__file__).resolve().parents[1]
-MODULES = {"main": "svhn_jax.main", "data": "svhn_jax.data", "predict": "svhn_jax.predict"}
-
-
-def run_cli(cli: str, *args: str) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", MODULES[cli], *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+MODULES = {"main": "svhn_jax.main", "data": "svhn_jax.data", "predict": "svhn_jax.predict",
+           "compare": "experiments.compare_models"}
 
 
 def train_args(tmp: Path, h5: Path | str, *extra: str) -> list[str]:
@@ -53,12 +53,33 @@ def empty(tmp: Path) -> Path:
 
 
 def other_models_workdir(tmp: Path) -> Path:
-  """A workdir holding a checkpoint written by ANN2."""
-  state = train.init_state(models.create_model("ann2", seed=0), train.make_optimizer(1e-3, 1e-7))[1]
+  """A workdir holding a checkpoint written by ANN2, and nothing else."""
+  state = steps.init_state(models.create_model("ann2", seed=0), steps.make_optimizer(1e-3, 1e-7))[1]
   ckpts = checkpoint.Checkpoints(tmp / "run")
-  ckpts.save(1, state, {"model": "ann2", "epoch": 1}, best=False)
+  ckpts.save(state, checkpoint.Progress.start(5e-4)._replace(epoch=1), "ann2", best=False)
   ckpts.close()
   return tmp / "run"
+
+
+def legacy_workdir(tmp: Path) -> Path:
+  """A workdir of ANN1 as svhn_jax up to commit 1393f4a left it: its config.json in that
+  version's spellings, one 'state' item per checkpoint."""
+  workdir = tmp / "run"
+  (workdir / "checkpoints" / "latest" / "3" / "state").mkdir(parents=True)
+  config = config_lib.to_dict(ann1.get_config())
+  config["data"]["path"] = str(tmp / "d.h5")
+  config["model"]["impl"], config["train"]["scan_epoch"] = "fast", "auto"
+  (workdir / "config.json").write_text(json.dumps(config))
+  return workdir
+
+
+def run_workdir(tmp: Path) -> Path:
+  """What predict checks of a workdir before it reads any image: a valid config.json and a
+  checkpoints folder."""
+  workdir = tmp / "run"
+  (workdir / "checkpoints").mkdir(parents=True)
+  (workdir / "config.json").write_text(json.dumps(config_lib.to_dict(ann1.get_config())))
+  return workdir
 
 
 def text_file(tmp: Path) -> Path:
@@ -110,10 +131,12 @@ CASES = {
         r"d\.h5: X_test has 5120 NaN or infinite pixel values"),
     "pixels_above_255": Case(
         "main", lambda t: train_args(t, h5_with(t, X_train=np.full((6, 32, 32), 256.0))),
-        r"d\.h5: X_train has pixel values from 256 to 256; expected 0\.\.255"),
-    "rgb_images": Case(
-        "main", lambda t: train_args(t, h5_with(t, X_train=np.zeros((6, 32, 32, 3)))),
-        r"d\.h5: X_train has shape \(6, 32, 32, 3\); expected \(N, 32, 32\).*colour"),
+        r"d\.h5: X_train has pixel values from 256 to 256, expected grey levels 0\.\.255: "
+        r"divide 16-bit images \(0\.\.65535\) by 257"),
+    "channels_first_colour": Case(
+        "main", lambda t: train_args(t, h5_with(t, X_train=np.full((6, 3, 32, 32), 128.0))),
+        r"d\.h5: X_train has shape \(6, 3, 32, 32\); expected \(N, 32, 32\) greyscale crops.*"
+        r"channels first: convert with np\.moveaxis\(X, 1, -1\)"),
     "wrong_image_size": Case(
         "main", lambda t: train_args(t, h5_with(t, X_test=np.zeros((5, 28, 28)))),
         r"d\.h5: X_test has shape \(5, 28, 28\); expected \(N, 32, 32\)"),
@@ -130,9 +153,24 @@ CASES = {
                                 r"--config=configs/nope\.py: no such file"),
     "zero_batch_size": Case("main", lambda t: train_args(t, tiny(t), "--config.train.batch_size=0"),
                             r"config\.train\.batch_size=0: expected a whole number of at least 1"),
+    "plateau_factor_above_1": Case(
+        "main", lambda t: train_args(t, tiny(t), "--config.train.plateau.factor=2"),
+        r"^error: config\.train\.plateau\.factor=2\.0: expected a number of at least 0 below 1$"),
+    "scan_epoch_spelling": Case(
+        "main", lambda t: train_args(t, tiny(t), "--config.train.scan_epoch=sometimes"),
+        r"^error: config\.train\.scan_epoch='sometimes': expected auto, true or false$"),
+    "unknown_model_in_a_list": Case(
+        "compare", lambda t: ["--config.models=ann1,cnn9", f"--results_dir={t}"],
+        r"^error: config\.models=ann1,cnn9: unknown \['cnn9'\]; expected distinct names from "
+        r"ann1, ann2, cnn1, cnn2$"),
     "workdir_of_another_model": Case(
         "main", lambda t: [*train_args(t, tiny(t)), f"--workdir={other_models_workdir(t)}"],
         r"run/checkpoints holds checkpoints of model 'ann2', but config\.model\.name is 'ann1'"),
+    "legacy_checkpoint": Case(
+        "main", lambda t: [*train_args(t, tiny(t)), f"--workdir={legacy_workdir(t)}"],
+        r"^error: .*run/checkpoints/latest/3 was written by an older svhn_jax \(one 'state' "
+        r"item\); checkpoints now keep the weights apart .* read it with svhn_jax at commit "
+        r"1393f4a\.$"),
     "workdir_is_a_file": Case(
         "main", lambda t: [*train_args(t, tiny(t)), f"--workdir={empty(t)}"],
         r"--workdir=.*d\.h5 is a file; expected a folder"),
@@ -145,43 +183,64 @@ CASES = {
     "inspect_html_saved_as_h5": Case("data", lambda t: ["inspect", str(html_page(t))],
                                      r"d\.h5 looks like an HTML page"),
     # Images given to predict, and the workdir it reads.
-    "predict_missing_image": Case("predict", lambda t: [f"--workdir={t}", str(t / "nope.png")],
-                                  r"nope\.png: no such file"),
+    "predict_missing_image": Case(
+        "predict", lambda t: [f"--workdir={run_workdir(t)}", str(t / "nope.png")],
+        r"nope\.png: no such file"),
     "predict_text_file": Case(
-        "predict", lambda t: [f"--workdir={t}", str(text_file(t))],
+        "predict", lambda t: [f"--workdir={run_workdir(t)}", str(text_file(t))],
         r"digit\.png is not an image that Pillow can read; expected PNG, JPEG"),
     "predict_cut_short_image": Case(
-        "predict", lambda t: [f"--workdir={t}", str(cut_png(t))],
+        "predict", lambda t: [f"--workdir={run_workdir(t)}", str(cut_png(t))],
         r"digit\.png could not be read as an image \(damaged or cut short\?\)"),
-    "predict_folder_as_image": Case("predict", lambda t: [f"--workdir={t}", str(t)],
-                                    r"is not a file; expected an image"),
+    "predict_folder_as_image": Case("predict", lambda t: [f"--workdir={run_workdir(t)}", str(t)],
+                                    r"is a folder; give image files \(PNG, JPEG, \.\.\.\)$"),
     "predict_missing_workdir": Case(
         "predict", lambda t: [f"--workdir={t / 'nope'}", str(cut_png(t).with_name("whole.png"))],
         r"--workdir=.*nope: no such folder; expected the workdir of a run"),
     "predict_untrained_workdir": Case(
         "predict", lambda t: [f"--workdir={t}", str(cut_png(t).with_name("whole.png"))],
         r"holds no trained run \(config\.json and checkpoints/\)"),
+    "predict_legacy_checkpoint": Case(
+        "predict", lambda t: [f"--workdir={legacy_workdir(t)}",
+                              str(cut_png(t).with_name("whole.png"))],
+        r"^error: .*run/checkpoints/latest/3 was written by an older svhn_jax \(one 'state' "
+        r"item\)"),
+}
+# Worded worse by the redesign, reported rather than matched: the error names neither model.
+VERBOSE = {
+    "main": ("main", lambda t: [*train_args(t, t / "nope.h5"), "--verbosity=1"]),
+    "data": ("data", lambda t: ["inspect", str(t / "nope.h5"), "--verbosity=1"]),
+    "predict": ("predict", lambda t: ["--verbosity=1", f"--workdir={run_workdir(t)}",
+                                      str(t / "nope.png")]),
 }
 
 
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+  """Every command's result, by case name (the --verbosity ones as 'verbose_<cli>')."""
+  commands = {name: (case.cli, case.args) for name, case in CASES.items()}
+  commands.update({f"verbose_{name}": command for name, command in VERBOSE.items()})
+  argv = {name: (cli, args(tmp_path_factory.mktemp(name))) for name, (cli, args) in
+          commands.items()}
+  with ThreadPoolExecutor(max_workers=3) as pool:
+    done = {name: pool.submit(run_cli, MODULES[cli], *args, timeout=120)
+            for name, (cli, args) in argv.items()}
+    return {name: future.result() for name, future in done.items()}
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_line_without_traceback(case, tmp_path):
-  cli, args, expected = CASES[case]
-  result = run_cli(cli, *args(tmp_path))
+def test_bad_input_is_one_line_without_traceback(case, results):
+  result = results[case]
   assert result.returncode == 1, result.stderr
   assert "Traceback" not in result.stderr
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr
-  assert lines[0].startswith("error: ") and re.search(expected, lines[0]), lines[0]
+  assert lines[0].startswith("error: ") and re.search(CASES[case].expected, lines[0]), lines[0]
   assert result.stdout == ""
 
 
-@pytest.mark.parametrize("cli, args", [
-    ("main", lambda t: [*train_args(t, t / "nope.h5"), "--verbosity=1"]),
-    ("data", lambda t: ["inspect", str(t / "nope.h5"), "--verbosity=1"]),
-    ("predict", lambda t: ["--verbosity=1", f"--workdir={t}", str(t / "nope.png")]),
-], ids=["main", "data", "predict"])
-def test_verbosity_shows_the_traceback(cli, args, tmp_path):
-  result = run_cli(cli, *args(tmp_path))
+@pytest.mark.parametrize("cli", VERBOSE)
+def test_verbosity_shows_the_traceback(cli, results):
+  result = results[f"verbose_{cli}"]
   assert result.returncode == 1
   assert "Traceback" in result.stderr and "nope." in result.stderr

@@ -1,18 +1,19 @@
-"""The four models against the Keras study: parameter counts, init, train/eval behaviour."""
+"""The four models against the Keras study: the registry, parameter counts, init, train/eval
+behaviour, the summary."""
 
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
+from svhn_jax import config as config_lib
 from svhn_jax import models
 from svhn_jax.errors import ConfigError
 
-NAMES = tuple(models.MODELS)
+NAMES = tuple(models.REGISTRY)
 WITH_BATCHNORM = ("ann2", "cnn2")
 WITH_DROPOUT = ("ann2", "cnn2")
 
@@ -35,6 +36,12 @@ def dropout_rngs(seed: int) -> nnx.Rngs:
 
 def batch_stats(model: nnx.Module) -> list[np.ndarray]:
   return [np.asarray(leaf) for leaf in jax.tree.leaves(nnx.state(model, nnx.BatchStat))]
+
+
+def test_the_registry_holds_the_models_the_config_names():
+  assert tuple(models.REGISTRY) == config_lib.MODEL_NAMES
+  assert {name: spec.convolutional for name, spec in models.REGISTRY.items()} == {
+      "ann1": False, "ann2": False, "cnn1": True, "cnn2": True}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -80,7 +87,7 @@ def test_models_without_batchnorm_or_dropout_ignore_train(name):
 def test_init_is_glorot_uniform_kernels_and_zero_biases(name):
   model = models.create_model(name, seed=0)
   kernels = 0
-  for layer in model.layers:
+  for layer in model.keras_layers():
     if isinstance(layer, (nnx.Linear, nnx.Conv)):
       kernels += 1
       kernel = np.asarray(layer.kernel[...])
@@ -97,11 +104,6 @@ def test_init_is_glorot_uniform_kernels_and_zero_biases(name):
       np.testing.assert_array_equal(layer.bias[...], 0.0)
       assert (layer.epsilon, layer.momentum) == (1e-3, 0.99)
   assert kernels >= 3
-
-
-def test_leaky_relu_slope_is_keras_0_1():
-  out = models.LeakyReLU()(jnp.array([-2.0, 3.0]))
-  np.testing.assert_allclose(out, [-0.2, 3.0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -123,15 +125,24 @@ def test_summary_lists_layers_and_keras_totals():
                    "Non-trainable params: 192"):
     assert expected in text
   rows = [line for line in text.splitlines() if line.startswith(" ") and "(" in line]
-  assert len(rows) == 1 + len(model.layers)  # the header, then one row per layer
+  # The header, then one row per Keras layer: a ConvBlock is its Conv2D, LeakyReLU and pool.
+  assert [row.split()[0] for row in rows] == [
+      "Layer", "conv2d", "leaky_re_lu", "conv2d_1", "leaky_re_lu_1", "max_pooling2d",
+      "batch_normalization", "conv2d_2", "leaky_re_lu_2", "conv2d_3", "leaky_re_lu_3",
+      "max_pooling2d_1", "batch_normalization_1", "flatten", "dense", "leaky_re_lu_4", "dropout",
+      "dense_1"]
   assert rows[1].split() == ["conv2d", "(Conv2D)", "(None,", "32,", "32,", "16)", "160"]
-  assert "batch_normalization_1 (BatchNormalization)" in text
+  assert rows[5].split() == ["max_pooling2d", "(MaxPooling2D)", "(None,", "16,", "16,", "32)",
+                             "0"]
   assert rows[-1].split() == ["dense_1", "(Dense)", "(None,", "10)", "330"]
-  assert models.summary(models.create_model("ann1", seed=0)).startswith('Model: "ann1"')
+  # Unnamed, as Keras names a Sequential model.
+  assert models.summary(models.create_model("ann1", seed=0)).startswith('Model: "sequential"')
 
 
 def test_create_model_is_case_insensitive_and_seeded():
-  assert isinstance(models.create_model("CNN1", seed=0), models.CNN1)
+  upper, lower = models.create_model("CNN1", seed=0), models.create_model("cnn1", seed=0)
+  np.testing.assert_array_equal(upper.layers[0].conv.kernel[...], lower.layers[0].conv.kernel[...])
+  assert models.spec("CNN1") is models.REGISTRY["cnn1"]
   a, b = (models.create_model("ann1", seed=jax.random.key(s)) for s in (1, 2))
   assert not np.array_equal(a.layers[1].kernel[...], b.layers[1].kernel[...])
 
@@ -141,50 +152,8 @@ def test_unknown_model_name_raises_config_error_with_choices():
     models.create_model("resnet", seed=0)
 
 
-def test_unknown_pool_raises_config_error():
-  with pytest.raises(ConfigError, match=r"config\.model\.pool.*'avg'"):
-    models.create_model("ann1", seed=0, pool="avg")
-
-
-def logits_and_grads(pool: str, train: bool):
-  """Logits and parameter gradients of CNN2 through the functional split/jit/merge path."""
-  model = models.create_model("cnn2", seed=0, pool=pool, impl="flax")
-  graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  labels = jnp.arange(4) % 10
-
-  @jax.jit
-  def step(params, stats, x, key):
-    def loss(params):
-      # copy=True: merge otherwise reuses the jit-level BatchStat variables, which training
-      # would then mutate from inside jax.grad's trace (a TraceContextError).
-      model = nnx.merge(graphdef, params, stats, copy=True)
-      logits = model(x, train=train, rngs=nnx.Rngs(dropout=key))
-      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      return ce, logits
-    return jax.grad(loss, has_aux=True)(params)
-
-  grads, logits = step(params, stats, images(), jax.random.key(0))
-  return logits, grads
-
-
-def test_reshape_pool_is_bitwise_reduce_window_max_pool():
-  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
-  weights = jnp.arange(3.0)
-
-  def pooled_sum(pool: str):
-    return jax.jit(jax.value_and_grad(lambda x: (models.MaxPooling2D(pool)(x) * weights).sum()))
-
-  (value, grad), (ref_value, ref_grad) = pooled_sum("reshape")(x), pooled_sum("reduce_window")(x)
-  np.testing.assert_array_equal(value, ref_value)
-  np.testing.assert_array_equal(grad, ref_grad)
-
-
-@pytest.mark.parametrize("train, grad_atol", [(False, 1e-6), (True, 1e-5)])
-def test_reshape_pool_matches_reduce_window_on_cnn2(train, grad_atol):
-  # In training, BatchNorm's batch statistics put gradients of size ~5 on the first convs, and
-  # the two pools fuse into different reduction orders: float32 rounding reaches ~5e-6 there.
-  logits, grads = logits_and_grads("reshape", train)
-  ref_logits, ref_grads = logits_and_grads("reduce_window", train)
-  np.testing.assert_allclose(logits, ref_logits, atol=1e-6)
-  for grad, ref in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
-    np.testing.assert_allclose(grad, ref, atol=grad_atol)
+def test_unknown_pool_and_impl_raise_config_errors():
+  with pytest.raises(ConfigError, match=r"^pool='avg': expected one of reshape, reduce_window$"):
+    models.create_model("cnn1", seed=0, pool="avg")
+  with pytest.raises(ConfigError, match=r"^config\.model\.impl='cuda': expected one of auto, fast"):
+    models.create_model("cnn2", seed=0, impl="cuda")

@@ -1,73 +1,61 @@
-"""Seeds trained vmapped against the same seeds trained one by one, and reusing seed workdirs."""
+"""Several seeds of a run: trained vmapped (`train.train_seeds`) they give what separate
+`train.train_and_evaluate` runs give, on a fixed schedule of epochs; finished seeds are reused,
+half-finished ones resumed, and seeds that do not fit in memory trained one at a time."""
 
-import json
 import shutil
 
-import numpy as np
 import pytest
 
-from configs import ann1, ann2, cnn1, cnn2
-from svhn_jax import multiseed
+from support import metrics_rows, read_json, tiny_config
+from svhn_jax import callbacks, multiseed
 from svhn_jax.errors import ConfigError
-from test_train import metrics_rows as rows
 
-CONFIGS = {"ann1": ann1, "ann2": ann2, "cnn1": cnn1, "cnn2": cnn2}
 SEEDS = (3, 4)
+EPOCHS = 3
 
 
 def quick_config(name, path):
-  """Tiny data, a last partial batch, and callbacks that act within a few epochs: the rate
-  halves every epoch after the first, and a seed stops once its validation accuracy gains
-  less than 3 points, so seeds stop on different epochs."""
-  config = CONFIGS[name].get_config()
-  config.data.path = str(path)
-  config.train.epochs = 5
-  config.train.batch_size = 40
-  config.train.eval_batch_size = 50
-  config.train.early_stopping.patience = 1
-  config.train.early_stopping.min_delta = 0.03
+  """The tiny file in batches of 40 (a last batch of 32), step by step as the vmapped seeds
+  step, on the plain layers (the fused ones sum in another order under vmap). The rate halves
+  after every epoch but the first: no validation loss improves by 10.
+
+  Adam's epsilon is 1e-3, not Keras's 1e-7: a bias that feeds BatchNorm through an always-active
+  ReLU has a gradient of rounding noise, which Adam with a tiny epsilon turns into steps of the
+  learning rate's size, either way; two code paths would then part by more than rounding."""
+  config = tiny_config(name, path, epochs=EPOCHS, batch_size=40, scan_epoch=False,
+                       adam_eps=1e-3)
+  config.model.impl = "flax"
+  config.train.early_stopping.patience = EPOCHS
   config.train.plateau.patience = 1
   config.train.plateau.min_delta = 10.0
-  # The vmapped seeds step batch by batch; so must the separate runs they are compared with.
-  config.train.scan_epoch = "false"
-  # The reference layers: the fused ones sum in another order under vmap, and a bias feeding
-  # BatchNorm has a true gradient of zero, so Adam turns that rounding into full-size steps.
-  config.model.impl = "flax"
   return config
 
 
-def test_memory_helpers_select_per_seed():
-  a = {"w": np.zeros((2, 3)), "n": np.zeros(2, np.int32)}
-  b = {"w": np.ones((2, 3)), "n": np.ones(2, np.int32)}
-  mixed = multiseed.where_seeds([True, False], b, a)
-  assert mixed["w"].tolist() == [[1, 1, 1], [0, 0, 0]] and mixed["n"].tolist() == [1, 0]
-  stacked = multiseed.stack([a, b])
-  assert stacked["w"].shape == (2, 2, 3)
-  assert multiseed.unstack(stacked, 1)["w"].tolist() == b["w"].tolist()
+def first_seed_stops_after_epoch_2():
+  """An early-stopping update on a fixed schedule, the same for vmapped and looped seeds (they
+  reach epoch 2 in the order of SEEDS): every epoch is the best so far, and the first run to
+  finish epoch 2 stops there. Stops decided by validation accuracy could differ between two
+  code paths by float rounding; these cannot."""
+  finished = []
 
+  def update(state, value, epoch, *, patience, min_delta):
+    finished.append(epoch)
+    return callbacks.EarlyStopping(best=value, best_epoch=epoch, wait=0,
+                                   stop=epoch == 1 and finished.count(1) == 1)
 
-def test_auto_mode_vmaps_dense_models_and_loops_convolutions_on_the_cpu(tiny_h5):
-  assert multiseed.chosen_mode("auto", quick_config("ann2", tiny_h5), 3) == "vmap"
-  assert multiseed.chosen_mode("auto", quick_config("cnn1", tiny_h5), 3) == "loop"
-  assert multiseed.chosen_mode("auto", quick_config("ann2", tiny_h5), 1) == "loop"
-  assert multiseed.chosen_mode("vmap", quick_config("cnn1", tiny_h5), 3) == "vmap"
-  no_checkpoints = quick_config("ann2", tiny_h5)
-  no_checkpoints.checkpoint.enabled = False
-  assert multiseed.chosen_mode("auto", no_checkpoints, 3) == "loop"
-  with pytest.raises(ConfigError):
-    multiseed.chosen_mode("vmap", no_checkpoints, 3)
+  return update
 
 
 @pytest.fixture(scope="module", params=["ann2", "cnn1"])
 def vmapped_and_looped(request, tiny_h5, tmp_path_factory):
-  """ann2 has BatchNorm and dropout; cnn1 has convolutions, which vmap batches into grouped
-  ones. (cnn2 is left out: its conv biases feed BatchNorm, so their gradient is zero up to
-  rounding, and Adam scales that rounding noise to full-size steps; vmapped and looped runs
-  then part within an epoch, as two looped runs on different hardware would.)"""
+  """The same seeds trained vmapped and one by one. ann2 has BatchNorm and dropout; cnn1 has
+  convolutions, which vmap batches into grouped ones."""
   config = quick_config(request.param, tiny_h5)
   root = tmp_path_factory.mktemp(request.param)
-  multiseed.train_seeds(config, SEEDS, root / "vmap", mode="vmap")
-  multiseed.train_seeds(config, SEEDS, root / "loop", mode="loop")
+  for mode in ("vmap", "loop"):
+    with pytest.MonkeyPatch.context() as patch:
+      patch.setattr(callbacks, "early_stopping_update", first_seed_stops_after_epoch_2())
+      multiseed.train_seeds(config, SEEDS, root / mode, mode=mode)
   return config, root
 
 
@@ -75,62 +63,64 @@ def test_vmapped_seeds_give_the_metrics_of_separate_runs(vmapped_and_looped):
   _, root = vmapped_and_looped
   for seed in SEEDS:
     vmapped, looped = (multiseed.seed_workdir(root / m, seed) for m in ("vmap", "loop"))
-    a, b = rows(vmapped), rows(looped)
+    a, b = metrics_rows(vmapped), metrics_rows(looped)
     assert [(r["epoch"], r["lr"]) for r in a] == [(r["epoch"], r["lr"]) for r in b]
     for ra, rb in zip(a, b):
-      for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-5), (seed, ra["epoch"], key)
-    test_a, test_b = (json.loads((w / "test_metrics.json").read_text())
-                      for w in (vmapped, looped))
-    assert test_a["best_epoch"] == test_b["best_epoch"]
-    assert test_a["accuracy"] == pytest.approx(test_b["accuracy"], abs=1e-9)
+      for key in ("loss", "val_loss"):
+        assert ra[key] == pytest.approx(rb[key], rel=1e-4), (seed, ra["epoch"], key)
+      for key in ("accuracy", "val_accuracy"):
+        # A sample whose top two logits tie to float precision may flip: allow one.
+        assert abs(ra[key] - rb[key]) <= 1 / 64 + 1e-9, (seed, ra["epoch"], key)
+    test_a, test_b = (read_json(w / "test_metrics.json") for w in (vmapped, looped))
+    assert (test_a["best_epoch"], test_a["epochs_run"]) == (test_b["best_epoch"],
+                                                            test_b["epochs_run"])
     assert test_a["loss"] == pytest.approx(test_b["loss"], rel=1e-4)
-    assert test_a["confusion_matrix"] == test_b["confusion_matrix"]
+    assert abs(test_a["accuracy"] - test_b["accuracy"]) <= 1 / 64 + 1e-9
   timing = [multiseed.read_timing(root / m) for m in ("vmap", "loop")]
   assert [t["mode"] for t in timing] == ["vmap", "loop"]
   assert all(t["seeds"] == list(SEEDS) and t["seconds"] > 0 for t in timing)
 
 
-def test_the_seeds_stopped_on_different_epochs_with_falling_rates(vmapped_and_looped):
-  """What makes the comparison above a test of the per-seed callbacks."""
+def test_each_vmapped_seed_keeps_its_own_callbacks(vmapped_and_looped):
+  """The first seed stopped after epoch 2 while the program trained the second to epoch 3: its
+  later epoch is neither recorded nor saved, and each seed's rate fell on its own schedule."""
   _, root = vmapped_and_looped
-  a, b = (rows(multiseed.seed_workdir(root / "vmap", s)) for s in SEEDS)
-  assert len(a) != len(b)
-  assert a[0]["loss"] != b[0]["loss"]
-  longer = max(a, b, key=len)
-  assert [r["lr"] for r in longer][1:3] == [longer[0]["lr"], longer[0]["lr"] / 2]
+  first, second = (multiseed.seed_workdir(root / "vmap", s) for s in SEEDS)
+  rows = [metrics_rows(first), metrics_rows(second)]
+  lr = rows[1][0]["lr"]
+  assert [[r["lr"] for r in seed_rows] for seed_rows in rows] == [[lr, lr], [lr, lr, lr / 2]]
+  assert rows[0][0]["loss"] != rows[1][0]["loss"]
+  for workdir, epochs in ((first, 2), (second, 3)):
+    assert read_json(workdir / "test_metrics.json")["epochs_run"] == epochs
+    assert sorted(p.name for p in (workdir / "checkpoints" / "latest").iterdir()) == [str(epochs)]
 
 
 def test_finished_seeds_are_reused_and_new_ones_trained(vmapped_and_looped, tmp_path):
   config, root = vmapped_and_looped
   group = tmp_path / "group"
   shutil.copytree(root / "vmap", group)
-  before = {s: rows(multiseed.seed_workdir(group, s)) for s in SEEDS}
+  before = {s: metrics_rows(multiseed.seed_workdir(group, s)) for s in SEEDS}
   timing = multiseed.read_timing(group)
-  multiseed.train_seeds(config, SEEDS, group)
+  reports = multiseed.train_seeds(config, SEEDS, group)
   assert multiseed.read_timing(group) == timing
-  assert {s: rows(multiseed.seed_workdir(group, s)) for s in SEEDS} == before
+  assert reports == [read_json(multiseed.seed_workdir(group, s) / "test_metrics.json")
+                     for s in SEEDS]
   reports = multiseed.train_seeds(config, (*SEEDS, 5), group)
-  assert len(reports) == 3
+  assert len(reports) == 3 and reports[2]["epochs_run"] == EPOCHS
   assert multiseed.read_timing(group) | {"seconds": 0} == {"mode": "loop", "seeds": [5],
                                                           "seconds": 0}
-  assert {s: rows(multiseed.seed_workdir(group, s)) for s in SEEDS} == before
+  assert {s: metrics_rows(multiseed.seed_workdir(group, s)) for s in SEEDS} == before
 
 
 def test_a_workdir_of_other_settings_is_not_reused(vmapped_and_looped):
   config, root = vmapped_and_looped
-  config = multiseed.seed_config(config, config.seed)
+  config = multiseed.train.seed_config(config, config.seed)
   config.train.epochs += 1
-  with pytest.raises(ConfigError, match="train.epochs"):
+  with pytest.raises(ConfigError) as e:
     multiseed.train_seeds(config, SEEDS, root / "vmap")
-
-
-def test_seeds_that_do_not_fit_train_one_at_a_time(tiny_h5, tmp_path, monkeypatch):
-  monkeypatch.setattr(multiseed, "free_memory", lambda: 1)
-  config = quick_config("ann1", tiny_h5)
-  config.train.epochs = 1
-  reports = multiseed.train_seeds(config, SEEDS, tmp_path, mode="vmap")
-  assert multiseed.read_timing(tmp_path)["mode"] == "loop" and len(reports) == 2
+  assert str(e.value) == (
+      f"{multiseed.seed_workdir(root / 'vmap', SEEDS[0])} holds a run made with other settings "
+      "(train.epochs). Use another --results_dir, or delete that workdir to train it again.")
 
 
 def test_a_half_finished_seed_is_resumed_not_restarted(vmapped_and_looped, tmp_path):
@@ -138,10 +128,45 @@ def test_a_half_finished_seed_is_resumed_not_restarted(vmapped_and_looped, tmp_p
   group = tmp_path / "group"
   shutil.copytree(root / "vmap", group)
   workdir = multiseed.seed_workdir(group, SEEDS[0])
-  scores = (workdir / "test_metrics.json").read_text()
-  history = rows(workdir)
+  scores = read_json(workdir / "test_metrics.json")
+  history = metrics_rows(workdir)
   (workdir / "test_metrics.json").unlink()
   multiseed.train_seeds(config, SEEDS, group, mode="vmap")
-  assert multiseed.read_timing(group)["seeds"] == [SEEDS[0]]
-  assert rows(workdir) == history
-  assert json.loads((workdir / "test_metrics.json").read_text()) == json.loads(scores)
+  assert multiseed.read_timing(group) | {"seconds": 0} == {"mode": "loop", "seeds": [SEEDS[0]],
+                                                          "seconds": 0}
+  assert metrics_rows(workdir) == history
+  assert read_json(workdir / "test_metrics.json") == scores
+
+
+def test_seeds_that_do_not_fit_train_one_at_a_time(tiny_h5, tmp_path, monkeypatch):
+  monkeypatch.setattr(multiseed, "free_memory", lambda: 1)
+  config = quick_config("ann1", tiny_h5)
+  config.train.epochs = 1
+  reports = multiseed.train_seeds(config, SEEDS, tmp_path, mode="vmap")
+  assert multiseed.read_timing(tmp_path)["mode"] == "loop"
+  assert reports == [read_json(multiseed.seed_workdir(tmp_path, s) / "test_metrics.json")
+                     for s in SEEDS]
+  assert read_json(multiseed.seed_workdir(tmp_path, 4) / "config.json")["seed"] == 4
+
+
+def test_auto_mode_vmaps_dense_models_and_loops_convolutions_on_the_cpu(tiny_h5):
+  assert multiseed.chosen_mode("auto", quick_config("ann2", tiny_h5), 3) == "vmap"
+  assert multiseed.chosen_mode("auto", quick_config("cnn1", tiny_h5), 3) == "loop"
+  assert multiseed.chosen_mode("auto", quick_config("ann2", tiny_h5), 1) == "loop"
+  assert multiseed.chosen_mode("vmap", quick_config("cnn1", tiny_h5), 3) == "vmap"
+  assert multiseed.chosen_mode("loop", quick_config("ann1", tiny_h5), 3) == "loop"
+
+
+@pytest.mark.parametrize("mode, seeds, expected", [
+    ("fast", SEEDS, "--multiseed='fast': expected one of auto, vmap, loop"),
+    ("auto", (), "seeds []: expected distinct seeds, at least one"),
+    ("auto", (3, 3), "seeds [3, 3]: expected distinct seeds, at least one"),
+])
+def test_a_bad_mode_or_seed_list_is_refused(mode, seeds, expected, tiny_h5, tmp_path):
+  with pytest.raises(ConfigError) as e:
+    multiseed.train_seeds(quick_config("ann1", tiny_h5), seeds, tmp_path, mode=mode)
+  assert str(e.value) == expected
+
+
+def test_free_memory_is_known_on_this_machine():
+  assert multiseed.free_memory() > 2**20

@@ -1,0 +1,59 @@
+"""From loaded splits to what the devices hold: pixels kept as uint8, the mask's preprocessing,
+and each epoch's sample order."""
+
+import jax
+import numpy as np
+import pytest
+
+from svhn_jax import input_pipeline, transforms
+from svhn_jax.data import Dataset, Split
+from svhn_jax.errors import ConfigError
+
+
+def dataset() -> Dataset:
+  rng = np.random.default_rng(0)
+  whole = rng.integers(0, 256, (6, 32, 32), dtype=np.uint8)
+  fractional = rng.uniform(0, 255, (4, 32, 32)).astype(np.float32)
+  labels = np.arange(6, dtype=np.uint8)
+  return Dataset(Split(whole, labels), Split(fractional, labels[:4]), Split(whole[:5], labels[:5]))
+
+
+def test_raw_keeps_uint8_pixels_and_scales_float_ones_on_the_host():
+  (train, val, test), mask = input_pipeline.prepare(dataset(), "raw")
+  assert mask is None
+  assert train.images.dtype == np.uint8
+  np.testing.assert_array_equal(train.images, dataset().train.images)
+  np.testing.assert_array_equal(val.images, dataset().val.images / np.float32(255))
+  assert val.images.dtype == np.float32
+  assert all(split.labels.dtype == np.int32 for split in (train, val, test))
+
+
+def test_mask_normalizes_masks_and_scales_every_split_with_the_training_mask():
+  original = dataset()
+  (train, val, _), mask = input_pipeline.prepare(original, "mask")
+  np.testing.assert_array_equal(
+      mask, transforms.data_driven_mask(original.train.images.astype(np.float32)))
+  want = transforms.scale(transforms.apply_mask(
+      transforms.normalize_background(original.val.images), mask))
+  np.testing.assert_array_equal(val.images, want)
+  assert train.images.dtype == val.images.dtype == np.float32
+  np.testing.assert_array_equal(input_pipeline.prepare_images(original.val.images, mask), want)
+
+
+def test_an_unknown_preprocessing_is_refused():
+  with pytest.raises(ConfigError, match=r"^config\.data\.preprocess='masks': expected one of "
+                                        r"raw, mask$"):
+    input_pipeline.prepare(dataset(), "masks")
+
+
+def test_an_epoch_order_holds_every_sample_once_in_full_batches_and_one_partial():
+  key = jax.random.key(0)
+  full, tail = input_pipeline.epoch_batches(key, 0, 70, 32)
+  assert full.shape == (2, 32) and tail.shape == (1, 6)
+  assert sorted(np.concatenate([np.ravel(full), np.ravel(tail)]).tolist()) == list(range(70))
+  again, _ = input_pipeline.epoch_batches(key, 0, 70, 32)
+  next_epoch, _ = input_pipeline.epoch_batches(key, 1, 70, 32)
+  np.testing.assert_array_equal(full, again)
+  assert not np.array_equal(full, next_epoch)
+  full, tail = input_pipeline.epoch_batches(key, 0, 64, 32)
+  assert full.shape == (2, 32) and tail.shape == (1, 0)
