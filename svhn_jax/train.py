@@ -184,6 +184,8 @@ def fit(trainer: Trainer, state: steps.TrainState, train: data.Split, val: data.
   epochs = max(run.config.train.epochs for run in runs)
   seeded = trainer.num_seeds is not None
   steps_per_epoch = math.ceil(train.labels.shape[0] / trainer.batch_size)
+  logging.info("Training %d run(s) from epoch %d: %d images, %d steps per epoch", len(runs),
+               epoch + 1, train.labels.shape[0], steps_per_epoch)
   while any(run.active for run in runs) and not interrupts.requested():
     start = time.perf_counter()
     rates = [run.progress.plateau.lr for run in runs]
