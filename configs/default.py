@@ -19,6 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   # svhn: the study's file | synthetic: generated offline | svhn_cropped: the official format 2
+  # | svhn_full: centred digit crops cut from the official format 1 photos
   config.data.source = "svhn"
   # an HDF5 file in the study's layout (svhn, synthetic) or a folder of the official files
   # (svhn_cropped); empty: download (svhn, svhn_cropped) or generate (synthetic)

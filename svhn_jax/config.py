@@ -26,7 +26,7 @@ from svhn_jax.errors import ConfigError
 
 # The models `svhn_jax.models` builds; a test holds the two lists equal.
 MODEL_NAMES = ("ann1", "ann2", "cnn1", "cnn2")
-DATA_SOURCES = ("svhn", "synthetic", "svhn_cropped")
+DATA_SOURCES = ("svhn", "synthetic", "svhn_cropped", "svhn_full")
 COLORS = ("grey", "rgb")
 PREPROCESS_MODES = ("raw", "mask")
 # auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax layers elsewhere.

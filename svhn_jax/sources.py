@@ -1,7 +1,7 @@
 """Where `config.data` points: the data file a run reads, downloaded or generated once.
 
 This module names the sources and dispatches to their modules (`data` for the study's file,
-`synthetic` for the offline generator, `svhn_official` for SVHN's own format 2); none of those
+`synthetic` for the offline generator, `svhn_official` for SVHN's own formats 1 and 2); none of those
 imports another.
 """
 
@@ -73,48 +73,63 @@ def _gather(parts, indices: np.ndarray | None, colour) -> np.ndarray:
 
 
 CROPPED_FILES = ("train_32x32.mat", "test_32x32.mat", "extra_32x32.mat")
+FULL_FILES = ("train.tar.gz", "test.tar.gz", "extra.tar.gz")
 
 
 def load(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
   """The validated splits `config.data` asks for, in `config.data.color`, and where they came
   from. Raises ConfigError for a colour the source cannot give and DataError for bad files."""
-  if data_cfg.source == "svhn_cropped":
-    return load_cropped(data_cfg)
+  if data_cfg.source in ("svhn_cropped", "svhn_full"):
+    return load_official(data_cfg)
   if data_cfg.color != "grey":
     raise ConfigError(f"config.data.color={data_cfg.color!r}: the {data_cfg.source} data is "
-                      "greyscale; colour needs config.data.source=svhn_cropped")
+                      "greyscale; colour needs config.data.source=svhn_cropped or svhn_full")
   path = dataset_path(data_cfg)
   return data.load(path), path
 
 
-def cropped_file(data_cfg: ml_collections.ConfigDict, name: str) -> Path:
-  """One official format-2 file: from the folder `config.data.path`, else downloaded (verified)
-  into the cache."""
+def official_file(data_cfg: ml_collections.ConfigDict, name: str) -> Path:
+  """One official file: from the folder `config.data.path` (for format 1, `train.tar.gz` or the
+  extracted `train/`), else downloaded (verified) into the cache."""
   if data_cfg.path:
     folder = Path(data_cfg.path).expanduser()
+    files = CROPPED_FILES if data_cfg.source == "svhn_cropped" else FULL_FILES
     if not folder.is_dir():
       raise DataError(f"config.data.path={data_cfg.path!r}: no such folder; expected a folder "
-                      f"holding {', '.join(CROPPED_FILES)} (SVHN format 2)")
+                      f"holding {', '.join(files)} (SVHN format "
+                      f"{2 if data_cfg.source == 'svhn_cropped' else 1})")
     path = folder / name
+    extracted = folder / name.removesuffix(".tar.gz")
+    if not path.is_file() and name.endswith(".tar.gz") and extracted.is_dir():
+      return extracted
     if not path.is_file():
       raise DataError(f"{path}: no such file; the folder config.data.path must hold {name}")
     return path
   return svhn_official.fetch(name, fileio.default_cache_dir(data_cfg.cache_dir))
 
 
-def load_cropped(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
-  """SVHN format 2 as train / validation / test: train_32x32.mat (plus extra_32x32.mat with
-  `use_extra`) less `val_size` crops carved by `input_pipeline.carve_validation`, and
-  test_32x32.mat. Images stay uint8: (N, 32, 32, 3) for colour, (N, 32, 32) grey by luma."""
+def _official_parts(data_cfg: ml_collections.ConfigDict, split: str):
+  """(images uint8 (N, 32, 32, 3), labels int32 (N,)) of one official split: format 2's crops,
+  or the centred digit crops cut from format 1's photos."""
   cache = fileio.default_cache_dir(data_cfg.cache_dir)
-  parts = [svhn_official.load_cropped(cropped_file(data_cfg, "train_32x32.mat"), cache)]
+  if data_cfg.source == "svhn_cropped":
+    return svhn_official.load_cropped(official_file(data_cfg, f"{split}_32x32.mat"), cache)
+  full = svhn_official.open_full(official_file(data_cfg, f"{split}.tar.gz"), cache)
+  return svhn_official.digit_crops(full)
+
+
+def load_official(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
+  """SVHN's own data as train / validation / test: the train split (plus extra with
+  `use_extra`) less `val_size` crops carved by `input_pipeline.carve_validation`, and the test
+  split; format 2's crops (svhn_cropped) or digits cut from format 1's photos (svhn_full).
+  Images stay uint8: (N, 32, 32, 3) for colour, (N, 32, 32) grey by luma."""
+  parts = [_official_parts(data_cfg, "train")]
   if data_cfg.use_extra:
-    parts.append(svhn_official.load_cropped(cropped_file(data_cfg, "extra_32x32.mat"), cache))
+    parts.append(_official_parts(data_cfg, "extra"))
   labels = np.concatenate([part_labels for _, part_labels in parts])
   train_idx, val_idx = input_pipeline.carve_validation(labels, data_cfg.val_size,
                                                         data_cfg.split_seed)
-  test_images, test_labels = svhn_official.load_cropped(
-      cropped_file(data_cfg, "test_32x32.mat"), cache)
+  test_images, test_labels = _official_parts(data_cfg, "test")
   colour = (lambda x: x) if data_cfg.color == "rgb" else transforms.luma
   splits = [data.Split(_gather(parts, idx, colour), labels[idx]) for idx in (train_idx, val_idx)]
   splits.append(data.Split(_gather([(test_images, test_labels)], None, colour),

@@ -78,7 +78,7 @@ def test_the_edges_of_each_range_are_allowed():
     ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2"),
     ("model.impl", "cuda", "expected one of auto, fast, flax"),
     ("data.preprocess", "masks", "expected one of raw, mask"),
-    ("data.source", "mnist", "expected one of svhn, synthetic, svhn_cropped"),
+    ("data.source", "mnist", "expected one of svhn, synthetic, svhn_cropped, svhn_full"),
     ("data.color", "blue", "expected one of grey, rgb"),
     ("data.use_extra", 1, "expected True or False"),
     ("train.scan_epoch", "sometimes", "expected auto, true or false"),

@@ -57,3 +57,19 @@ def test_an_epoch_order_holds_every_sample_once_in_full_batches_and_one_partial(
   assert not np.array_equal(full, next_epoch)
   full, tail = input_pipeline.epoch_batches(key, 0, 64, 32)
   assert full.shape == (2, 32) and tail.shape == (1, 0)
+
+
+def test_validation_is_carved_stratified_seeded_and_at_most_a_fifth():
+  labels = np.repeat(np.arange(10), [30, 20, 40, 10, 10, 20, 30, 10, 20, 10])
+  train, val = input_pipeline.carve_validation(labels, 40, seed=0)
+  assert len(val) == 40 and len(train) == len(labels) - 40
+  assert np.intersect1d(train, val).size == 0
+  assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(labels)))
+  # Stratified: each class's share of the carved split follows its share of the whole.
+  np.testing.assert_allclose(np.bincount(labels[val], minlength=10),
+                             np.bincount(labels) * 40 / len(labels), atol=1)
+  again = input_pipeline.carve_validation(labels, 40, seed=0)
+  other = input_pipeline.carve_validation(labels, 40, seed=1)
+  assert np.array_equal(again[1], val) and not np.array_equal(other[1], val)
+  # Never more than a fifth of the training crops, so that small files still train.
+  assert len(input_pipeline.carve_validation(labels, 6_000, seed=0)[1]) == len(labels) // 5

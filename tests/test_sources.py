@@ -6,8 +6,9 @@ import ml_collections
 import numpy as np
 import pytest
 
+import official_files
 from support import good_arrays, write_h5
-from svhn_jax import data, sources
+from svhn_jax import data, sources, transforms
 from svhn_jax.errors import ConfigError, DataError
 
 
@@ -34,7 +35,7 @@ def test_a_missing_path_is_named(tmp_path):
 
 def test_an_unknown_source_is_refused(tmp_path):
   with pytest.raises(ConfigError, match=r"^config\.data\.source='mnist': expected one of svhn, "
-                                        r"synthetic, svhn_cropped$"):
+                                        r"synthetic, svhn_cropped, svhn_full$"):
     sources.dataset_path(data_config(tmp_path, source="mnist"))
 
 
@@ -61,3 +62,56 @@ def test_synthetic_data_is_generated_once_and_named_by_its_settings(tmp_path, mo
   assert path == tmp_path / "synthetic_v7_6_4_5_seed3.h5"
   assert sources.dataset_path(cfg) == path and calls == [(6, 4, 5, 3)]
   assert len(data.load(path).val.labels) == 4
+
+
+def official_folder(tmp_path: Path) -> Path:
+  """Format-2 files of drawn colour digits: 200 train, 60 extra, 50 test (labels 1..10)."""
+  folder = tmp_path / "svhn"
+  folder.mkdir()
+  for name, count, seed in (("train", 200, 1), ("extra", 60, 2), ("test", 50, 3)):
+    labels = np.arange(count) % 10
+    official_files.write_cropped_mat(folder / f"{name}_32x32.mat",
+                                     official_files.drawn_crops(labels, seed=seed),
+                                     np.where(labels == 0, 10, labels))
+  return folder
+
+
+@pytest.mark.parametrize("color", ["grey", "rgb"])
+def test_svhn_cropped_gives_carved_splits_in_the_asked_colour(tmp_path, color):
+  folder = official_folder(tmp_path)
+  cfg = data_config(tmp_path, source="svhn_cropped", path=str(folder), color=color,
+                    use_extra=True, val_size=20, split_seed=0)
+  dataset, where = sources.load(cfg)
+  assert where == folder
+  shape = (32, 32, 3) if color == "rgb" else (32, 32)
+  assert [s.images.shape for s in dataset] == [(240, *shape), (20, *shape), (50, *shape)]
+  assert all(s.images.dtype == np.uint8 for s in dataset)
+  assert set(np.unique(dataset.test.labels)) == set(range(10))  # 10 read as the digit zero
+  colour = official_files.drawn_crops(np.arange(50) % 10, seed=3)
+  expected = colour if color == "rgb" else transforms.luma(colour)
+  np.testing.assert_array_equal(dataset.test.images, expected)
+
+
+def test_svhn_cropped_names_a_missing_official_file(tmp_path):
+  folder = official_folder(tmp_path)
+  (folder / "test_32x32.mat").unlink()
+  with pytest.raises(DataError, match=r"test_32x32\.mat: no such file"):
+    sources.load(data_config(tmp_path, source="svhn_cropped", path=str(folder), use_extra=False,
+                             val_size=20, split_seed=0))
+
+
+def test_svhn_full_cuts_each_digit_of_the_photos(tmp_path):
+  folder = tmp_path / "full"
+  folder.mkdir()
+  train, test = official_files.sample_photos(30, seed=1), official_files.sample_photos(8, seed=2)
+  official_files.write_full_tar(folder / "train.tar.gz", "train", train)
+  official_files.write_full_tar(folder / "test.tar.gz", "test", test)
+  cfg = data_config(tmp_path, source="svhn_full", path=str(folder), use_extra=False,
+                    val_size=5, split_seed=0)
+  dataset, _ = sources.load(cfg)
+  digits = sum(len(photo.labels) for photo, _ in train)
+  assert len(dataset.train.labels) + len(dataset.val.labels) == digits
+  assert len(dataset.val.labels) == 5
+  assert dataset.test.images.shape == (sum(len(p.labels) for p, _ in test), 32, 32)
+  np.testing.assert_array_equal(dataset.test.labels,
+                                np.concatenate([photo.labels for photo, _ in test]))
