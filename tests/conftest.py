@@ -15,8 +15,7 @@ from pathlib import Path
 import jax
 import pytest
 
-# SHARED_DATA: tests/test_images.py imports it from here.
-from support import SHARED_DATA, digits_dataset, tiny_config, tiny_dataset  # noqa: F401
+from support import digits_dataset, tiny_config, tiny_dataset
 from svhn_jax import data, train
 
 _cache_key = pytest.StashKey[str]()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile
 
-from conftest import SHARED_DATA
+from support import SHARED_DATA
 from svhn_jax import images
 from svhn_jax.errors import DataError
 
