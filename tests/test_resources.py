@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from support import metrics_rows
+from svhn_jax import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +58,29 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_the_rerun_resumes(
   assert "Resuming" in resumed.stderr
   assert [row["epoch"] for row in metrics_rows(workdir)] == [1, 2, 3, 4]
   assert (workdir / "test_metrics.json").is_file()
+
+
+class JaxRuntimeError(Exception):
+  """Stands in for jax.errors.JaxRuntimeError, which the user_errors check knows by name."""
+
+
+@pytest.mark.parametrize("error, expected", [
+    (MemoryError(), "error: out of memory. Use a smaller config.train.batch_size"),
+    (JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 8.00GiB."),
+     "error: out of memory (RESOURCE_EXHAUSTED: Out of memory while trying to allocate"),
+    (PermissionError(13, "Permission denied", "/runs/cnn2/config.json"),
+     "error: [Errno 13] Permission denied: '/runs/cnn2/config.json'"),
+])
+def test_memory_and_os_failures_are_one_line_with_exit_status_1(error, expected, capsys):
+  with pytest.raises(SystemExit) as stopped:
+    with cli.user_errors():
+      raise error
+  assert stopped.value.code == 1
+  lines = capsys.readouterr().err.splitlines()
+  assert len(lines) == 1 and lines[0].startswith(expected), lines
+
+
+def test_other_runtime_errors_keep_their_traceback():
+  with pytest.raises(JaxRuntimeError):
+    with cli.user_errors():
+      raise JaxRuntimeError("INTERNAL: a bug")
