@@ -3,7 +3,8 @@
   python benchmarks/scale.py --dir=/tmp/svhn_full                   # official sizes, colour
   python benchmarks/scale.py --dir=/tmp/svhn_small --train=2000 --extra=8000 --test=1000
 
-Writes format-2 stand-ins of the official shapes into --dir once (benchmarks/official_data.py's
+With --to-first-step the run is stopped when its first step starts. Writes format-2 stand-ins
+of the official shapes into --dir once (benchmarks/official_data.py's
 drawn digits: 73,257 train, 531,131 extra, 26,032 test by default), then runs, in a fresh
 process, `svhn_jax.main` with configs/cnn2.py on them with extra and colour for --epochs epochs
 (the .mat conversion into the cache included on the first run, cached afterwards) and prints:
@@ -42,6 +43,8 @@ def main() -> None:
   parser.add_argument("--test", type=int, default=26_032)
   parser.add_argument("--epochs", type=int, default=1)
   parser.add_argument("--color", default="rgb")
+  parser.add_argument("--to-first-step", action="store_true",
+                      help="stop the run at its first step: time to it, and peak RSS until then")
   args = parser.parse_args()
   args.dir.mkdir(parents=True, exist_ok=True)
   for name, count in (("train", args.train), ("extra", args.extra), ("test", args.test)):
@@ -57,13 +60,18 @@ def main() -> None:
              f"--config.data.cache_dir={args.dir / 'cache'}"]
   started = time.time()
   midnight = datetime.fromtimestamp(started).replace(hour=0, minute=0, second=0, microsecond=0)
-  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-  if result.returncode:
-    sys.exit(result.stderr[-3000:])
-  lines = result.stderr.splitlines()
+  run = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+  lines = []
+  for line in run.stderr:
+    lines.append(line)
+    if args.to_first_step and re.search(r"Training \d+ run", line):
+      run.kill()
+      break
+  if run.wait() and not args.to_first_step:
+    sys.exit("".join(lines[-40:]))
   start_s = started - midnight.timestamp()
   first_step = next(log_time(l) for l in lines if re.search(r"Training \d+ run", l))
-  epoch = next(l for l in lines if re.search(r"epoch 1/\d+ ", l))
+  epoch = next((l for l in lines if re.search(r"epoch 1/\d+ ", l)), "(not run) -")
   peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
   print(f"crops: train+extra {args.train + args.extra:,}, test {args.test:,}; colour {args.color}")
   print(f"peak RSS of the run: {peak:.2f} GiB")

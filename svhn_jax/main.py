@@ -60,11 +60,11 @@ def main(argv):
   # should never wait for.
   primary = not distributed or parallel.is_primary()
   with runlock.hold(workdir) if primary else contextlib.nullcontext():
-    preflight.check_run(FLAGS.config, workdir, restart=FLAGS.restart)
+    loaded = preflight.check_run(FLAGS.config, workdir, restart=FLAGS.restart)
     if FLAGS.restart and primary:
       train.clear_workdir(workdir)
     with interrupts.deferred():
-      train.train_and_evaluate(FLAGS.config, workdir)
+      train.train_and_evaluate(FLAGS.config, workdir, loaded=loaded)
 
 
 if __name__ == "__main__":

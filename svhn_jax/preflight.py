@@ -14,7 +14,7 @@ from pathlib import Path
 
 import ml_collections
 
-from svhn_jax import checkpoint, data, sources
+from svhn_jax import checkpoint, sources
 from svhn_jax import config as config_lib
 from svhn_jax.errors import CheckpointError, ConfigError
 
@@ -22,8 +22,9 @@ _START_OVER = "use another --workdir, or rerun with --restart to discard it and 
 
 
 def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
-              restart: bool = False) -> None:
-  """Raises an SvhnError naming the field, file or folder that a run with `config` cannot use.
+              restart: bool = False) -> sources.Loaded:
+  """Raises an SvhnError naming the field, file or folder that a run with `config` cannot use;
+  returns the data, read once, for training to take.
 
   With `restart`, the workdir's previous run is about to be discarded, so it is not compared.
   """
@@ -32,11 +33,11 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   check_workdir(workdir)
   if not restart:
     check_resumable(config, workdir)
-  # Read in full and dropped: training reads it again, from the page cache, and main need not
-  # hold hundreds of megabytes through the run.
-  dataset, _ = sources.load(config.data)
+  # Read in full once: training takes it from here (`sources.Loaded.take`).
+  loaded = sources.load_checked(config.data)
   if not restart:
-    check_same_data(workdir, data.fingerprint(dataset))
+    check_same_data(workdir, loaded.fingerprint)
+  return loaded
 
 
 def check_workdir(workdir: str | os.PathLike) -> None:

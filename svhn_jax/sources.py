@@ -76,6 +76,28 @@ CROPPED_FILES = ("train_32x32.mat", "test_32x32.mat", "extra_32x32.mat")
 FULL_FILES = ("train.tar.gz", "test.tar.gz", "extra.tar.gz")
 
 
+class Loaded:
+  """Splits as `load` returns them, their file and `data.fingerprint`, handed from preflight to
+  training once: `take` empties the holder, so that no caller's frame keeps the host arrays
+  alive after training has moved them to the devices (for all of format 2, 1.8 GB)."""
+
+  def __init__(self, dataset: data.Dataset, path: Path, fingerprint: str):
+    self._contents = (dataset, path, fingerprint)
+    self.fingerprint = fingerprint
+
+  def take(self) -> tuple[data.Dataset, Path, str]:
+    contents, self._contents = self._contents, None
+    if contents is None:
+      raise RuntimeError("the loaded data was already taken")
+    return contents
+
+
+def load_checked(data_cfg: ml_collections.ConfigDict) -> Loaded:
+  """`load`, fingerprinted: what preflight checks and training then uses, read once."""
+  dataset, path = load(data_cfg)
+  return Loaded(dataset, path, data.fingerprint(dataset))
+
+
 def load(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
   """The validated splits `config.data` asks for, in `config.data.color`, and where they came
   from. Raises ConfigError for a colour the source cannot give and DataError for bad files."""

@@ -68,10 +68,12 @@ def seed_config(config: ml_collections.ConfigDict, seed: int) -> ml_collections.
   return seeded
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+                       loaded: sources.Loaded | None = None) -> dict:
   """Trains the configured model in `workdir`, resuming from its latest checkpoint, and
   evaluates the best weights on the test split. Returns the test metrics."""
-  return _train_and_evaluate(config, [config.seed], [Path(workdir)], seed_axis=False)[0]
+  return _train_and_evaluate(config, [config.seed], [Path(workdir)], seed_axis=False,
+                             loaded=loaded)[0]
 
 
 def train_seeds(config: ml_collections.ConfigDict, seeds: Sequence[int],
@@ -84,7 +86,7 @@ def train_seeds(config: ml_collections.ConfigDict, seeds: Sequence[int],
 
 
 def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_axis: bool,
-                        check_memory=None) -> list[dict]:
+                        check_memory=None, loaded: sources.Loaded | None = None) -> list[dict]:
   # Every entry point (main, the experiments, a script) gets the same one-line refusal of a bad
   # value before anything is written, rather than a ZeroDivisionError mid-run.
   config_lib.validate(config)
@@ -95,8 +97,7 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
         held.enter_context(runlock.hold(workdir))
     mesh = parallel.make_mesh(config.mesh.devices)
     logging.info("JAX: %s", parallel.describe(mesh))
-    dataset, path = sources.load(config.data)
-    fingerprint = data.fingerprint(dataset)
+    dataset, path, fingerprint = (loaded or sources.load_checked(config.data)).take()
     (train, val, test), mask = input_pipeline.prepare(dataset, config.data.preprocess)
     del dataset
     train, val, test = (input_pipeline.to_device(s, mesh) for s in (train, val, test))
