@@ -32,7 +32,9 @@ def summary(path: Path, dataset: data.Dataset) -> dict:
                     "imbalance_ratio": data_stats.imbalance_ratio(counts),
                     "dark_share": data_stats.dark_share(split.images)}
   means = data_stats.class_means(dataset.train.images, dataset.train.labels)
-  return {"file": str(path), "datasets": [list(map(str, row)) for row in data.inspect(path)],
+  # The HDF5 datasets of the study's layout; SVHN's own files are listed by `data inspect`.
+  rows = data.inspect(path) if path.is_file() and path.suffix in (".h5", ".hdf5") else []
+  return {"file": str(path), "datasets": [list(map(str, row)) for row in rows],
           "splits": splits, "centre_minus_edge": [data_stats.centre_minus_edge(m) for m in means]}
 
 

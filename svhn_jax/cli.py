@@ -96,6 +96,9 @@ def _quiet_closed_loops(hook):
     value = unraisable.exc_value
     if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
       return
+    code = getattr(unraisable.object, "cr_code", None)
+    if code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename:
+      return  # an orbax coroutine dropped after a failed restore, already reported in one line
     hook(unraisable)
 
   return quiet

@@ -218,7 +218,7 @@ def _image_layout(path: Path, key: str, shape: tuple[int, ...]) -> str:
   elif len(shape) == 3 and shape[:2] == IMAGE_SHAPE:
     how = "MATLAB's (32, 32, N) order: convert with np.moveaxis(X, -1, 0) to (N, 32, 32)"
   else:
-    how = "resize the crops to 32x32 first"
+    how = "crops of another size: resize them to 32x32 first"
   raise DataError(f"{path}: {key} has shape {shape}; {expected}. It looks like {how}")
 
 
@@ -248,6 +248,8 @@ def _images(path: Path, f: h5py.File, key: str) -> np.ndarray:
   negative: standardized; above 255).
   """
   layout = _image_layout(path, key, f[key].shape)
+  if f[key].shape[0] == 0:
+    raise DataError(f"{path}: {key} holds no images; expected at least one in every split")
   # astype converts while reading: one copy of the data, whatever dtype the file stores.
   images = f[key].astype(np.float32)[()]
   if images.size == 0:
@@ -330,7 +332,7 @@ def fingerprint(dataset: Dataset) -> str:
     for array in split:
       array = np.ascontiguousarray(array)
       digest.update(f"{array.shape}{array.dtype}".encode())
-      digest.update(memoryview(array).cast("B"))
+      digest.update(array.reshape(-1).view(np.uint8))
   return digest.hexdigest()
 
 

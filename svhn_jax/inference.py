@@ -118,7 +118,9 @@ def load_run(workdir: str | os.PathLike) -> LoadedRun:
   optimizer's state. Raises CheckpointError for a workdir that holds no usable run."""
   workdir = Path(workdir)
   config = saved_config(workdir)
-  model = models.create_model(config.model.name, seed=config.seed, impl=config.model.impl)
+  channels = 3 if config.data.color == "rgb" else 1
+  model = models.create_model(config.model.name, seed=config.seed, channels=channels,
+                              impl=config.model.impl)
   graphdef, like = steps.init_state(model, steps.make_optimizer(1e-3, 1e-7))
   ckpts = checkpoint.Checkpoints(workdir)
   try:

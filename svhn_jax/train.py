@@ -96,6 +96,8 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
       for workdir in workdirs:
         held.enter_context(runlock.hold(workdir))
     mesh = parallel.make_mesh(config.mesh.devices)
+    # Before the data is read or anything written: the device count is known only now.
+    parallel.check_batch_size(config.train.batch_size, mesh)
     logging.info("JAX: %s", parallel.describe(mesh))
     dataset, path, fingerprint = (loaded or sources.load_checked(config.data)).take()
     (train, val, test), mask = input_pipeline.prepare(dataset, config.data.preprocess)

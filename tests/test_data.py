@@ -294,3 +294,10 @@ def test_save_h5_writes_a_file_others_can_read(tmp_path):
   finally:
     os.umask(old)
   assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_an_empty_split_is_one_line_naming_it(tmp_path):
+  path = write_h5(tmp_path / "d.h5", with_changes(X_test=np.zeros((0, 32, 32), np.float32),
+                                                  y_test=np.zeros(0, np.uint8)))
+  with pytest.raises(DataError, match=r"d\.h5: X_test holds no images; expected at least one"):
+    data.load(path)

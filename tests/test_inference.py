@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support import SHARED_DATA, read_json, run_cli, tiny_dataset
-from svhn_jax import images, inference, models, predict, steps
+import official_files
+from support import SHARED_DATA, read_json, run_cli, tiny_config, tiny_dataset
+from svhn_jax import images, inference, models, predict, steps, train
 from svhn_jax.errors import CheckpointError, ConfigError
 
 
@@ -125,3 +126,23 @@ def test_workdirs_that_hold_no_usable_run(copied_run, tmp_path):
   (workdir / "config.json").write_text("{not json")
   with pytest.raises(CheckpointError, match=r"config\.json is not the JSON config a run writes"):
     inference.saved_config(workdir)
+
+
+def test_a_colour_run_predicts_colour_crops(tmp_path):
+  """A run trained with config.data.color=rgb is rebuilt with 3 input channels to predict."""
+  folder = tmp_path / "svhn"
+  folder.mkdir()
+  for name, count in (("train", 100), ("test", 20)):
+    labels = np.arange(count) % 10
+    official_files.write_cropped_mat(folder / f"{name}_32x32.mat",
+                                     official_files.drawn_crops(labels, seed=count),
+                                     np.where(labels == 0, 10, labels))
+  config = tiny_config("ann1", folder, epochs=1)
+  config.data.source, config.data.color = "svhn_cropped", "rgb"
+  config.data.val_size, config.data.cache_dir = 20, str(tmp_path / "cache")
+  report = train.train_and_evaluate(config, tmp_path / "run")
+  run = inference.load_run(tmp_path / "run")
+  crops = official_files.drawn_crops(np.arange(20) % 10, seed=20)
+  probs = inference.predict_probs(run, crops)
+  assert probs.shape == (20, 10)
+  assert np.mean(probs.argmax(-1) == np.arange(20) % 10) == report["accuracy"]
