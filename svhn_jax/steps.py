@@ -17,6 +17,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from svhn_jax.data import Split
+
 # Pixel value -> model input, computed by numpy as the study scaled on the host: XLA rewrites a
 # division by 255 as a multiplication by its reciprocal, which rounds 1 in 3 values differently.
 _UINT8_SCALE = np.arange(256, dtype=np.float32) / np.float32(255)
@@ -28,14 +30,6 @@ class TrainState(NamedTuple):
   params: Any
   batch_stats: Any
   opt_state: Any
-
-
-class Batch(NamedTuple):
-  """A split on the device: images (N, H, W[, C]), uint8 pixels 0..255 or float32 model input in
-  [0, 1] (see `model_input`), and int32 labels (N,)."""
-
-  images: jax.Array
-  labels: jax.Array
 
 
 class Totals(NamedTuple):
@@ -95,7 +89,7 @@ def loss_and_logits(graphdef, params, batch_stats, images, labels, *, train: boo
 
 
 def train_step(graphdef, tx: optax.GradientTransformation, state: TrainState, totals: Totals,
-               data: Batch, batches: jax.Array, i: jax.Array, key: jax.Array
+               data: Split, batches: jax.Array, i: jax.Array, key: jax.Array
                ) -> tuple[TrainState, Totals]:
   """One optimizer step on batch `i` of `batches` ((steps, B) rows of sample indices into
   `data`), gathered on the device; dropout keyed by `key` folded with `i`."""
@@ -122,7 +116,7 @@ def train_step(graphdef, tx: optax.GradientTransformation, state: TrainState, to
 
 
 def scan_epoch(graphdef, tx: optax.GradientTransformation, state: TrainState, totals: Totals,
-               data: Batch, batches: jax.Array, key: jax.Array) -> tuple[TrainState, Totals]:
+               data: Split, batches: jax.Array, key: jax.Array) -> tuple[TrainState, Totals]:
   """`train_step` over every row of `batches` in one `lax.scan`: the same steps, one dispatch."""
   def body(carry, i):
     return train_step(graphdef, tx, *carry, data, batches, i, key), None
