@@ -137,12 +137,14 @@ def parse_flags(argv: list[str]) -> list[str]:
   schema = {**config_lib.RUN_SCHEMA, **config_lib.STUDY_SCHEMA}
   try:
     argv, values = config_lib.split_overrides(argv, schema)
-    rest = app.parse_flags_with_usage(argv)
+    # FLAGS(argv) rather than app.parse_flags_with_usage, which prints absl's two-line FATAL
+    # message for a value of the wrong type (--config.train.epochs=2.5).
+    rest = FLAGS(argv)
     if "config" in FLAGS:
       # ml_collections keeps a config file's load error until the config is first read.
       FLAGS.config.get("seed")
       config_lib.apply_overrides(FLAGS.config, values)
-  except SvhnError as e:
+  except (SvhnError, flags.Error) as e:
     sys.exit(f"error: {e}")
   except (AttributeError, KeyError) as e:
     sys.exit(f"error: {_unknown_field(argv) or e}")

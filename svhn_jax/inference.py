@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from flax import nnx
 
 from svhn_jax import checkpoint, evaluate, input_pipeline, models, parallel, steps, xla_flags
 from svhn_jax import config as config_lib
@@ -121,10 +122,10 @@ def load_run(workdir: str | os.PathLike) -> LoadedRun:
   channels = 3 if config.data.color == "rgb" else 1
   model = models.create_model(config.model.name, seed=config.seed, channels=channels,
                               impl=config.model.impl)
-  graphdef, like = steps.init_state(model, steps.make_optimizer(1e-3, 1e-7))
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   ckpts = checkpoint.Checkpoints(workdir)
   try:
-    weights = ckpts.restore_weights(checkpoint.weights_of(like))
+    weights = ckpts.restore_weights({"params": params, "batch_stats": batch_stats})
   finally:
     ckpts.close()
   if weights is None:

@@ -77,6 +77,12 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         f"{mesh.size} devices: use a multiple of {mesh.size}, or set config.mesh.devices")
 
 
+def rounded_to_devices(n: int, mesh: Mesh) -> int:
+  """`n` rounded up to a multiple of the mesh's devices: an evaluation chunk that splits evenly.
+  Inference is per sample, so the chunk size changes no result."""
+  return -(-n // mesh.size) * mesh.size
+
+
 def is_primary() -> bool:
   """Whether this process writes the run's files (metrics, figures, reports): process 0."""
   return jax.process_index() == 0

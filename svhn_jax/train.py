@@ -274,8 +274,8 @@ def _evaluate(run: TrainingRun, final: steps.TrainState, graphdef, test: data.Sp
               mesh: jax.sharding.Mesh) -> dict:
   """Scores the run's best weights on the test split; writes test_metrics.json and figures."""
   weights = _best_weights(run, final)
-  chunk = inference.inference_chunk(run.config.train.eval_batch_size, run.config.model.name)
-  chunk = math.ceil(chunk / mesh.size) * mesh.size
+  chunk = parallel.rounded_to_devices(
+      inference.inference_chunk(run.config.train.eval_batch_size, run.config.model.name), mesh)
   logits = inference.predict_logits(graphdef, weights["params"], weights["batch_stats"],
                                     test.images, batch_size=chunk, mesh=mesh)
   report = evaluate.scores(np.asarray(logits), np.asarray(test.labels))

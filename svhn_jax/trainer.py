@@ -11,7 +11,6 @@ trains vmapped as it trains alone (to float rounding: vmapped layers may reorder
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import jax
@@ -44,9 +43,7 @@ class Trainer:
     if num_seeds:
       # Seeds share each chunk's memory, so a chunk holds as many activations as one run's.
       eval_batch_size = max(1, eval_batch_size // num_seeds)
-    # Rounded up so that evaluation splits over the devices too; inference is per sample, so
-    # the chunk size changes no result.
-    self.eval_batch_size = math.ceil(eval_batch_size / mesh.size) * mesh.size
+    self.eval_batch_size = parallel.rounded_to_devices(eval_batch_size, mesh)
     step = functools.partial(steps.train_step, graphdef, tx)
     epoch = functools.partial(steps.scan_epoch, graphdef, tx)
     if num_seeds:
