@@ -81,8 +81,10 @@ def test_scan_epoch_takes_the_same_steps_as_the_step_loop(epoch_data):
              for scan in (False, True)]
   assert_trees_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
   (loop_metrics,), (scan_metrics,) = results[0][1], results[1][1]
-  np.testing.assert_allclose(loop_metrics["loss"], scan_metrics["loss"], rtol=1e-6)
-  assert loop_metrics["accuracy"] == scan_metrics["accuracy"]
+  # Two code paths: XLA may fuse a scanned step differently, so losses agree to a tolerance and
+  # accuracies to at most one of the 70 samples, on any x86 CPU.
+  np.testing.assert_allclose(loop_metrics["loss"], scan_metrics["loss"], rtol=1e-5)
+  assert abs(loop_metrics["accuracy"] - scan_metrics["accuracy"]) <= 1 / 70 + 1e-9
 
 
 def test_an_epoch_takes_a_step_on_the_batch_left_over(epoch_data):
