@@ -2,7 +2,8 @@
 
 - `write_cropped_mat`: format 2, a MATLAB v5 .mat with X uint8 (32, 32, 3, N) and y uint8 (N, 1).
 - `write_digit_struct`: format 1's digitStruct.mat, MATLAB v7.3 (HDF5 behind a 512-byte header),
-  with the tree MATLAB writes: struct groups, `#refs#`, object references, `MATLAB_class`.
+  with the tree MATLAB writes: struct groups, `#refs#`, object references, `MATLAB_class`; the
+  product's writer (svhn_official.write_digit_struct), which the synthetic photos use too.
 - `write_full_tar`: a format-1 archive, `<split>/1.png ... <split>/N.png` and the digitStruct.mat.
 
 Images show seven-segment digits, so a crop or a photo can be checked by eye; everything is
@@ -17,20 +18,17 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 import scipy.io
 from PIL import Image, ImageDraw
 
-from svhn_jax.svhn_official import Photo
+from svhn_jax.svhn_official import Photo, write_digit_struct
 
 # Segments a-g of a seven-segment display as (x0, y0, x1, y1) in a 0..1 box, and each digit's set.
 _SEGMENTS = {"a": (0, 0, 1, 0), "b": (1, 0, 1, .5), "c": (1, .5, 1, 1), "d": (0, 1, 1, 1),
              "e": (0, .5, 0, 1), "f": (0, 0, 0, .5), "g": (0, .5, 1, .5)}
 _DIGIT_SEGMENTS = ("abcdef", "bc", "abdeg", "abcdg", "bcfg", "acdfg", "acdefg", "abc", "abcdefg",
                    "abcdfg")
-MATLAB_73_HEADER = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2011 "
-                    b"HDF5 schema 1.00 .")
 
 
 def draw_digit(draw: ImageDraw.ImageDraw, digit: int, box: Sequence[float],
@@ -107,107 +105,6 @@ def write_cropped_mat(path: str | os.PathLike, images: np.ndarray, labels: np.nd
   y = np.asarray(labels, np.uint8).reshape(-1, 1)
   scipy.io.savemat(path, {"X": x, "y": y}, do_compression=compress)
   return Path(path)
-
-
-def _set_class(obj: h5py.HLObject, matlab_class: str) -> None:
-  obj.attrs["MATLAB_class"] = np.bytes_(matlab_class)
-
-
-def _fields_attr(group: h5py.Group, names: Sequence[str]) -> None:
-  values = np.empty(len(names), dtype=h5py.vlen_dtype(np.dtype("S1")))
-  for i, name in enumerate(names):
-    values[i] = np.frombuffer(name.encode(), "S1")
-  group.attrs["MATLAB_fields"] = values
-
-
-class _Refs:
-  """The `#refs#` group, naming members as MATLAB does (a, b, ..., z, A, ..., Z, ba, ...)."""
-
-  _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-  def __init__(self, f: h5py.File):
-    self.group = f.create_group("#refs#")
-    self.count = 0
-    # MATLAB keeps a "canonical empty" first: readers must skip members that nothing references.
-    empty = self.group.create_dataset(self._next_name(), data=np.zeros(2, np.uint64))
-    _set_class(empty, "double")
-    empty.attrs["MATLAB_empty"] = np.uint8(1)
-
-  def _next_name(self) -> str:
-    n, name = self.count, ""
-    while True:
-      name = self._LETTERS[n % 52] + name
-      n //= 52
-      if n == 0:
-        break
-    self.count += 1
-    return name
-
-  def double(self, value: float) -> h5py.Dataset:
-    dataset = self.group.create_dataset(self._next_name(), data=np.full((1, 1), value, np.float64))
-    _set_class(dataset, "double")
-    return dataset
-
-  def char(self, text: str) -> h5py.Dataset:
-    codes = np.frombuffer(text.encode("utf-16-le"), np.uint16).reshape(-1, 1)
-    dataset = self.group.create_dataset(self._next_name(), data=codes)
-    _set_class(dataset, "char")
-    dataset.attrs["MATLAB_int_decode"] = np.int32(2)
-    return dataset
-
-  def struct(self) -> h5py.Group:
-    group = self.group.create_group(self._next_name())
-    _set_class(group, "struct")
-    return group
-
-
-BOX_FIELDS = ("height", "label", "left", "top", "width")
-
-
-def _write_bbox(refs: _Refs, photo: Photo) -> h5py.Group:
-  """One photo's 1xk bbox struct: inline (1, 1) doubles for k = 1, (k, 1) references for k > 1."""
-  group = refs.struct()
-  _fields_attr(group, BOX_FIELDS)
-  labels = np.where(np.asarray(photo.labels) == 0, 10, photo.labels)
-  left, top, width, height = np.asarray(photo.boxes, np.float64).T
-  columns = {"height": height, "label": labels, "left": left, "top": top, "width": width}
-  for field in BOX_FIELDS:
-    values = columns[field]
-    if len(values) == 1:
-      _set_class(group.create_dataset(field, data=np.full((1, 1), values[0], np.float64)),
-                  "double")
-    else:
-      group.create_dataset(field, data=np.array([[refs.double(v).ref] for v in values]),
-                           dtype=h5py.ref_dtype)
-  return group
-
-
-def write_digit_struct(path: str | os.PathLike, photos: Sequence[Photo], *,
-                       libver: str = "earliest") -> Path:
-  """Writes `photos` as MATLAB writes the 1xN struct array `digitStruct` (fields name, bbox).
-
-  Labels 0 are stored as 10 (SVHN's zero); any other value is stored as it is, so that tests
-  can write bad ones. The file is HDF5 with a 512-byte user block holding MATLAB's header text.
-  MATLAB writes HDF5's earliest formats; libver="latest" gives a reader newer object headers.
-  """
-  path = Path(path)
-  with h5py.File(path, "w", userblock_size=512, libver=libver) as f:
-    refs = _Refs(f)
-    names, boxes = [], []
-    for photo in photos:
-      names.append([refs.char(photo.name).ref])
-      boxes.append([_write_bbox(refs, photo).ref])
-    struct = f.create_group("digitStruct")
-    _set_class(struct, "struct")
-    _fields_attr(struct, ("name", "bbox"))
-    struct.create_dataset("name", data=np.array(names, dtype=h5py.ref_dtype).reshape(-1, 1),
-                          dtype=h5py.ref_dtype)
-    struct.create_dataset("bbox", data=np.array(boxes, dtype=h5py.ref_dtype).reshape(-1, 1),
-                          dtype=h5py.ref_dtype)
-  with open(path, "r+b") as f:
-    # MATLAB's 128-byte header: 116 bytes of text, 8 of subsystem offset, version 0x0200, 'IM'.
-    f.write(MATLAB_73_HEADER.ljust(116) + b" " * 8 + b"\x00\x02" + b"IM")
-  return path
 
 
 def png_bytes(image: np.ndarray) -> bytes:
