@@ -136,7 +136,8 @@ def data_text(data: dict) -> str:
   elif data["source"] == "synthetic":
     sizes = data["synthetic"]
     where = (f"synthetic, {sizes['train']:,} / {sizes['val']:,} / {sizes['test']:,} "
-             f"train / validation / test images (generator seed {sizes['seed']})")
+             f"train / validation / test images (generator version {sizes.get('version', 1)}, "
+             f"seed {sizes['seed']})")
   else:
     where = "the study's SVHN file"
   return f"{where}, preprocessing `{data['preprocess']}`"

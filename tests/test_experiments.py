@@ -16,6 +16,8 @@ import pytest
 from support import ROOT, SHARED_DATA
 from svhn_jax import data, data_stats, evaluate, inference, multiseed, report, sources, stats
 
+# The Keras study's SVHN test accuracies, as experiments/calibrate.py sets them against.
+STUDY_SVHN = {"ann1": 0.6357, "cnn1": 0.8730}
 # A dense model, vmapped on the CPU, and a convolutional one, looped: named on the command line
 # as a list, `--config.models=ann1,cnn2`.
 MODELS = ("ann1", "cnn2")
@@ -162,3 +164,52 @@ def test_predictions_on_the_test_split_reproduce_the_runs_accuracy(compared):
   probs = inference.predict_probs(run, test.images)
   want = json.loads((workdir / "test_metrics.json").read_text())["accuracy"]
   assert float((probs.argmax(-1) == test.labels).mean()) == want
+
+
+def test_calibrate_sets_each_models_proxy_accuracy_against_svhns(tmp_path):
+  """Two models (one vmapped, one looped) on a few hundred generated crops, 1 epoch, 2 seeds,
+  and the mask ablation's masked arm of the convolutional one."""
+  out = tmp_path / "calibrate"
+  stdout = run_script("experiments.calibrate", "--config.models=ann1,cnn1",
+                      "--config.data.synthetic.train=300", "--config.data.synthetic.val=100",
+                      "--config.data.synthetic.test=100", f"--config.data.cache_dir={tmp_path}",
+                      "--config.train.epochs=1", "--config.train.batch_size=64",
+                      f"--seeds={len(SEEDS)}", f"--results_dir={out}")
+  assert (tmp_path / "synthetic_v2_300_100_100_seed0.h5").is_file()
+  text = (out / "report.md").read_text()
+  groups = {m: runs_of(out / "runs", m) for m in ("ann1", "cnn1")}
+  masked = runs_of(out / "runs", "cnn1_mask")
+  rows = table_rows(text, "model | seeds")
+  assert [row[:2] for row in rows] == [["ANN1", "2"], ["CNN1", "2"]]
+  for row, (name, runs) in zip(rows, groups.items()):
+    test = stats.summary([r.test_accuracy for r in runs])
+    half = 100 * (test.ci_high - test.mean)
+    assert row[2] == f"{report.percent(test.mean)} ± {half:.2f}"
+    assert row[3] == report.percent(STUDY_SVHN[name])
+    difference = test.mean - STUDY_SVHN[name]
+    assert row[4] == report.points(difference)
+    assert row[5] == ("yes" if abs(difference) <= 0.03 else "no")
+    assert all(r.config["data"]["synthetic"]["version"] == 2 for r in runs)
+  raw = np.mean([r.test_accuracy for r in groups["cnn1"]])
+  mask = np.mean([m.test_accuracy for m in masked])
+  line = next(l for l in text.splitlines() if l.startswith("Mask ablation (CNN1, 2 seeds)"))
+  assert f"raw {report.percent(raw)}, masked {report.percent(mask)}" in line
+  assert ("masked below raw" in line) == (mask < raw)
+  assert ("the same direction as SVHN" in line) == (mask < raw)
+  assert ("the opposite direction to SVHN" in line) == (mask >= raw)
+  assert "SVHN: raw 87.30%, masked 87.11%" in line
+  assert "generator version 2" in text
+  # The table and the mask line are also what the command prints.
+  assert line in stdout and "| ANN1 | 2 |" in stdout
+  assert [m.config["data"]["preprocess"] for m in masked] == ["mask", "mask"]
+
+
+def test_calibrate_refuses_a_mask_model_it_does_not_train(tmp_path):
+  env = {**os.environ, "PYTHONPATH": str(ROOT)}
+  done = subprocess.run([sys.executable, "-m", "experiments.calibrate", "--config.models=ann1",
+                         "--mask_model=cnn2", f"--results_dir={tmp_path}"], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 1
+  assert done.stderr.strip().splitlines()[-1] == (
+      "error: --mask_model=cnn2: expected one of the models trained, ann1")
+  assert not (tmp_path / "runs").exists()

@@ -55,6 +55,9 @@ def test_data_text_names_the_file_or_the_generator():
   synthetic = {"path": "", "source": "synthetic", "preprocess": "mask",
                "synthetic": {"train": 8000, "val": 2000, "test": 2000, "seed": 0}}
   assert report.data_text(synthetic).startswith("synthetic, 8,000 / 2,000 / 2,000")
+  assert "(generator version 1, seed 0)" in report.data_text(synthetic)  # before version 2
+  synthetic["synthetic"]["version"] = 2
+  assert "(generator version 2, seed 0)" in report.data_text(synthetic)
 
 
 def test_write_replaces_the_report_whole(tmp_path):
