@@ -7,15 +7,28 @@ svhn_jax/config.py holds each field's type, allowed values and range.
 import ml_collections
 from ml_collections import config_dict
 
+from svhn_jax import config as config_lib
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # digit: classify the centred digit of 32x32 crops (the study's) | number: read whole house
+  # numbers from photos (model.name=multidigit; data.source synthetic or svhn_full)
+  config.task = "digit"
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = "cnn2"  # ann1 | ann2 | cnn1 | cnn2
+  config.model.name = "cnn2"  # ann1 | ann2 | cnn1 | cnn2 | wrn | multidigit (task=number)
   # auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax layers elsewhere | fast | flax
   config.model.impl = "auto"
+  # Wide ResNet WRN-depth-width (Zagoruyko & Komodakis 2016), model.name=wrn only: depth 6n+4,
+  # width the channel multiplier k, dropout between the convolutions of each block.
+  config.model.depth = 28
+  config.model.width = 2
+  config.model.dropout = 0.0  # wrn: between each block's convs | multidigit: after its dense layers
+  # multidigit: small (trains on 2 CPU cores in minutes) | paper (Goodfellow et al. 2013: 8 conv
+  # layers of 48..192 units, two dense layers of 3,072; for a GPU)
+  config.model.size = "small"
 
   config.data = ml_collections.ConfigDict()
   # svhn: the study's file | synthetic: generated offline | svhn_cropped: the official format 2
@@ -40,6 +53,24 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic.val = 60_000
   config.data.synthetic.test = 18_000
   config.data.synthetic.seed = 0
+  # 2: calibrated so that the study's models score near their SVHN accuracies | 1: the first,
+  # easier generator, kept to reproduce earlier results
+  config.data.synthetic.version = 2
+  # Train on the training and validation images together, keeping val_size of them (carved as
+  # for svhn_cropped, by split_seed) for early stopping and model choice.
+  config.data.train_on_val = False
+  # task=number: the box around a photo's digits widened by a margin on each side (a share of its
+  # width and height), clipped to the photo, resized to 64x64. Training photos draw their margin
+  # uniformly in [margin_low, margin_high] (once per photo, by split_seed); validation and test
+  # use eval_margin (Goodfellow et al.'s 15% a side). With source=synthetic, data.synthetic's
+  # train and test count photos (val is unused: val_size photos are carved from train, stratified
+  # by number length, as for svhn_full).
+  config.data.numbers = ml_collections.ConfigDict()
+  config.data.numbers.margin_low = 0.15
+  config.data.numbers.margin_high = 1.0
+  config.data.numbers.eval_margin = 0.15
+  # random 54x54 windows of the 64x64 crops in training (drawn each step); false: the centre
+  config.data.numbers.jitter = True
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 30
@@ -51,7 +82,32 @@ def get_config() -> ml_collections.ConfigDict:
   # False; on the command line auto, true or false.
   config.train.scan_epoch = config_dict.placeholder(bool)
 
+  # The recipe. The study's: Adam, no weight decay, the plateau schedule, early stopping.
+  config.train.optimizer = "adam"  # adam | adamw (decoupled weight decay) | sgd (Nesterov)
+  config.train.momentum = 0.9  # sgd only
+  # adamw: decoupled, scaled by the rate (Loshchilov & Hutter); adam and sgd: an L2 term's
+  # gradient, weight_decay * w, added before the update (as Zagoruyko & Komodakis's 5e-4)
+  config.train.weight_decay = 0.0
+  config.train.schedule = "plateau"  # plateau (train.plateau) | cosine | onecycle, per step
+  config.train.warmup_epochs = 0.0  # cosine, onecycle: linear warm-up from 0 over these epochs
+  config.train.label_smoothing = 0.0  # Szegedy et al. 2016: targets (1 - a) one-hot + a / 10
+  # Evaluate an exponential moving average of the weights, decay per step (0: off; e.g. 0.999)
+  config.train.ema_decay = 0.0
+  # bfloat16: activations and matmuls in bfloat16, parameters and optimizer state in float32
+  # (for GPU/TPU; the CPU has no fast bfloat16 and stays float32 by default)
+  config.train.compute_dtype = "float32"
+  config.train.val_examples = 0  # validate on the first n validation crops each epoch (0: all)
+  config.train.tta = 0  # test-time augmentation: mean softmax over shifts of up to n pixels
+  # On-device augmentation in the train step (svhn_jax/augment.py); 0 turns a stage off
+  config.train.augment = ml_collections.ConfigDict()
+  config.train.augment.translate = 0  # pad and random crop, up to n pixels each way
+  config.train.augment.cutout = 0  # side of the zeroed square, pixels
+  config.train.augment.num_ops = 0  # RandAugment's N operations per image
+  config.train.augment.magnitude = 0.0  # RandAugment's M, 0..10
+  config.train.augment.ops = list(config_lib.AUGMENT_OPS)  # on the command line: rotate,contrast
+
   config.train.early_stopping = ml_collections.ConfigDict()
+  config.train.early_stopping.enabled = True  # False: train every epoch, evaluate the last
   config.train.early_stopping.patience = 5  # on val_accuracy; best weights restored at the end
   config.train.early_stopping.min_delta = 0.0
 

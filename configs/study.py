@@ -1,18 +1,21 @@
 """Settings the experiment scripts share, and how they compose into one run's config.
 
-`models` names the runs by config file (configs/<name>.py: the study's per-model settings), as a
-list, or on the command line as `--config.models=ann1,cnn2`; each `train` field left at None
+`models` names the runs by config file (configs/<name>.py: the study's per-model settings, or
+any other run config such as `wrn_cpu`), as a list, or on the command line as
+`--config.models=ann1,cnn2,wrn_cpu`; each `train` field left at None
 keeps that config's own value, and one set overrides it for every run, e.g.
 `--config.train.epochs=3`. The data default is the offline synthetic set of configs/demo.py.
 """
 
 import importlib
+from pathlib import Path
 
 import ml_collections
 from ml_collections import config_dict
 
 from configs import demo
 from svhn_jax import config as config_lib
+from svhn_jax.errors import ConfigError
 
 TRAIN_OVERRIDES = {"epochs": int, "batch_size": int, "learning_rate": float,
                    "eval_batch_size": int}
@@ -28,9 +31,26 @@ def get_config() -> ml_collections.ConfigDict:
   return config
 
 
+def run_config_names() -> list[str]:
+  """The run configs an experiment can name, sorted: each configs/<name>.py whose config has a
+  `model` (not the experiments' own, such as this one), other than `default`'s bare defaults."""
+  names = []
+  for path in sorted(Path(__file__).parent.glob("*.py")):
+    if path.stem in ("__init__", "default", "study"):
+      continue
+    if "model" in importlib.import_module(f"configs.{path.stem}").get_config():
+      names.append(path.stem)
+  return names
+
+
 def model_names(config: ml_collections.ConfigDict) -> list[str]:
   """The configs the experiment runs, checked (ConfigError names the bad entry)."""
   config_lib.validate(config, config_lib.STUDY_SCHEMA)
+  known = run_config_names()
+  unknown = [name for name in config.models if name not in known]
+  if unknown:
+    raise ConfigError(f"config.models={','.join(config.models)}: no run config "
+                      f"configs/{unknown[0]}.py; expected names from {', '.join(known)}")
   return list(config.models)
 
 

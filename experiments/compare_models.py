@@ -1,6 +1,8 @@
-"""The study's model comparison, with error bars: ANN1, ANN2, CNN1 and CNN2 over several seeds.
+"""Model comparison with error bars: the study's ANN1, ANN2, CNN1 and CNN2, or any run configs
+(configs/<name>.py, e.g. the Wide ResNet recipes), over several seeds.
 
   python -m experiments.compare_models --seeds=3
+  python -m experiments.compare_models --config.models=cnn2,wrn_cpu --seeds=1
   python -m experiments.compare_models --config.data.path=SVHN_single_grey1.h5 --seeds=5
   python -m experiments.compare_models --config.train.epochs=2 --seeds=2   # a quick look
 
@@ -15,6 +17,7 @@ from absl import app, flags
 from configs import study
 from experiments import seeded
 from svhn_jax import cli, models, multiseed, plots, report, stats
+from svhn_jax import config as config_lib
 
 FLAGS = flags.FLAGS
 seeded.define_flags("configs/study.py", "results/compare_models", "model")
@@ -30,12 +33,45 @@ ARCHITECTURES = {
 }
 
 
+def describe(run) -> tuple[str, str]:
+  """(architecture, key characteristic) of a run config: the study's words for its four
+  models, else the model and recipe read from the config."""
+  name, tc = run.model.name, run.train
+  if name in ARCHITECTURES:
+    architecture, character = ARCHITECTURES[name]
+  else:
+    m = run.model
+    architecture = (f"WRN-{m.depth}-{m.width}, pre-activation residual blocks"
+                    + (f", dropout {m.dropout:g}" if m.dropout else ""))
+    character = "a wide residual network"
+  if tc.optimizer != "adam" or tc.schedule != "plateau" or tc.weight_decay:
+    extras = [tc.optimizer, f"{tc.schedule} schedule"]
+    if tc.weight_decay:
+      extras.append(f"weight decay {tc.weight_decay:g}")
+    a = tc.augment
+    augmentation = [k for k, on in (("translate", a.translate), ("cutout", a.cutout),
+                                    ("RandAugment", a.num_ops)) if on]
+    if augmentation:
+      extras.append("+".join(augmentation))
+    if tc.ema_decay:
+      extras.append("EMA")
+    if tc.tta:
+      extras.append("TTA")
+    character = f"{character}; {', '.join(extras)}"
+  return architecture, character
+
+
+def parameters(run) -> int:
+  channels = 3 if run.data.color == "rgb" else 1
+  return models.param_counts(models.from_config(run.model, seed=0, channels=channels))[0]
+
+
 def run_groups(config, seeds: list[int], runs_dir: Path, mode: str) -> dict[str, list]:
-  """Trains (or reuses) every model's seeds; returns each model's runs as read from disk."""
+  """Trains (or reuses) every config's seeds; returns each config's runs as read from disk."""
   groups = {}
   for name in study.model_names(config):
     run = study.run_config(config, name)
-    group = multiseed.group_dir(runs_dir, run)
+    group = multiseed.group_dir(runs_dir, run, name)
     multiseed.train_seeds(run, seeds, group, mode=mode)
     groups[name] = [report.read_run(multiseed.seed_workdir(group, s)) for s in seeds]
   return groups
@@ -45,9 +81,9 @@ def results_table(groups: dict[str, list]) -> str:
   rows = []
   for name, runs in groups.items():
     test = stats.summary([r.test_accuracy for r in runs])
-    architecture, character = ARCHITECTURES[name]
-    rows.append([name.upper(), architecture,
-                 f"{models.param_counts(models.create_model(name, seed=0))[0]:,}",
+    run = config_lib.from_dict(runs[0].config)
+    architecture, character = describe(run)
+    rows.append([name.upper(), architecture, f"{parameters(run):,}",
                  report.mean_std(stats.summary([r.train_accuracy for r in runs])),
                  report.mean_std(stats.summary([r.val_accuracy for r in runs])),
                  report.mean_std(test), report.interval(test), character])
@@ -59,7 +95,8 @@ def results_table(groups: dict[str, list]) -> str:
 def timing_table(groups: dict[str, list], runs_dir: Path, config) -> str:
   rows = []
   for name in groups:
-    timing = multiseed.read_timing(multiseed.group_dir(runs_dir, study.run_config(config, name)))
+    timing = multiseed.read_timing(
+        multiseed.group_dir(runs_dir, study.run_config(config, name), name))
     if timing:
       rows.append([name.upper(), timing["mode"], ", ".join(map(str, timing["seeds"])),
                    f"{timing['seconds']:.1f}"])

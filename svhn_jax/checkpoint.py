@@ -2,7 +2,8 @@
 best by val_accuracy (to evaluate and predict).
 
 A checkpoint is three items, so that inference restores the weights alone:
-- `weights`: {'params', 'batch_stats'}, the model's whole state;
+- `weights`: {'params', 'batch_stats'}, the model's whole state, and 'ema', the moving average
+  of the params, in runs whose recipe keeps one (`config.train.ema_decay`);
 - `optimizer`: the optimizer's state (Adam's moments, its step count and the current rate);
 - `meta`: JSON, a `Progress` (epochs finished, the callbacks' states, the metrics history) plus
   the model's name and `SCHEMA`, the layout's version.
@@ -57,8 +58,18 @@ class Progress(NamedTuple):
 
 
 def weights_of(state) -> dict:
-  """The `weights` item of a `steps.TrainState`."""
-  return {"params": state.params, "batch_stats": state.batch_stats}
+  """The `weights` item of a `steps.TrainState`: {'params', 'batch_stats'}, and 'ema', the
+  moving average of the params, where the recipe keeps one."""
+  weights = {"params": state.params, "batch_stats": state.batch_stats}
+  if state.ema is not None:
+    weights["ema"] = state.ema
+  return weights
+
+
+def evaluated(weights: dict) -> dict:
+  """{'params', 'batch_stats'} to evaluate from a `weights` item: the moving average of the
+  params where there is one (with the trained BatchNorm statistics), else the params."""
+  return {"params": weights.get("ema", weights["params"]), "batch_stats": weights["batch_stats"]}
 
 
 def _manager(directory: Path, max_to_keep: int = 1) -> ocp.CheckpointManager:
@@ -166,7 +177,7 @@ class Checkpoints:
       return None
     state = like._replace(params=restored["weights"]["params"],
                           batch_stats=restored["weights"]["batch_stats"],
-                          opt_state=restored["optimizer"])
+                          opt_state=restored["optimizer"], ema=restored["weights"].get("ema"))
     return state, Progress.from_json(restored["meta"])
 
   def restore_weights(self, like: dict, *, best: bool = True) -> dict | None:

@@ -14,6 +14,7 @@ No JAX here.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -25,12 +26,28 @@ import ml_collections
 from svhn_jax.errors import ConfigError
 
 # The models `svhn_jax.models` builds; a test holds the two lists equal.
-MODEL_NAMES = ("ann1", "ann2", "cnn1", "cnn2")
+MODEL_NAMES = ("ann1", "ann2", "cnn1", "cnn2", "wrn", "multidigit")
+# digit: one centred digit per crop (the study's) | number: whole house numbers (svhn_jax.tasks).
+TASKS = ("digit", "number")
+# The sizes of the number reader, `svhn_jax.number_models.SIZES` (a test holds them equal).
+NUMBER_MODEL_SIZES = ("small", "paper")
+NUMBER_SOURCES = ("synthetic", "svhn_full")
 DATA_SOURCES = ("svhn", "synthetic", "svhn_cropped", "svhn_full")
 COLORS = ("grey", "rgb")
 PREPROCESS_MODES = ("raw", "mask")
 # auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax layers elsewhere.
 IMPLS = ("auto", "fast", "flax")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+# plateau: Keras's ReduceLROnPlateau on val_loss, per epoch (the study's) | cosine: linear
+# warm-up then cosine decay to 0, per step | onecycle: linear warm-up then linear decay to 0.
+SCHEDULES = ("plateau", "cosine", "onecycle")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+# The generator versions `svhn_jax.synthetic` keeps: 1, the first (easy); 2, calibrated to SVHN.
+SYNTHETIC_VERSIONS = (1, 2)
+# RandAugment's operations in `svhn_jax.augment` (a test holds the two lists equal).
+AUGMENT_OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "posterize",
+               "solarize", "color", "contrast", "brightness", "sharpness", "shear_x", "shear_y",
+               "translate_x", "translate_y")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,12 +91,13 @@ class Field:
         return f"expected one of {', '.join(self.choices)}"
       return None
     if self.kind == "names":
+      among = f" from {', '.join(self.choices)}" if self.choices else ""
       if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        return f"expected a comma-separated list of {', '.join(self.choices or ())}"
+        return f"expected a comma-separated list of names{among}"
       unknown = [v for v in value if not isinstance(v, str) or (self.choices and v not in self.choices)]
       if unknown or len(set(value)) != len(value):
         what = f"unknown {unknown}" if unknown else "a name twice"
-        return f"{what}; expected distinct names from {', '.join(self.choices or ())}"
+        return f"{what}; expected distinct names{among}"
       return None
     raise TypeError(f"unknown field kind {self.kind!r}")
 
@@ -102,8 +120,16 @@ class Field:
 # Every field of a run config (configs/default.py).
 RUN_SCHEMA: dict[str, Field] = {
     "seed": Field(int, low=0),
+    # Config files written before the task existed trained digits.
+    "task": Field(str, choices=TASKS, default="digit"),
     "model.name": Field(str, choices=MODEL_NAMES),
     "model.impl": Field(str, choices=IMPLS, resumable=True),
+    # Wide ResNets (model.name=wrn) only; WRN-depth-width, Zagoruyko & Komodakis 2016.
+    "model.depth": Field(int, low=10, default=28),
+    "model.width": Field(int, low=1, default=2),
+    "model.dropout": Field(float, low=0, high=1, open_high=True, default=0.0),
+    # The number reader (model.name=multidigit) only: small (CPU) or Goodfellow et al.'s.
+    "model.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small"),
     "data.source": Field(str, choices=DATA_SOURCES),
     # Where the data lives may change on resume; its fingerprint must not (see `data`).
     "data.path": Field(str, resumable=True),
@@ -117,12 +143,41 @@ RUN_SCHEMA: dict[str, Field] = {
     "data.synthetic.val": Field(int, low=1),
     "data.synthetic.test": Field(int, low=1),
     "data.synthetic.seed": Field(int, low=0),
+    # Config files written before version 2 existed used version 1.
+    "data.synthetic.version": Field(int, low=1, high=max(SYNTHETIC_VERSIONS), default=1),
+    "data.train_on_val": Field(bool, default=False),
+    # task=number: each number's box widened by a margin per side, as a share of its width and
+    # height; training photos draw theirs uniformly in [margin_low, margin_high], evaluation
+    # uses eval_margin (Goodfellow's 0.15); jitter: random 54x54 windows of the 64x64 crops in
+    # training rather than the centre one.
+    "data.numbers.margin_low": Field(float, low=0, default=0.15),
+    "data.numbers.margin_high": Field(float, low=0, default=1.0),
+    "data.numbers.eval_margin": Field(float, low=0, default=0.15),
+    "data.numbers.jitter": Field(bool, default=True),
     "train.epochs": Field(int, low=1, resumable=True),
     "train.batch_size": Field(int, low=1),
     "train.learning_rate": Field(float, low=0, open_low=True),
     "train.adam_eps": Field(float, low=0, open_low=True),
     "train.eval_batch_size": Field(int, low=1, resumable=True),
     "train.scan_epoch": Field("optional_bool", resumable=True),
+    "train.optimizer": Field(str, choices=OPTIMIZERS, default="adam"),
+    "train.momentum": Field(float, low=0, high=1, open_high=True, default=0.9),
+    "train.weight_decay": Field(float, low=0, default=0.0),
+    "train.schedule": Field(str, choices=SCHEDULES, default="plateau"),
+    "train.warmup_epochs": Field(float, low=0, default=0.0),
+    "train.label_smoothing": Field(float, low=0, high=1, open_high=True, default=0.0),
+    "train.ema_decay": Field(float, low=0, high=1, open_high=True, default=0.0),
+    "train.compute_dtype": Field(str, choices=COMPUTE_DTYPES, default="float32"),
+    # Validation on the first val_examples crops of the validation split (0: all of it).
+    "train.val_examples": Field(int, low=0, resumable=True, default=0),
+    # Test-time augmentation: average the softmax over shifts of up to tta pixels (0: off).
+    "train.tta": Field(int, low=0, high=8, resumable=True, default=0),
+    "train.augment.translate": Field(int, low=0, high=16, default=0),
+    "train.augment.cutout": Field(int, low=0, high=32, default=0),
+    "train.augment.num_ops": Field(int, low=0, high=10, default=0),
+    "train.augment.magnitude": Field(float, low=0, high=10, default=0.0),
+    "train.augment.ops": Field("names", choices=AUGMENT_OPS, default=list(AUGMENT_OPS)),
+    "train.early_stopping.enabled": Field(bool, default=True),
     # Keras's EarlyStopping and ReduceLROnPlateau take these ranges; ReduceLROnPlateau refuses
     # factor >= 1 (a factor of 2 would double the rate at every plateau).
     "train.early_stopping.patience": Field(int, low=0),
@@ -140,7 +195,8 @@ RUN_SCHEMA: dict[str, Field] = {
 # The experiments' config (configs/study.py): runs named by config file, shared overrides.
 STUDY_SCHEMA: dict[str, Field] = {
     "seed": Field(int, low=0),
-    "models": Field("names", choices=MODEL_NAMES),
+    # Run configs by file name (configs/<name>.py); configs/study.py checks that each exists.
+    "models": Field("names"),
     **{k: v for k, v in RUN_SCHEMA.items() if k.startswith("data.")},
     "train.epochs": Field(int, low=1, also=(None,)),
     "train.batch_size": Field(int, low=1, also=(None,)),
@@ -171,6 +227,54 @@ def validate(config: Mapping, schema: Mapping[str, Field] = RUN_SCHEMA) -> None:
     problem = field.problem(value)
     if problem:
       raise ConfigError(f"config.{dotted}={_show(value)}: {problem}")
+  if schema is RUN_SCHEMA:
+    _check_combinations(config)
+
+
+def _check_combinations(config: Mapping) -> None:
+  """The rules between fields of a run config, as one-line ConfigErrors."""
+  train, model = config["train"], config["model"]
+  _check_task(config)
+  if train["compute_dtype"] != "float32" and model["name"] != "wrn":
+    raise ConfigError(f"config.train.compute_dtype={train['compute_dtype']!r}: only "
+                      "config.model.name=wrn computes in bfloat16; the study's models keep "
+                      "Keras's float32 layers")
+  if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:
+    raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
+                      f"warm-up epochs than config.train.epochs={train['epochs']}")
+  if model["name"] == "wrn" and (model["depth"] - 4) % 6:
+    raise ConfigError(f"config.model.depth={model['depth']}: a Wide ResNet's depth is 6n+4 "
+                      "(10, 16, 22, 28, 34, 40, ...)")
+
+
+def _check_task(config: Mapping) -> None:
+  """The rules of config.task=number: its model, sources, inputs; and no number model for digits."""
+  task, model, data = config.get("task", "digit"), config["model"]["name"], config["data"]
+  if task == "digit":
+    if model == "multidigit":
+      raise ConfigError("config.model.name='multidigit' reads whole house numbers: it needs "
+                        "config.task=number")
+    return
+  if model != "multidigit":
+    raise ConfigError(f"config.task='number': expected config.model.name=multidigit (the number "
+                      f"reader), got {model!r}")
+  if data["source"] not in NUMBER_SOURCES:
+    raise ConfigError(f"config.data.source={data['source']!r}: whole house numbers come from "
+                      f"photos; expected one of {', '.join(NUMBER_SOURCES)} with "
+                      "config.task=number")
+  if data["source"] == "synthetic" and data["use_extra"] and not data["path"]:
+    raise ConfigError("config.data.use_extra=True: the synthetic photos have train and test "
+                      "splits only; expected false with config.data.source=synthetic")
+  if data["preprocess"] != "raw":
+    raise ConfigError(f"config.data.preprocess={data['preprocess']!r}: the mask is made for 32x32 "
+                      "digit crops; expected raw with config.task=number")
+  if config["train"]["tta"]:
+    raise ConfigError(f"config.train.tta={config['train']['tta']!r}: test-time shifts average one "
+                      "softmax; expected 0 with config.task=number")
+  numbers = data["numbers"]
+  if numbers["margin_low"] > numbers["margin_high"]:
+    raise ConfigError(f"config.data.numbers.margin_low={numbers['margin_low']!r}: expected at most "
+                      f"config.data.numbers.margin_high={numbers['margin_high']!r}")
 
 
 def _show(value: Any) -> str:
@@ -241,7 +345,7 @@ def normalize(tree: dict, schema: Mapping[str, Field] = RUN_SCHEMA) -> dict:
     for parent in parents:
       node = node.setdefault(parent, {}) if isinstance(node, dict) else {}
     if field.default is not None and isinstance(node, dict) and name not in node:
-      node[name] = field.default
+      node[name] = copy.deepcopy(field.default)
   for dotted, field in _special(schema).items():
     *parents, name = dotted.split(".")
     node = tree
@@ -277,7 +381,9 @@ def resume_conflicts(saved: Mapping, new: Mapping,
   saved, new = flat(normalize(dict(saved), schema)), flat(normalize(dict(new), schema))
   conflicts = []
   for dotted, field in schema.items():
-    if field.resumable:
+    # A per-step schedule spans the run's epochs: more or fewer of them change its every rate.
+    fixed_length = dotted == "train.epochs" and saved.get("train.schedule", "plateau") != "plateau"
+    if field.resumable and not fixed_length:
       continue
     if dotted in saved and saved[dotted] != new.get(dotted):
       conflicts.append(f"{dotted}: {_show(saved[dotted])} -> {_show(new.get(dotted))}")

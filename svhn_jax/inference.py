@@ -19,7 +19,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from svhn_jax import checkpoint, evaluate, input_pipeline, models, parallel, steps, xla_flags
+from svhn_jax import (augment, checkpoint, evaluate, input_pipeline, models, parallel, steps,
+                      tasks, xla_flags)
 from svhn_jax import config as config_lib
 from svhn_jax.errors import CheckpointError
 
@@ -38,13 +39,25 @@ def inference_chunk(requested: int, model_name: str) -> int:
   return requested
 
 
+def tta_shifts(pixels: int) -> tuple[tuple[int, int], ...]:
+  """The (dy, dx) translations test-time augmentation averages over: every combination of
+  -pixels, 0 and +pixels in each axis, 9 views with the original first; just (0, 0) for 0."""
+  if pixels == 0:
+    return ((0, 0),)
+  steps_ = (0, -pixels, pixels)
+  return tuple((dy, dx) for dy in steps_ for dx in steps_)
+
+
 def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int,
-                   mesh: jax.sharding.Mesh | None = None, seed_axis: bool = False) -> jax.Array:
+                   mesh: jax.sharding.Mesh | None = None, seed_axis: bool = False,
+                   tta: int = 0) -> jax.Array:
   """Inference-mode logits for all `images` (N, H, W[, C], see `steps.model_input`), in chunks of
   `batch_size` (one compile, any N): (N, classes), or (seeds, N, classes) with `seed_axis`, where
   `params` and `batch_stats` carry a leading axis of seeds that all see the same chunks.
 
-  On a `mesh`, each chunk is split over its devices and its logits gathered on all of them.
+  With `tta` > 0 (pixels), test-time augmentation: the result is the log of the mean softmax
+  over the views `tta_shifts(tta)` (edge-padded shifts, `augment.shift`), valid logits of that
+  mean. On a `mesh`, each chunk is split over its devices and its logits gathered on all of them.
   """
   n = images.shape[0]
   chunks = max(1, math.ceil(n / batch_size))
@@ -52,7 +65,7 @@ def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int,
   logits_chunk = _compiled_logits_chunk()
   logits = [
       logits_chunk(graphdef, params, batch_stats, padded, jnp.int32(c * batch_size), batch_size,
-                   mesh, seed_axis)
+                   mesh, seed_axis, tta_shifts(tta))
       for c in range(chunks)
   ]
   axis = 1 if seed_axis else 0
@@ -63,13 +76,15 @@ def predict_logits(graphdef, params, batch_stats, images, *, batch_size: int,
 def _compiled_logits_chunk():
   # Built on first use, not at import: the options depend on the backend, which must not start
   # before jax.distributed.initialize.
-  return jax.jit(_logits_chunk, static_argnums=(0, 5, 6, 7),
+  return jax.jit(_logits_chunk, static_argnums=(0, 5, 6, 7, 8),
                  compiler_options=xla_flags.model_options())
 
 
-def _logits_chunk(graphdef, params, batch_stats, images, start, size, mesh, seed_axis):
+def _logits_chunk(graphdef, params, batch_stats, images, start, size, mesh, seed_axis, shifts):
   x = jax.lax.dynamic_slice_in_dim(images, start, size)
   forward = functools.partial(steps.logits, graphdef)
+  if len(shifts) > 1:
+    forward = functools.partial(_averaged_views, forward, shifts)
   if seed_axis:
     forward = jax.vmap(forward, in_axes=(0, 0, None))
   if mesh is None:
@@ -79,6 +94,14 @@ def _logits_chunk(graphdef, params, batch_stats, images, start, size, mesh, seed
                                           parallel.replicated(mesh))
 
 
+def _averaged_views(forward, shifts, params, batch_stats, images):
+  """log of the mean softmax of `forward` over shifted views of `images`."""
+  x = steps.model_input(images)
+  probs = [jax.nn.softmax(forward(params, batch_stats, augment.shift(x, dy, dx)).astype(
+      jnp.float32)) for dy, dx in shifts]
+  return jnp.log(sum(probs) / len(probs))
+
+
 def _pad_to(x: jax.Array, n: int) -> jax.Array:
   if x.shape[0] == n:
     return x
@@ -86,8 +109,9 @@ def _pad_to(x: jax.Array, n: int) -> jax.Array:
 
 
 class LoadedRun(NamedTuple):
-  """A trained run, ready to predict: its config, model structure and best weights, and the
-  mask its inputs need (None unless config.data.preprocess is 'mask')."""
+  """A trained run, ready to predict: its config, model structure and best weights (with the
+  moving average, 'ema', where the recipe kept one), and the mask its inputs need (None unless
+  config.data.preprocess is 'mask')."""
 
   config: ml_collections.ConfigDict
   graphdef: Any
@@ -120,12 +144,15 @@ def load_run(workdir: str | os.PathLike) -> LoadedRun:
   workdir = Path(workdir)
   config = saved_config(workdir)
   channels = 3 if config.data.color == "rgb" else 1
-  model = models.create_model(config.model.name, seed=config.seed, channels=channels,
-                              impl=config.model.impl)
+  model = tasks.from_config(config).build_model(config.model, seed=config.seed, channels=channels,
+                                                dtype=jnp.dtype(config.train.compute_dtype))
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  like = {"params": params, "batch_stats": batch_stats}
+  if config.train.ema_decay:
+    like["ema"] = params
   ckpts = checkpoint.Checkpoints(workdir)
   try:
-    weights = ckpts.restore_weights({"params": params, "batch_stats": batch_stats})
+    weights = ckpts.restore_weights(like)
   finally:
     ckpts.close()
   if weights is None:
@@ -140,14 +167,18 @@ def load_run(workdir: str | os.PathLike) -> LoadedRun:
 
 
 def run_logits(run: LoadedRun, images: np.ndarray) -> np.ndarray:
-  """(N, classes) logits of pixel images (N, H, W[, C], 0..255) under the run's weights, after
-  the run's own preprocessing."""
-  inputs = input_pipeline.prepare_images(np.asarray(images), run.mask)
+  """(N, outputs) logits of pixel images (N, H, W[, C], 0..255) under the run's weights, after
+  the run's own preprocessing: its task's evaluation input (`tasks.Task.eval_images`: for a
+  numbers run, the centre 54x54 of 64x64 crops) and its mask, if any."""
+  images = tasks.from_config(run.config).eval_images(np.asarray(images))
+  inputs = input_pipeline.prepare_images(images, run.mask)
   chunk = inference_chunk(run.config.train.eval_batch_size, run.config.model.name)
-  return np.asarray(predict_logits(run.graphdef, run.weights["params"],
-                                   run.weights["batch_stats"], inputs, batch_size=chunk))
+  weights = checkpoint.evaluated(run.weights)
+  return np.asarray(predict_logits(run.graphdef, weights["params"], weights["batch_stats"],
+                                   inputs, batch_size=chunk, tta=run.config.train.tta))
 
 
 def predict_probs(run: LoadedRun, images: np.ndarray) -> np.ndarray:
-  """(N, classes) float64 class probabilities of pixel images (N, H, W[, C], 0..255)."""
+  """(N, classes) float64 class probabilities of pixel images (N, H, W[, C], 0..255), for a
+  digit run (a numbers run's logits are six softmaxes: `tasks.decode` reads them)."""
   return evaluate.softmax(run_logits(run, images).astype(np.float64))

@@ -41,11 +41,13 @@ def seed_workdir(group_dir: str | os.PathLike, seed: int) -> Path:
   return Path(group_dir) / f"seed_{seed}"
 
 
-def group_dir(runs_dir: str | os.PathLike, config: ml_collections.ConfigDict) -> Path:
-  """Where the seeds of `config` live: named by model and preprocessing, so that experiments
-  sharing a runs folder share runs (a settings mismatch is caught by `check_reusable`)."""
+def group_dir(runs_dir: str | os.PathLike, config: ml_collections.ConfigDict,
+              name: str | None = None) -> Path:
+  """Where the seeds of `config` live: named by `name` (its config file's; default the model's)
+  and preprocessing, so that experiments sharing a runs folder share runs (a settings mismatch
+  is caught by `check_reusable`)."""
   suffix = "" if config.data.preprocess == "raw" else f"_{config.data.preprocess}"
-  return Path(runs_dir) / f"{config.model.name}{suffix}"
+  return Path(runs_dir) / f"{name or config.model.name}{suffix}"
 
 
 def read_timing(group: str | os.PathLike) -> dict | None:

@@ -163,3 +163,42 @@ def mask_panels(mean_map: np.ndarray, mask: np.ndarray, sample: np.ndarray,
     ax.set_xticks([])
     ax.set_yticks([])
   return save(fig, path)
+
+
+def accuracy_by_length(by_length: dict, path, title: str = "Sequence accuracy by number length"
+                       ) -> Path:
+  """One bar per true length class: `by_length` maps '1'.. '6' to {'count', 'sequence_accuracy'}
+  (evaluate.number_scores); each bar is labelled with its accuracy and photo count."""
+  names = ["more than 5" if int(k) > 5 else k for k in by_length]
+  values = [100 * row["sequence_accuracy"] for row in by_length.values()]
+  fig, ax = _subplots(figsize=(1.2 * len(names) + 3, 4))
+  x = np.arange(len(names))
+  ax.bar(x, values, color="tab:blue", alpha=0.8)
+  for k, row in enumerate(by_length.values()):
+    ax.text(k, values[k] + 1, f"{values[k]:.1f}%\n(n={row['count']})", ha="center", fontsize=8)
+  ax.set_xticks(x, names)
+  ax.set_ylim(0, 112)
+  ax.set_xlabel("digits in the number")
+  ax.set_ylabel("whole numbers read right (%)")
+  ax.set_title(title)
+  ax.grid(axis="y", alpha=0.3)
+  return save(fig, path)
+
+
+def coverage_curve(coverage: np.ndarray, accuracy: np.ndarray, coverage_at_98: float, path,
+                   title: str = "Coverage against accuracy (test)") -> Path:
+  """Accuracy of the numbers answered against the share answered, refusing the least confident
+  first (evaluate.coverage_curve), with the 98% operating point of arXiv 1312.6082 marked."""
+  fig, ax = _subplots(figsize=(6, 4.5))
+  ax.plot(100 * np.asarray(coverage), 100 * np.asarray(accuracy), "-", color="tab:blue")
+  ax.axhline(98, color="tab:red", ls="--", lw=1, label="98% accuracy")
+  if coverage_at_98 > 0:
+    ax.axvline(100 * coverage_at_98, color="tab:green", ls=":", lw=1,
+               label=f"coverage at 98%: {100 * coverage_at_98:.1f}%")
+  ax.set_xlabel("test photos answered (%)")
+  ax.set_ylabel("numbers answered that are right (%)")
+  ax.set_xlim(0, 100)
+  ax.grid(alpha=0.3)
+  ax.legend(loc="lower left")
+  ax.set_title(title)
+  return save(fig, path)

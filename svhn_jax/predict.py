@@ -21,6 +21,7 @@ import numpy as np
 from absl import app, flags
 
 from svhn_jax import cli, images, inference
+from svhn_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
 
@@ -51,6 +52,9 @@ def main(argv: list[str]) -> None:
   if not paths:
     raise app.UsageError("Give one or more image files to read digits from.")
   config = inference.saved_config(FLAGS.workdir)
+  if config.task != "digit":
+    raise ConfigError(f"--workdir={FLAGS.workdir} holds a numbers run (config.task="
+                      f"{config.task!r}); read its photos with python -m svhn_jax.read")
   crops = np.stack([images.load_crop(path, color=config.data.color) for path in paths])
   probs = inference.predict_probs(inference.load_run(FLAGS.workdir), crops)
   print("\n".join(lines(paths, probs, FLAGS.json)))

@@ -34,7 +34,7 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   if not restart:
     check_resumable(config, workdir)
   # Read in full once: training takes it from here (`sources.Loaded.take`).
-  loaded = sources.load_checked(config.data)
+  loaded = sources.load_checked(config.data, config.task)
   if not restart:
     check_same_data(workdir, loaded.fingerprint)
   return loaded

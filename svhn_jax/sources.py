@@ -14,7 +14,8 @@ import ml_collections
 
 import numpy as np
 
-from svhn_jax import data, fileio, input_pipeline, svhn_official, synthetic, transforms
+from svhn_jax import (data, fileio, input_pipeline, number_data, svhn_official, synthetic,
+                      transforms)
 from svhn_jax.config import DATA_SOURCES
 from svhn_jax.errors import ConfigError, DataError
 
@@ -38,14 +39,18 @@ def dataset_path(data_cfg: ml_collections.ConfigDict) -> Path:
 
 
 def synthetic_path(data_cfg: ml_collections.ConfigDict) -> Path:
-  """The cached synthetic file of `config.data.synthetic`'s sizes and seed, generated if absent;
-  named by the generator's version, so a changed generator never reuses stale data."""
+  """The cached synthetic file of `config.data.synthetic`'s sizes, seed and generator version,
+  generated if absent; named by all four, so that another version never reuses the file. A
+  config without `version` (written before version 2) means version 1."""
   sizes = data_cfg.synthetic
+  version = sizes.get("version", 1)
   path = fileio.default_cache_dir(data_cfg.cache_dir) / (
-      f"synthetic_v{synthetic.VERSION}_{sizes.train}_{sizes.val}_{sizes.test}_seed{sizes.seed}.h5")
+      f"synthetic_v{version}_{sizes.train}_{sizes.val}_{sizes.test}_seed{sizes.seed}.h5")
   if not path.exists():
-    logging.info("Generating synthetic SVHN-like data into %s", path)
-    synthetic.write(path, train=sizes.train, val=sizes.val, test=sizes.test, seed=sizes.seed)
+    logging.info("Generating synthetic SVHN-like data (generator version %d) into %s", version,
+                 path)
+    synthetic.write(path, train=sizes.train, val=sizes.val, test=sizes.test, seed=sizes.seed,
+                    version=version)
   return path
 
 
@@ -92,22 +97,45 @@ class Loaded:
     return contents
 
 
-def load_checked(data_cfg: ml_collections.ConfigDict) -> Loaded:
+def load_checked(data_cfg: ml_collections.ConfigDict, task: str = "digit") -> Loaded:
   """`load`, fingerprinted: what preflight checks and training then uses, read once."""
-  dataset, path = load(data_cfg)
+  dataset, path = load(data_cfg, task)
   return Loaded(dataset, path, data.fingerprint(dataset))
 
 
-def load(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
+def load(data_cfg: ml_collections.ConfigDict, task: str = "digit") -> tuple[data.Dataset, Path]:
   """The validated splits `config.data` asks for, in `config.data.color`, and where they came
-  from. Raises ConfigError for a colour the source cannot give and DataError for bad files."""
+  from: for `task` 'digit' (config.task) 32x32 digit crops, labels (N,); for 'number' 64x64
+  house-number crops, labels (N, 6) (`load_numbers`). Raises ConfigError for a colour the source
+  cannot give and DataError for bad files."""
+  if task == "number":
+    return load_numbers(data_cfg)
   if data_cfg.source in ("svhn_cropped", "svhn_full"):
     return load_official(data_cfg)
   if data_cfg.color != "grey":
     raise ConfigError(f"config.data.color={data_cfg.color!r}: the {data_cfg.source} data is "
                       "greyscale; colour needs config.data.source=svhn_cropped or svhn_full")
   path = dataset_path(data_cfg)
-  return data.load(path), path
+  dataset = data.load(path)
+  if data_cfg.train_on_val:
+    dataset = pooled(dataset, data_cfg.val_size, data_cfg.split_seed)
+  return dataset, path
+
+
+def pooled(dataset: data.Dataset, val_size: int, split_seed: int) -> data.Dataset:
+  """`dataset` with its training and validation splits pooled and a validation split of
+  `val_size` (at most a fifth) carved again from them by `input_pipeline.carve_validation`,
+  stratified and seeded by `split_seed`: config.data.train_on_val. The study's file holds 60,000
+  validation crops beside 42,000 training ones; this trains on 96,000 and keeps 6,000 for early
+  stopping and model choice. The test split is left alone."""
+  train, val, test = dataset
+  images = np.concatenate([train.images, val.images])
+  labels = np.concatenate([train.labels, val.labels])
+  train_idx, val_idx = input_pipeline.carve_validation(labels, val_size, split_seed)
+  logging.info("Training on the training and validation splits: %d crops, %d held out for "
+               "validation", len(train_idx), len(val_idx))
+  return data.Dataset(data.Split(images[train_idx], labels[train_idx]),
+                      data.Split(images[val_idx], labels[val_idx]), test)
 
 
 def official_file(data_cfg: ml_collections.ConfigDict, name: str) -> Path:
@@ -144,7 +172,9 @@ def load_official(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Pa
   """SVHN's own data as train / validation / test: the train split (plus extra with
   `use_extra`) less `val_size` crops carved by `input_pipeline.carve_validation`, and the test
   split; format 2's crops (svhn_cropped) or digits cut from format 1's photos (svhn_full).
-  Images stay uint8: (N, 32, 32, 3) for colour, (N, 32, 32) grey by luma."""
+  Images stay uint8: (N, 32, 32, 3) for colour, (N, 32, 32) grey by luma. These sources have
+  no validation split of their own, so `train_on_val` changes nothing: they train on all the
+  training (and extra) crops but the carved ones already."""
   parts = [_official_parts(data_cfg, "train")]
   if data_cfg.use_extra:
     parts.append(_official_parts(data_cfg, "extra"))
@@ -157,3 +187,29 @@ def load_official(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Pa
   splits.append(data.Split(_gather([(test_images, test_labels)], None, colour),
                            np.asarray(test_labels)))
   return data.Dataset(*splits), Path(data_cfg.path or fileio.default_cache_dir(data_cfg.cache_dir))
+
+
+def _photos(data_cfg: ml_collections.ConfigDict, split: str) -> Path:
+  """A format-1 split of photos for config.task=number: from the folder `config.data.path`
+  (`<split>.tar.gz` or the extracted `<split>/`); else, for source synthetic, made once into the
+  cache (`number_data.synthetic_folder`), and for svhn_full downloaded (verified)."""
+  if data_cfg.source == "synthetic" and not data_cfg.path:
+    return number_data.synthetic_folder(data_cfg) / f"{split}.tar.gz"
+  return official_file(data_cfg, f"{split}.tar.gz")
+
+
+def load_numbers(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
+  """The house numbers of format-1 photos as train / validation / test (`number_data.load`):
+  uint8 (N, 64, 64) grey or (N, 64, 64, 3) colour crops, int32 (N, 6) labels; and the folder the
+  photos came from. Raises DataError for missing or unusable photo files."""
+  train = [_photos(data_cfg, "train")]
+  if data_cfg.use_extra:
+    train.append(_photos(data_cfg, "extra"))
+  test = _photos(data_cfg, "test")
+  return number_data.load(data_cfg, train, test), test.parent
+
+
+def number_test_at_margin(data_cfg: ml_collections.ConfigDict, margin: float) -> data.Split:
+  """The test photos' house numbers cropped with `margin` per side (`number_data.test_at_margin`);
+  made once, then read from the cache."""
+  return number_data.test_at_margin(data_cfg, _photos(data_cfg, "test"), margin)

@@ -1,7 +1,8 @@
 """The pure functions a run compiles: model input, loss, train step, scanned epoch, logits.
 
-Each is a function of arrays and static structure only (the model's graph definition and the
-optimizer), so `trainer.Trainer` can jit, donate, shard and vmap them without copies. The hot
+Each is a function of arrays and static structure only (the model's graph definition, the
+optimizer, the recipe's options and the task, `svhn_jax.tasks`, which gives the step its inputs,
+loss and counts), so `trainer.Trainer` can jit, donate, shard and vmap them without copies. The hot
 loop stays functional: `nnx.merge` inside the trace, never `nnx.jit`, which re-walks the object
 graph on every call.
 """
@@ -17,6 +18,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from svhn_jax import augment, recipes, tasks
 from svhn_jax.data import Split
 
 # Pixel value -> model input, computed by numpy as the study scaled on the host: XLA rewrites a
@@ -25,11 +27,38 @@ _UINT8_SCALE = np.arange(256, dtype=np.float32) / np.float32(255)
 
 
 class TrainState(NamedTuple):
-  """Everything a train step updates: weights (params, BatchNorm statistics) and Adam's state."""
+  """Everything a train step updates: weights (params, BatchNorm statistics), the optimizer's
+  state and, with `StepOptions.ema_decay`, the moving average of the params (else None)."""
 
   params: Any
   batch_stats: Any
   opt_state: Any
+  ema: Any = None
+
+
+class StepOptions(NamedTuple):
+  """The static parts of a recipe the step applies (hashable, compiled in): label smoothing,
+  the EMA's decay (0: none) and the augmentation, as `augment.augment`'s keyword arguments
+  (empty: none). The defaults are the study's step."""
+
+  label_smoothing: float = 0.0
+  ema_decay: float = 0.0
+  augment: tuple[tuple[str, Any], ...] = ()
+
+  @classmethod
+  def from_config(cls, train_cfg) -> "StepOptions":
+    a = train_cfg.augment
+    stages = {"translate": a.translate, "cutout": a.cutout, "rand_augment_ops": a.num_ops}
+    kwargs = ()
+    if any(stages.values()):
+      kwargs = (*stages.items(), ("rand_augment_magnitude", float(a.magnitude)),
+                ("ops", tuple(a.ops)))
+    return cls(float(train_cfg.label_smoothing), float(train_cfg.ema_decay), kwargs)
+
+
+def eval_params(state: TrainState):
+  """The parameters to evaluate: the moving average where the recipe keeps one."""
+  return state.params if state.ema is None else state.ema
 
 
 class Totals(NamedTuple):
@@ -49,15 +78,19 @@ class Totals(NamedTuple):
 
 
 def make_optimizer(learning_rate: float, eps: float) -> optax.GradientTransformation:
-  """Adam with the rate as a hyperparameter in its state (`optax.inject_hyperparams`), so the
-  plateau controller can change it between epochs without recompiling the step."""
+  """The study's Adam with the rate as a hyperparameter in its state
+  (`optax.inject_hyperparams`), so the plateau controller can change it between epochs without
+  recompiling the step. `recipes.optimizer` builds every configured one."""
   return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, eps=eps)
 
 
-def init_state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[Any, TrainState]:
-  """(graphdef, state) of a freshly built model and its optimizer."""
+def init_state(model: nnx.Module, tx: optax.GradientTransformation, *, ema: bool = False
+               ) -> tuple[Any, TrainState]:
+  """(graphdef, state) of a freshly built model and its optimizer; with `ema`, the average
+  starts at the initial params."""
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  return graphdef, TrainState(params, batch_stats, tx.init(params))
+  average = jax.tree.map(jnp.copy, params) if ema else None
+  return graphdef, TrainState(params, batch_stats, tx.init(params), average)
 
 
 def with_learning_rate(state: TrainState, lr) -> TrainState:
@@ -77,60 +110,74 @@ def model_input(images: jax.Array) -> jax.Array:
   return images[..., None] if images.ndim == 3 else images
 
 
-def loss_and_logits(graphdef, params, batch_stats, images, labels, *, train: bool, key=None):
-  """Mean cross-entropy, the logits and the BatchNorm statistics after this forward pass."""
+def loss_and_logits(graphdef, params, batch_stats, images, labels, *, train: bool, key=None,
+                    label_smoothing: float = 0.0, task: tasks.Task = tasks.DIGIT):
+  """The task's mean loss (for digits the cross-entropy, targets smoothed by
+  `label_smoothing`), the logits and the BatchNorm statistics after this forward pass."""
   # copy=True: BatchNorm writes its statistics into the Variables, which must belong to this
   # trace rather than to the caller's, or jax.grad sees a leaked tracer.
   model = nnx.merge(graphdef, params, batch_stats, copy=True)
   rngs = nnx.Rngs(dropout=key) if train else None
   logits = model(model_input(images), train=train, rngs=rngs)
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  loss = task.loss(logits, labels, label_smoothing)
   return loss, (logits, nnx.state(model, nnx.BatchStat))
 
 
-def train_step(graphdef, tx: optax.GradientTransformation, state: TrainState, totals: Totals,
-               data: Split, batches: jax.Array, i: jax.Array, key: jax.Array
-               ) -> tuple[TrainState, Totals]:
+# Augmentation keys come from the step's key folded with this first, apart from dropout's;
+# the task's input keys (a numbers run's random crops) with the other.
+_AUGMENT_STREAM = 0x7FFFFFFF
+_INPUT_STREAM = 0x7FFFFFFE
+
+
+def train_step(graphdef, tx: optax.GradientTransformation, options: StepOptions,
+               state: TrainState, totals: Totals, data: Split, batches: jax.Array, i: jax.Array,
+               key: jax.Array, *, task: tasks.Task = tasks.DIGIT) -> tuple[TrainState, Totals]:
   """One optimizer step on batch `i` of `batches` ((steps, B) rows of sample indices into
-  `data`), gathered on the device; dropout keyed by `key` folded with `i`."""
+  `data`), gathered, made into the task's training input (`task.train_images`) and augmented on
+  the device; dropout keyed by `key` folded with `i`, the task's input by `key` folded with
+  `_INPUT_STREAM` and `i`, augmentation by `key` folded with `_AUGMENT_STREAM` and `i`. The
+  totals count the task's correct answers (`task.correct`)."""
   idx = jax.lax.dynamic_index_in_dim(batches, i, keepdims=False)
   x, y = data.images[idx], data.labels[idx]
+  x = task.train_images(x, jax.random.fold_in(jax.random.fold_in(key, _INPUT_STREAM), i))
+  if options.augment:
+    augment_key = jax.random.fold_in(jax.random.fold_in(key, _AUGMENT_STREAM), i)
+    x = augment.augment(model_input(x), augment_key, **dict(options.augment))
   grad_fn = jax.value_and_grad(
-      functools.partial(loss_and_logits, graphdef, train=True, key=jax.random.fold_in(key, i)),
+      functools.partial(loss_and_logits, graphdef, train=True, key=jax.random.fold_in(key, i),
+                        label_smoothing=options.label_smoothing, task=task),
       has_aux=True,
   )
   (loss, (logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, x, y)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  ema = state.ema
+  if options.ema_decay:
+    ema = recipes.ema_update(ema, params, options.ema_decay, recipes.step_count(state.opt_state))
   n = y.shape[0]
   loss_sum = totals.loss + loss * n
   totals = Totals(
       loss=loss_sum,
-      correct=totals.correct + jnp.sum(jnp.argmax(logits, -1) == y),
+      correct=totals.correct + task.correct(logits, y),
       count=totals.count + n,
       # Losses are never negative, so once the sum is NaN or infinite it stays so: this counts
       # the steps before the first bad one.
       finite_steps=totals.finite_steps + jnp.isfinite(loss_sum),
   )
-  return TrainState(params, batch_stats, opt_state), totals
+  return TrainState(params, batch_stats, opt_state, ema), totals
 
 
-def scan_epoch(graphdef, tx: optax.GradientTransformation, state: TrainState, totals: Totals,
-               data: Split, batches: jax.Array, key: jax.Array) -> tuple[TrainState, Totals]:
+def scan_epoch(graphdef, tx: optax.GradientTransformation, options: StepOptions,
+               state: TrainState, totals: Totals, data: Split, batches: jax.Array,
+               key: jax.Array, *, task: tasks.Task = tasks.DIGIT) -> tuple[TrainState, Totals]:
   """`train_step` over every row of `batches` in one `lax.scan`: the same steps, one dispatch."""
   def body(carry, i):
-    return train_step(graphdef, tx, *carry, data, batches, i, key), None
+    return train_step(graphdef, tx, options, *carry, data, batches, i, key, task=task), None
 
   (state, totals), _ = jax.lax.scan(body, (state, totals), jnp.arange(batches.shape[0]))
   return state, totals
 
 
 def logits(graphdef, params, batch_stats, images: jax.Array) -> jax.Array:
-  """Inference-mode logits (N, classes) of `images` (see `model_input`)."""
+  """Inference-mode logits (N, outputs) of `images` (see `model_input`)."""
   return nnx.merge(graphdef, params, batch_stats)(model_input(images), train=False)
-
-
-def metrics(logits_: jax.Array, labels: jax.Array) -> dict:
-  """Mean cross-entropy 'loss' and 'accuracy' of logits (N, classes) against int labels (N,)."""
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits_, labels).mean()
-  return {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits_, -1) == labels)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -25,8 +26,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from svhn_jax import (callbacks, checkpoint, cli, data, evaluate, fileio, inference, input_pipeline,
-                      interrupts, models, parallel, plots, runlock, sources, steps)
+from svhn_jax import (callbacks, checkpoint, cli, data, fileio, inference, input_pipeline,
+                      interrupts, models, parallel, plots, recipes, runlock, sources, steps,
+                      tasks)
 from svhn_jax import config as config_lib
 from svhn_jax.errors import Interrupted, TrainingDiverged
 from svhn_jax.trainer import DIVERGED_ADVICE, Trainer
@@ -99,19 +101,24 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
     # Before the data is read or anything written: the device count is known only now.
     parallel.check_batch_size(config.train.batch_size, mesh)
     logging.info("JAX: %s", parallel.describe(mesh))
-    dataset, path, fingerprint = (loaded or sources.load_checked(config.data)).take()
+    task = tasks.from_config(config)
+    dataset, path, fingerprint = (loaded or sources.load_checked(config.data, config.task)).take()
     (train, val, test), mask = input_pipeline.prepare(dataset, config.data.preprocess)
     del dataset
+    # Validation and test hold the task's evaluation input (a numbers run's centre crops).
+    val, test = (data.Split(task.eval_images(s.images), s.labels) for s in (val, test))
     train, val, test = (input_pipeline.to_device(s, mesh) for s in (train, val, test))
     channels = 1 if train.images.ndim == 3 else train.images.shape[-1]
 
     name = config.model.name
-    seed_models = [models.create_model(name, seed=s, channels=channels, impl=config.model.impl)
+    dtype = jnp.dtype(config.train.compute_dtype)
+    seed_models = [task.build_model(config.model, seed=s, channels=channels, dtype=dtype)
                    for s in seeds]
     summary = models.summary(seed_models[0], name)
     logging.info("Model:\n%s", summary)
-    tx = steps.make_optimizer(config.train.learning_rate, config.train.adam_eps)
-    inits = [steps.init_state(model, tx) for model in seed_models]
+    steps_per_epoch = math.ceil(train.labels.shape[0] / config.train.batch_size)
+    tx = recipes.optimizer(config.train, steps_per_epoch)
+    inits = [steps.init_state(model, tx, ema=config.train.ema_decay > 0) for model in seed_models]
     graphdef = inits[0][0]
     runs, states = [], []
     for run_config, workdir, (_, state) in zip(configs, workdirs, inits):
@@ -128,12 +135,22 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
     trainer = Trainer(graphdef, tx, batch_size=config.train.batch_size,
                       eval_batch_size=inference.inference_chunk(config.train.eval_batch_size, name),
                       mesh=mesh, scan=use_scan(config.train.scan_epoch, name),
-                      num_seeds=len(seeds) if seed_axis else None)
+                      num_seeds=len(seeds) if seed_axis else None,
+                      options=steps.StepOptions.from_config(config.train), task=task)
     if check_memory is not None:
       check_memory(trainer.planned_step_bytes(state, train, keys))
-    state = fit(trainer, state, train, val, keys, runs)
-    return [_evaluate(run, _final(state, i, seed_axis), graphdef, test, mesh)
+    state = fit(trainer, state, train, validation_slice(val, config.train.val_examples), keys,
+                runs)
+    return [_evaluate(run, _final(state, i, seed_axis), graphdef, test, mesh, task)
             for i, run in enumerate(runs)]
+
+
+def validation_slice(val: data.Split, examples: int) -> data.Split:
+  """The first `examples` crops of the validation split (all of them for 0), for epochs that
+  validate on a fixed part of a large split (`config.train.val_examples`)."""
+  if not examples or examples >= val.labels.shape[0]:
+    return val
+  return data.Split(val.images[:examples], val.labels[:examples])
 
 
 def _write_run_files(run: TrainingRun, summary: str, mask, path: Path, fingerprint: str) -> None:
@@ -191,18 +208,24 @@ def fit(trainer: Trainer, state: steps.TrainState, train: data.Split, val: data.
                epoch + 1, train.labels.shape[0], steps_per_epoch)
   while any(run.active for run in runs) and not interrupts.requested():
     start = time.perf_counter()
-    rates = [run.progress.plateau.lr for run in runs]
-    state = steps.with_learning_rate(state, rates if seeded else rates[0])
+    scheduled = recipes.scheduled(runs[0].config.train)
+    if not scheduled:
+      # The plateau controller's rate, set between epochs; a schedule sets its own every step.
+      rates = [run.progress.plateau.lr for run in runs]
+      state = steps.with_learning_rate(state, rates if seeded else rates[0])
     with cli.progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{epochs}") as bar:
       state, train_metrics = trainer.train_epoch(state, train, keys, epoch, bar.update,
                                                  active=[run.active for run in runs])
     val_metrics = trainer.evaluate(state, val)
     seconds = time.perf_counter() - start
+    last_rates = np.atleast_1d(np.asarray(jax.device_get(recipes.learning_rate(state.opt_state)),
+                                          np.float64))
     for i, run in enumerate(runs):
       if run.active:
+        rate = float(last_rates[i]) if scheduled else run.progress.plateau.lr
         _record_epoch(run, _final(state, i, seeded), epoch,
                       {**train_metrics[i], **{f"val_{k}": v for k, v in val_metrics[i].items()}},
-                      seconds, label=f"seed {run.config.seed}: " if seeded else "")
+                      seconds, label=f"seed {run.config.seed}: " if seeded else "", lr=rate)
     epoch += 1
   for run in runs:
     if run.ckpts is not None:
@@ -212,17 +235,25 @@ def fit(trainer: Trainer, state: steps.TrainState, train: data.Split, val: data.
   return state
 
 
-def _record_epoch(run: TrainingRun, state: steps.TrainState, epoch: int, metrics: dict, seconds: float,
-                  label: str) -> None:
+def _record_epoch(run: TrainingRun, state: steps.TrainState, epoch: int, metrics: dict,
+                  seconds: float, label: str, lr: float) -> None:
   tc = run.config.train
   if not math.isfinite(metrics["val_loss"]):
     raise TrainingDiverged(f"{label}the validation loss became {metrics['val_loss']} after epoch "
                            f"{epoch + 1}: the weights are no longer finite. {DIVERGED_ADVICE}")
-  row = {"epoch": epoch + 1, **metrics, "lr": run.progress.plateau.lr, "seconds": seconds}
-  es = callbacks.early_stopping_update(
-      run.progress.early_stopping, row["val_accuracy"], epoch,
-      patience=tc.early_stopping.patience, min_delta=tc.early_stopping.min_delta)
-  plateau = callbacks.plateau_update(run.progress.plateau, row["val_loss"], **tc.plateau)
+  row = {"epoch": epoch + 1, **metrics, "lr": lr, "seconds": seconds}
+  es = run.progress.early_stopping
+  if tc.early_stopping.enabled:
+    es = callbacks.early_stopping_update(
+        es, row["val_accuracy"], epoch,
+        patience=tc.early_stopping.patience, min_delta=tc.early_stopping.min_delta)
+  else:
+    # Without early stopping the run keeps its last epoch, as Keras's fit does: each epoch is
+    # the one to evaluate, whatever its validation accuracy.
+    es = callbacks.EarlyStopping(best=row["val_accuracy"], best_epoch=epoch)
+  plateau = run.progress.plateau
+  if not recipes.scheduled(tc):
+    plateau = callbacks.plateau_update(plateau, row["val_loss"], **tc.plateau)
   run.progress = checkpoint.Progress(epoch + 1, es, plateau, run.progress.history + [row])
   logging.info(
       "%sepoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  lr %.2e  %.1fs",
@@ -271,23 +302,24 @@ def _best_weights(run: TrainingRun, final: steps.TrainState) -> dict:
 
 
 def _evaluate(run: TrainingRun, final: steps.TrainState, graphdef, test: data.Split,
-              mesh: jax.sharding.Mesh) -> dict:
-  """Scores the run's best weights on the test split; writes test_metrics.json and figures."""
-  weights = _best_weights(run, final)
+              mesh: jax.sharding.Mesh, task: tasks.Task) -> dict:
+  """Scores the run's best weights on the test split as the task does (`task.test_report`);
+  writes test_metrics.json, the training curves and the task's figures."""
+  weights = checkpoint.evaluated(_best_weights(run, final))
   chunk = parallel.rounded_to_devices(
       inference.inference_chunk(run.config.train.eval_batch_size, run.config.model.name), mesh)
-  logits = inference.predict_logits(graphdef, weights["params"], weights["batch_stats"],
-                                    test.images, batch_size=chunk, mesh=mesh)
-  report = evaluate.scores(np.asarray(logits), np.asarray(test.labels))
+  predict = functools.partial(inference.predict_logits, graphdef, weights["params"],
+                              weights["batch_stats"], batch_size=chunk, mesh=mesh,
+                              tta=run.config.train.tta)
+  report, logits = task.test_report(predict, test, run.config.data)
   report["best_epoch"] = run.progress.early_stopping.best_epoch + 1
   report["epochs_run"] = run.progress.epoch
   logging.info("Test accuracy %.4f (best epoch %d)\n%s", report["accuracy"],
-               report["best_epoch"], evaluate.report_text(report))
+               report["best_epoch"], task.report_text(report))
   if parallel.is_primary():
     fileio.write_json(run.workdir / "test_metrics.json", report)
     plots.training_curves(run.progress.history, run.workdir / "figures" / "curves.png")
-    plots.confusion_matrix(np.asarray(report["confusion_matrix"]),
-                           run.workdir / "figures" / "confusion_matrix.png")
+    task.write_figures(run.workdir / "figures", report, logits, test)
   return report
 
 

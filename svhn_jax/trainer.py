@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import optax
 
-from svhn_jax import inference, input_pipeline, parallel, steps, xla_flags
+from svhn_jax import inference, input_pipeline, parallel, steps, tasks, xla_flags
 from svhn_jax.data import Split
 from svhn_jax.errors import TrainingDiverged
 
@@ -26,7 +26,8 @@ DIVERGED_ADVICE = ("That epoch was not saved: the workdir keeps the last good ep
 
 
 class Trainer:
-  """Compiled steps for one model and optimizer, data-parallel over `mesh`.
+  """Compiled steps for one model, optimizer and task (`svhn_jax.tasks`: its training inputs,
+  loss, counts and validation metrics), data-parallel over `mesh`.
 
   The dataset and state must be replicated on the mesh (`parallel.replicate`). `num_seeds`:
   None for one run, or the size of the state's leading seed axis.
@@ -34,7 +35,8 @@ class Trainer:
 
   def __init__(self, graphdef, tx: optax.GradientTransformation, *, batch_size: int,
                eval_batch_size: int, mesh: jax.sharding.Mesh, scan: bool = False,
-               num_seeds: int | None = None):
+               num_seeds: int | None = None, options: steps.StepOptions = steps.StepOptions(),
+               task: tasks.Task = tasks.DIGIT):
     self.graphdef = graphdef
     self.batch_size = batch_size
     self.mesh = mesh
@@ -44,8 +46,8 @@ class Trainer:
       # Seeds share each chunk's memory, so a chunk holds as many activations as one run's.
       eval_batch_size = max(1, eval_batch_size // num_seeds)
     self.eval_batch_size = parallel.rounded_to_devices(eval_batch_size, mesh)
-    step = functools.partial(steps.train_step, graphdef, tx)
-    epoch = functools.partial(steps.scan_epoch, graphdef, tx)
+    step = functools.partial(steps.train_step, graphdef, tx, options, task=task)
+    epoch = functools.partial(steps.scan_epoch, graphdef, tx, options, task=task)
     if num_seeds:
       # (state, totals, data, batches, i, key): the data is shared, the step index too.
       step = jax.vmap(step, in_axes=(0, 0, None, 0, None, 0))
@@ -57,7 +59,7 @@ class Trainer:
     self._step = jit(step)
     self._epoch = jit(epoch) if scan else None
     self._compiled_full_step = None
-    metrics = jax.vmap(steps.metrics, in_axes=(0, None)) if num_seeds else steps.metrics
+    metrics = jax.vmap(task.metrics, in_axes=(0, None)) if num_seeds else task.metrics
     self._metrics = jax.jit(metrics)
 
   def _keys(self, keys: jax.Array, fn: Callable) -> jax.Array:
@@ -124,12 +126,15 @@ class Trainer:
                    for loss, correct, count in zip(totals.loss, totals.correct, totals.count)]
 
   def logits(self, state: steps.TrainState, images: jax.Array) -> jax.Array:
-    return inference.predict_logits(self.graphdef, state.params, state.batch_stats, images,
+    """Inference-mode logits of `images` under the weights evaluated (`steps.eval_params`)."""
+    return inference.predict_logits(self.graphdef, steps.eval_params(state), state.batch_stats,
+                                    images,
                                     batch_size=self.eval_batch_size, mesh=self.mesh,
                                     seed_axis=bool(self.num_seeds))
 
   def evaluate(self, state: steps.TrainState, split: Split) -> list[dict]:
-    """Each run's (or seed's) {'loss', 'accuracy'} on `split`."""
+    """Each run's (or seed's) {'loss', 'accuracy'} on `split`, as the task measures them
+    (for numbers, 'accuracy' is sequence accuracy)."""
     logits = self.logits(state, split.images)
     values = jax.tree.map(np.atleast_1d, jax.device_get(self._metrics(logits, split.labels)))
     return [{k: float(v[i]) for k, v in values.items()} for i in range(len(values["loss"]))]

@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -120,3 +122,24 @@ def without_jax_backend() -> dict:
   """The environment, with JAX given a platform that does not exist: a process that starts a JAX
   backend fails, so one that ends with its own error line never started JAX."""
   return {**os.environ, "JAX_PLATFORMS": "no_such_platform"}
+
+
+def start_paused(command: list[str], pause_at: str, log: Path) -> subprocess.Popen:
+  """`command` (a tests.pausing_main run, from the repository root) started and now waiting at
+  `pause_at` (see tests/pausing_main.py), its stderr in `log`. Raises AssertionError, with the
+  log's tail, if it ends without pausing; the caller kills it when done (it may be running)."""
+  with open(log, "w") as stderr:
+    proc = subprocess.Popen(command, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=stderr,
+                            env={**os.environ, "SVHN_JAX_PAUSE_AT": pause_at})
+  deadline = time.monotonic() + 300
+  while time.monotonic() < deadline:
+    if select.select([proc.stdout], [], [], 1.0)[0]:
+      line = proc.stdout.readline()
+      if line.strip() == "PAUSED":
+        return proc
+      if not line:
+        break
+  proc.kill()
+  proc.wait()
+  proc.stdout.close()
+  raise AssertionError(f"the run never reached {pause_at}:\n{log.read_text()[-3000:]}")

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import ann1
+from configs import ann1, numbers
 from support import good_arrays, run_cli, with_changes, write_h5
 from svhn_jax import checkpoint, models, steps
 from svhn_jax import config as config_lib
 
 MODULES = {"main": "svhn_jax.main", "data": "svhn_jax.data", "predict": "svhn_jax.predict",
-           "compare": "experiments.compare_models"}
+           "compare": "experiments.compare_models", "read": "svhn_jax.read"}
 
 
 def train_args(tmp: Path, h5: Path | str, *extra: str) -> list[str]:
@@ -80,6 +80,20 @@ def run_workdir(tmp: Path) -> Path:
   (workdir / "checkpoints").mkdir(parents=True)
   (workdir / "config.json").write_text(json.dumps(config_lib.to_dict(ann1.get_config())))
   return workdir
+
+
+def numbers_workdir(tmp: Path) -> Path:
+  """What read checks of a numbers run's workdir before it reads any weights."""
+  workdir = tmp / "run"
+  (workdir / "checkpoints").mkdir(parents=True)
+  (workdir / "config.json").write_text(json.dumps(config_lib.to_dict(numbers.get_config())))
+  return workdir
+
+
+def photo(tmp: Path) -> Path:
+  """A 40x30 colour photo."""
+  Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(tmp / "photo.png")
+  return tmp / "photo.png"
 
 
 def text_file(tmp: Path) -> Path:
@@ -146,7 +160,7 @@ CASES = {
     "unknown_field": Case(
         "main", lambda t: train_args(t, tiny(t), "--config.train.lr=0.1"),
         r"--config\.train\.lr: config\.train has no field 'lr'; its fields are adam_eps, "
-        r"batch_size"),
+        r"augment, batch_size"),
     "unknown_section": Case("main", lambda t: train_args(t, tiny(t), "--config.trian.epochs=3"),
                             r"--config\.trian\.epochs: config has no field 'trian'"),
     "missing_config_file": Case("main", lambda t: ["--config=configs/nope.py"],
@@ -161,8 +175,8 @@ CASES = {
         r"^error: config\.train\.scan_epoch='sometimes': expected auto, true or false$"),
     "unknown_model_in_a_list": Case(
         "compare", lambda t: ["--config.models=ann1,cnn9", f"--results_dir={t}"],
-        r"^error: config\.models=ann1,cnn9: unknown \['cnn9'\]; expected distinct names from "
-        r"ann1, ann2, cnn1, cnn2$"),
+        r"^error: config\.models=ann1,cnn9: no run config configs/cnn9\.py; expected names from "
+        r"ann1, ann2, cnn1, cnn2, demo.*$"),
     "workdir_of_another_model": Case(
         "main", lambda t: [*train_args(t, tiny(t)), f"--workdir={other_models_workdir(t)}"],
         r"run/checkpoints holds checkpoints of model 'ann2', but config\.model\.name is 'ann1'"),
@@ -205,6 +219,29 @@ CASES = {
                               str(cut_png(t).with_name("whole.png"))],
         r"^error: .*run/checkpoints/latest/3 was written by an older svhn_jax \(one 'state' "
         r"item\)"),
+    # Reading whole numbers.
+    "read_box_not_four_numbers": Case(
+        "read", lambda t: [f"--workdir={numbers_workdir(t)}", "--box=1,2,3", str(photo(t))],
+        r"^error: --box='1,2,3': expected left,top,width,height in pixels, four numbers"),
+    "read_box_of_zero_width": Case(
+        "read", lambda t: [f"--workdir={numbers_workdir(t)}", "--box=1,2,0,5", str(photo(t))],
+        r"^error: --box='1,2,0,5': expected .* with a width and height above 0"),
+    "read_box_outside_the_photo": Case(
+        "read", lambda t: [f"--workdir={numbers_workdir(t)}", "--box=50,2,10,5", str(photo(t))],
+        r"^error: --box=50,2,10,5 lies outside .*photo\.png \(40x30 pixels\)"),
+    "read_digit_run": Case(
+        "read", lambda t: [f"--workdir={run_workdir(t)}", str(photo(t))],
+        r"^error: --workdir=.* holds a run of config\.task='digit'; reading whole numbers needs"),
+    "read_missing_photo": Case(
+        "read", lambda t: [f"--workdir={numbers_workdir(t)}", str(t / "nope.png")],
+        r"^error: .*nope\.png: no such file"),
+    "predict_numbers_run": Case(
+        "predict", lambda t: [f"--workdir={numbers_workdir(t)}", str(photo(t))],
+        r"^error: --workdir=.* holds a numbers run .*python -m svhn_jax\.read$"),
+    "main_number_task_with_a_digit_model": Case(
+        "main", lambda t: ["--config=configs/numbers.py", f"--workdir={t / 'run'}",
+                           "--config.model.name=cnn2"],
+        r"^error: config\.task='number': expected config\.model\.name=multidigit"),
 }
 # Worded worse by the redesign, reported rather than matched: the error names neither model.
 VERBOSE = {

@@ -5,6 +5,7 @@ import math
 import subprocess
 import sys
 
+import ml_collections
 import pytest
 
 from configs import default, demo, mask_ablation, study
@@ -34,6 +35,24 @@ OUT_OF_RANGE = {
     "train.plateau.min_lr": (-0.5, "a number of at least 0"),
     "train.plateau.cooldown": (-1, "a whole number of at least 0"),
     "mesh.devices": (0, "-1 (every device) or a number of devices of at least 1"),
+    "model.depth": (4, "a whole number of at least 10"),
+    "model.width": (0, "a whole number of at least 1"),
+    "model.dropout": (1.0, "a number of at least 0 below 1"),
+    "data.synthetic.version": (3, "a whole number of at least 1 at most 2"),
+    "train.momentum": (1.0, "a number of at least 0 below 1"),
+    "train.weight_decay": (-0.1, "a number of at least 0"),
+    "train.warmup_epochs": (-1.0, "a number of at least 0"),
+    "train.label_smoothing": (1.0, "a number of at least 0 below 1"),
+    "train.ema_decay": (1.0, "a number of at least 0 below 1"),
+    "train.val_examples": (-1, "a whole number of at least 0"),
+    "train.tta": (9, "a whole number of at least 0 at most 8"),
+    "train.augment.translate": (17, "a whole number of at least 0 at most 16"),
+    "train.augment.cutout": (33, "a whole number of at least 0 at most 32"),
+    "train.augment.num_ops": (11, "a whole number of at least 0 at most 10"),
+    "train.augment.magnitude": (10.5, "a number of at least 0 at most 10"),
+    "data.numbers.margin_low": (-0.1, "a number of at least 0"),
+    "data.numbers.margin_high": (-0.1, "a number of at least 0"),
+    "data.numbers.eval_margin": (-0.1, "a number of at least 0"),
 }
 
 
@@ -44,8 +63,9 @@ def run_config(**fields):
 
 
 def test_the_defaults_and_every_shipped_config_are_valid():
-  for module in (default, demo):
-    config_lib.validate(module.get_config())
+  import importlib
+  for name in study.run_config_names() + ["default"]:
+    config_lib.validate(importlib.import_module(f"configs.{name}").get_config())
   for module in (study, mask_ablation):
     config_lib.validate(module.get_config(), config_lib.STUDY_SCHEMA)
 
@@ -75,7 +95,13 @@ def test_the_edges_of_each_range_are_allowed():
     ("train.learning_rate", math.nan, "expected a finite number above 0"),
     ("train.learning_rate", math.inf, "expected a finite number above 0"),
     ("checkpoint.enabled", "yes", "expected True or False"),
-    ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2"),
+    ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, multidigit"),
+    ("task", "sentence", "expected one of digit, number"),
+    ("model.size", "huge", "expected one of small, paper"),
+    ("data.numbers.jitter", "yes", "expected True or False"),
+    ("train.optimizer", "lamb", "expected one of adam, adamw, sgd"),
+    ("train.schedule", "step", "expected one of plateau, cosine, onecycle"),
+    ("train.compute_dtype", "float16", "expected one of float32, bfloat16"),
     ("model.impl", "cuda", "expected one of auto, fast, flax"),
     ("data.preprocess", "masks", "expected one of raw, mask"),
     ("data.source", "mnist", "expected one of svhn, synthetic, svhn_cropped, svhn_full"),
@@ -149,19 +175,26 @@ def test_model_lists_on_the_command_line(text):
 
 
 @pytest.mark.parametrize("models, expected", [
-    (["ann1", "cnn9"], "config.models=ann1,cnn9: unknown ['cnn9']; expected distinct names "
-                       "from ann1, ann2, cnn1, cnn2"),
-    (["ann1", "ann1"], "config.models=ann1,ann1: a name twice; expected distinct names from "
-                       "ann1, ann2, cnn1, cnn2"),
-    ([], "config.models=: expected a comma-separated list of ann1, ann2, cnn1, cnn2"),
-    ("ann1", "config.models='ann1': expected a comma-separated list of ann1, ann2, cnn1, cnn2"),
+    (["ann1", "cnn9"], "config.models=ann1,cnn9: no run config configs/cnn9.py; expected names "
+                       "from ann1, ann2, cnn1, cnn2, demo, "),
+    (["ann1", "ann1"], "config.models=ann1,ann1: a name twice; expected distinct names"),
+    ([], "config.models=: expected a comma-separated list of names"),
+    ("ann1", "config.models='ann1': expected a comma-separated list of names"),
 ])
 def test_a_bad_model_list_is_refused(models, expected):
   tree = study.get_config().to_dict()
   tree["models"] = models
   with pytest.raises(ConfigError) as e:
-    config_lib.validate(tree, config_lib.STUDY_SCHEMA)
-  assert str(e.value) == expected
+    study.model_names(ml_collections.ConfigDict(tree))
+  assert str(e.value).startswith(expected)
+
+
+def test_any_run_config_can_be_compared():
+  config = study.get_config()
+  config.models = ["cnn2", "demo"]
+  assert study.model_names(config) == ["cnn2", "demo"]
+  assert {"ann1", "ann2", "cnn1", "cnn2", "demo"} <= set(study.run_config_names())
+  assert not {"default", "study", "mask_ablation"} & set(study.run_config_names())
 
 
 def test_a_model_list_in_a_saved_config_is_read():
@@ -235,3 +268,39 @@ def test_a_field_without_a_default_that_the_saved_config_lacks_is_no_conflict():
   saved, new = saved_and_new(**{"train.adam_eps": 1e-8})
   del saved["train"]["adam_eps"]
   assert config_lib.resume_conflicts(saved, new) == []
+
+
+def numbers_config(**fields):
+  from configs import numbers
+  config = numbers.get_config()
+  config.update_from_flattened_dict(fields)
+  return config
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({"model.name": "cnn2"}, "config.task='number': expected config.model.name=multidigit"),
+    ({"data.source": "svhn_cropped"}, "config.data.source='svhn_cropped': whole house numbers "
+                                      "come from photos; expected one of synthetic, svhn_full"),
+    ({"data.preprocess": "mask"}, "config.data.preprocess='mask': the mask is made for 32x32"),
+    ({"train.tta": 2}, "config.train.tta=2: test-time shifts average one softmax"),
+    ({"data.numbers.margin_low": 0.5, "data.numbers.margin_high": 0.2},
+     "config.data.numbers.margin_low=0.5: expected at most config.data.numbers.margin_high=0.2"),
+    ({"data.use_extra": True}, "config.data.use_extra=True: the synthetic photos have train and "
+                               "test splits only"),
+    ({"task": "digit"}, "config.model.name='multidigit' reads whole house numbers: it needs "
+                        "config.task=number"),
+])
+def test_the_number_tasks_rules_are_one_line(fields, expected):
+  config_lib.validate(numbers_config())
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate(numbers_config(**fields))
+  assert str(e.value).startswith(expected)
+
+
+def test_a_config_json_without_a_task_trains_digits():
+  saved = default.get_config().to_dict()
+  del saved["task"], saved["model"]["size"], saved["data"]["numbers"]
+  config = config_lib.from_dict(saved)
+  assert config.task == "digit" and config.model.size == "small"
+  assert config.data.numbers.margin_high == 1.0 and config.data.numbers.jitter is True
+  assert config_lib.resume_conflicts(saved, default.get_config().to_dict()) == []

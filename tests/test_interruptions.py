@@ -10,19 +10,16 @@ in-process installs Python's handler for itself, and tests/pausing_main.py does 
 
 from __future__ import annotations
 
-import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-from support import ROOT, metrics_rows, read_json, tiny_config, tiny_dataset
+from support import ROOT, metrics_rows, read_json, start_paused, tiny_config, tiny_dataset
 from svhn_jax import checkpoint, data, interrupts, models, steps, train
 from svhn_jax.errors import Interrupted
 
@@ -105,20 +102,9 @@ def paused_runs():
   procs = []
 
   def start(h5: Path, workdir: Path, pause_at: str, log: Path) -> subprocess.Popen:
-    with open(log, "w") as stderr:
-      proc = subprocess.Popen(command("tests.pausing_main", h5, workdir), cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE, stderr=stderr,
-                              env={**os.environ, "SVHN_JAX_PAUSE_AT": pause_at})
+    proc = start_paused(command("tests.pausing_main", h5, workdir), pause_at, log)
     procs.append(proc)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-      if select.select([proc.stdout], [], [], 1.0)[0]:
-        line = proc.stdout.readline()
-        if line.strip() == "PAUSED":
-          return proc
-        if not line:
-          break
-    pytest.fail(f"the run never reached {pause_at}:\n{log.read_text()[-3000:]}")
+    return proc
 
   yield start
   for proc in procs:

@@ -1,5 +1,5 @@
-"""The four models against the Keras study: the registry, parameter counts, init, train/eval
-behaviour, the summary."""
+"""The four models against the Keras study, and the Wide ResNets against Zagoruyko & Komodakis
+2016: the registry, parameter counts, init, train/eval behaviour, compute dtype, the summary."""
 
 import math
 
@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from configs import default as default_config
 from svhn_jax import config as config_lib
-from svhn_jax import models
+from svhn_jax import models, steps
 from svhn_jax.errors import ConfigError
 
-NAMES = tuple(models.REGISTRY)
+# The Keras study's models; the Wide ResNet has its own tests below.
+NAMES = ("ann1", "ann2", "cnn1", "cnn2")
 WITH_BATCHNORM = ("ann2", "cnn2")
 WITH_DROPOUT = ("ann2", "cnn2")
 
@@ -41,7 +43,8 @@ def batch_stats(model: nnx.Module) -> list[np.ndarray]:
 def test_the_registry_holds_the_models_the_config_names():
   assert tuple(models.REGISTRY) == config_lib.MODEL_NAMES
   assert {name: spec.convolutional for name, spec in models.REGISTRY.items()} == {
-      "ann1": False, "ann2": False, "cnn1": True, "cnn2": True}
+      "ann1": False, "ann2": False, "cnn1": True, "cnn2": True, "wrn": True,
+      "multidigit": True}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -157,3 +160,299 @@ def test_unknown_pool_and_impl_raise_config_errors():
     models.create_model("cnn1", seed=0, pool="avg")
   with pytest.raises(ConfigError, match=r"^config\.model\.impl='cuda': expected one of auto, fast"):
     models.create_model("cnn2", seed=0, impl="cuda")
+
+
+# --- Wide ResNets (Zagoruyko & Komodakis 2016, arXiv 1605.07146) ---
+
+
+@nnx.jit(static_argnames="train")
+def forward(model: nnx.Module, x: jax.Array, train: bool = False,
+            rngs: nnx.Rngs | None = None) -> jax.Array:
+  """`model(x, train=train, rngs=rngs)` compiled whole, BatchNorm updates included: on 2 CPU
+  cores one compile costs less than the many small ones of running a Wide ResNet op by op."""
+  return model(x, train=train, rngs=rngs)
+
+
+def colour_images(n: int = 4, channels: int = 3, seed: int = 0) -> jax.Array:
+  rng = np.random.default_rng(seed)
+  return jnp.asarray(rng.uniform(0, 1, (n, 32, 32, channels)), jnp.float32)
+
+
+def wrn(depth: int = 10, width: int = 1, channels: int = 1, **options) -> models.Sequential:
+  return models.create_model("wrn", seed=0, channels=channels, depth=depth, width=width,
+                             **options)
+
+
+def abstract_wrn(depth: int, width: int, channels: int) -> models.Sequential:
+  """The model's shapes without its arrays: counts WRN-28-10's 36M parameters in a blink."""
+  return nnx.eval_shape(lambda: wrn(depth, width, channels))
+
+
+def wrn_counts_by_hand(depth: int, width: int, channels: int) -> tuple[int, int, int]:
+  """(total, trainable, non-trainable) of WRN-depth-width counted from the paper's architecture
+  (Table 1 and Fig. 1c): a 3x3 conv c -> 16; three groups of n = (depth - 4) / 6 pre-activation
+  blocks BN(cin) conv3x3(cin -> cout) BN(cout) conv3x3(cout -> cout), plus a 1x1 projection
+  cin -> cout where the width changes; BN(64k); Dense(64k -> 10). Convolutions have no bias;
+  each BatchNorm has a trainable scale and bias and a non-trainable running mean and variance."""
+  n = (depth - 4) // 6
+  convs, bn_channels = 3 * 3 * channels * 16, 0
+  cin = 16
+  for cout in (16 * width, 32 * width, 64 * width):
+    for _ in range(n):
+      convs += 3 * 3 * cin * cout + 3 * 3 * cout * cout + (cin * cout if cin != cout else 0)
+      bn_channels += cin + cout
+      cin = cout
+  bn_channels += cin
+  dense = cin * 10 + 10
+  trainable = convs + 2 * bn_channels + dense
+  return trainable + 2 * bn_channels, trainable, 2 * bn_channels
+
+
+@pytest.mark.parametrize("depth, width, channels", [
+    (10, 1, 1), (10, 2, 3), (16, 1, 1), (16, 4, 3), (22, 3, 1), (28, 2, 1), (28, 10, 3),
+    (40, 4, 3)])
+def test_wrn_param_counts_match_the_architecture_counted_by_hand(depth, width, channels):
+  assert (models.param_counts(abstract_wrn(depth, width, channels))
+          == wrn_counts_by_hand(depth, width, channels))
+
+
+def test_wrn_param_counts_match_published_numbers():
+  # Trainable parameters on colour images (CIFAR's 3 channels). Exact counts of other
+  # implementations of the authors' architecture: leesc912/ResNet's CIFAR/Wide_ResNet/Readme.md
+  # (all four), osmr/imgclsmob's README (WRN-16-10, WRN-28-10).
+  exact = {(28, 10): 36_479_194, (22, 8): 17_158_106, (40, 2): 2_243_546, (16, 10): 17_116_634}
+  for (depth, width), count in exact.items():
+    assert models.param_counts(abstract_wrn(depth, width, 3))[1] == count
+  # The paper's own, in millions (arXiv 1605.07146v4, the #params of its CIFAR tables; quoted
+  # beside the paper's test errors in gahaalt/cifar-vs-tensorflow2's README and leesc912/ResNet's).
+  paper = {(28, 10): 36.5, (16, 8): 11.0, (40, 4): 8.9, (16, 4): 2.7, (22, 8): 17.2,
+           (40, 2): 2.2, (16, 10): 17.1}
+  for (depth, width), millions in paper.items():
+    trainable = models.param_counts(abstract_wrn(depth, width, 3))[1]
+    assert round(trainable / 1e6, 1) == millions, (depth, width, trainable)
+
+
+@pytest.mark.parametrize("depth", [4, 9, 12, 27, 29, 0, -2])
+def test_wrn_depth_not_6n_plus_4_is_refused(depth):
+  with pytest.raises(ConfigError, match=rf"^config\.model\.depth={depth}: a Wide ResNet's depth "
+                                        r"is 6n\+4 with n >= 1 \(10, 16, 22, 28, 40, \.\.\.\)$"):
+    models.create_model("wrn", seed=0, depth=depth)
+
+
+def test_wrn_refuses_width_dropout_and_dtype_it_cannot_use():
+  with pytest.raises(ConfigError, match=r"^config\.model\.width=0: expected a whole number"):
+    wrn(width=0)
+  with pytest.raises(ConfigError, match=r"^config\.model\.dropout=1\.0: expected a number in"):
+    wrn(dropout=1.0)
+  with pytest.raises(ConfigError, match=r"^config\.train\.compute_dtype=.*float16.*: expected "
+                                        r"float32 or bfloat16$"):
+    wrn(dtype=jnp.float16)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_wrn_logits_shape_and_dtype_for_grey_and_colour(channels):
+  model = wrn(channels=channels, dropout=0.3)
+  x = colour_images(3, channels)
+  for logits in (forward(model, x), forward(model, x, train=True, rngs=dropout_rngs(0))):
+    assert logits.shape == (3, 10) and logits.dtype == jnp.float32
+    assert np.all(np.isfinite(logits))
+  assert model.layers[0].kernel.shape == (3, 3, channels, 16)
+
+
+def test_wrn_stages_halve_the_maps_and_widen_by_k():
+  model = wrn(depth=16, width=2)
+  x = jax.ShapeDtypeStruct((1, 32, 32, 1), jnp.float32)
+  shapes = []
+  for layer in model.layers:
+    x = jax.eval_shape(lambda x, layer=layer: layer(x), x)
+    shapes.append(x.shape[1:])
+  # stem, 2 blocks per group (n = 2), BN-ReLU, pool, Dense.
+  assert shapes == [(32, 32, 16), (32, 32, 32), (32, 32, 32), (16, 16, 64), (16, 16, 64),
+                    (8, 8, 128), (8, 8, 128), (8, 8, 128), (128,), (10,)]
+  blocks = model.layers[1:7]
+  # A projection wherever the width changes (every group's first block here, k > 1).
+  assert [block.shortcut is not None for block in blocks] == [True, False] * 3
+  # k = 1: the first group keeps 16 channels at stride 1, so its shortcut is the identity.
+  assert wrn(depth=10, width=1).layers[1].shortcut is None
+
+
+def test_wrn_stride_two_convs_pad_like_torch():
+  # Torch pads a 3x3 conv 1 on every side, so at stride 2 output (0, 0) reads input rows and
+  # columns -1..1; flax's 'SAME' would read 0..2.
+  conv = models.WideConv(1, 1, 3, 2, rngs=nnx.Rngs(0))
+  x = colour_images(1, 1)
+  y = conv(x)
+  kernel = np.asarray(conv.kernel[...])[:, :, 0, 0]
+  assert y.shape == (1, 16, 16, 1)
+  np.testing.assert_allclose(y[0, 0, 0, 0], np.sum(kernel[1:, 1:] * np.asarray(x)[0, :2, :2, 0]),
+                             rtol=1e-5)
+  np.testing.assert_allclose(y[0, 1, 1, 0], np.sum(kernel * np.asarray(x)[0, 1:4, 1:4, 0]),
+                             rtol=1e-5)
+
+
+def test_wrn_init_follows_the_authors_code():
+  model = wrn(depth=10, width=4)
+  convs = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.Conv)]
+  norms = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
+  assert len(convs) == 1 + 3 * 3 and len(norms) == 3 * 2 + 1
+  for conv in convs:
+    assert conv.bias is None
+    kernel = np.asarray(conv.kernel[...])
+    std = math.sqrt(2 / math.prod(kernel.shape[:-1]))  # He et al.: 2 / fan-in
+    np.testing.assert_allclose(kernel.std(), std, rtol=0.1 if kernel.size > 2000 else 0.3)
+  # Plain normal, not jax's he_normal (truncated at 2 std): 590k draws reach past 4 std.
+  largest = max((np.asarray(conv.kernel[...]) for conv in convs), key=np.size)
+  assert largest.shape == (3, 3, 256, 256)
+  assert np.abs(largest).max() > 4 * math.sqrt(2 / (9 * 256))
+  for norm in norms:
+    np.testing.assert_array_equal(norm.scale[...], 1.0)
+    np.testing.assert_array_equal(norm.bias[...], 0.0)
+    assert (norm.momentum, norm.epsilon) == (0.9, 1e-5)
+  dense = model.layers[-1]
+  bound = 1 / math.sqrt(256)  # Torch's nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+  kernel = np.asarray(dense.kernel[...])
+  assert kernel.shape == (256, 10) and np.abs(kernel).max() <= bound
+  assert np.abs(kernel).max() > 0.9 * bound
+  np.testing.assert_array_equal(dense.bias[...], 0.0)
+
+
+def test_wrn_batchnorm_uses_batch_stats_in_training_and_running_ones_in_eval():
+  model = wrn()
+  x = images(8)
+  before = batch_stats(model)
+  eval_logits = forward(model, x)
+  for old, new in zip(before, batch_stats(model)):
+    np.testing.assert_array_equal(old, new)
+  stem = np.asarray(model.layers[0](x))
+  train_logits = forward(model, x, train=True)
+  assert not np.allclose(eval_logits, train_logits)
+  assert all(not np.array_equal(old, new) for old, new in zip(before, batch_stats(model)))
+  # Torch's momentum 0.1: running = 0.9 running + 0.1 batch (biased variance, as flax keeps it).
+  first = model.layers[1].norm1
+  np.testing.assert_allclose(first.mean[...], 0.1 * stem.mean((0, 1, 2)), rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(first.var[...], 0.9 + 0.1 * stem.var((0, 1, 2)), rtol=1e-4)
+  # Training mode normalizes by the batch: the same batch gives the same logits again.
+  np.testing.assert_allclose(forward(model, x, train=True), train_logits, rtol=1e-5, atol=1e-6)
+
+
+def test_wrn_dropout_changes_outputs_only_in_training_with_a_key():
+  model = wrn(dropout=0.3)
+  x = images()
+  assert sum(isinstance(m, nnx.Dropout) for _, m in nnx.iter_modules(model)) == 3
+  first = forward(model, x, train=True, rngs=dropout_rngs(0))
+  np.testing.assert_array_equal(first, forward(model, x, train=True, rngs=dropout_rngs(0)))
+  assert not np.allclose(first, forward(model, x, train=True, rngs=dropout_rngs(1)))
+  np.testing.assert_array_equal(forward(model, x), forward(model, x, rngs=dropout_rngs(1)))
+  # Without dropout there is no Dropout layer, and training needs no key.
+  plain = wrn()
+  assert not any(isinstance(m, nnx.Dropout) for _, m in nnx.iter_modules(plain))
+  np.testing.assert_array_equal(forward(plain, x, train=True),
+                                forward(plain, x, train=True, rngs=dropout_rngs(5)))
+
+
+def test_wrn_is_determined_by_its_seed():
+  a, b = (models.create_model("wrn", seed=3, depth=10, width=1) for _ in range(2))
+  c = models.create_model("wrn", seed=4, depth=10, width=1)
+  for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b)), strict=True):
+    np.testing.assert_array_equal(x, y)
+  np.testing.assert_array_equal(forward(a, images()), forward(b, images()))
+  assert not np.array_equal(a.layers[0].kernel[...], c.layers[0].kernel[...])
+
+
+def test_wrn_state_is_exactly_params_and_batch_stats():
+  model = wrn(dropout=0.3)
+  graphdef, params, stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+  assert not jax.tree.leaves(rest)
+  assert jax.tree.leaves(stats)
+  graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  np.testing.assert_array_equal(forward(nnx.merge(graphdef, params, stats), images()),
+                                forward(model, images()))
+
+
+def test_wrn_bfloat16_computes_in_bfloat16_with_float32_weights_and_logits():
+  x = colour_images(4)
+  full = wrn(channels=3)
+  half = wrn(channels=3, dtype="bfloat16")
+  assert {leaf.dtype for leaf in jax.tree.leaves(nnx.state(half))} == {jnp.dtype(jnp.float32)}
+  for a, b in zip(jax.tree.leaves(nnx.state(full)), jax.tree.leaves(nnx.state(half)), strict=True):
+    np.testing.assert_array_equal(a, b)  # same seed, same weights
+  assert jax.eval_shape(lambda x: half.layers[1](half.layers[0](x)), x).dtype == jnp.bfloat16
+  assert models.create_model("wrn", seed=0, depth=10, width=1,
+                             dtype=jnp.bfloat16).layers[0].dtype == jnp.bfloat16
+  for train in (False, True):
+    reference, logits = forward(full, x, train=train), forward(half, x, train=train)
+    assert logits.dtype == jnp.float32
+    # bfloat16 keeps 8 bits of mantissa: ~0.4% per rounding, a few percent after 10 layers.
+    np.testing.assert_allclose(logits, reference, atol=0.03 * np.abs(reference).max())
+  for a, b in zip(batch_stats(full), batch_stats(half), strict=True):
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(a, b, rtol=0.03, atol=0.03)
+
+
+def test_wrn_trains_under_jit_through_the_product_loss():
+  graphdef, params, stats = nnx.split(wrn(dropout=0.1), nnx.Param, nnx.BatchStat)
+  x, labels = images(16), jnp.arange(16) % 10
+
+  @jax.jit
+  def sgd_step(params, stats, key):
+    (loss, (_, stats)), grads = jax.value_and_grad(
+        lambda p: steps.loss_and_logits(graphdef, p, stats, x, labels, train=True, key=key),
+        has_aux=True)(params)
+    return jax.tree.map(lambda p, g: p - 0.1 * g, params, grads), stats, loss
+
+  losses = []
+  for i in range(6):
+    params, stats, loss = sgd_step(params, stats, jax.random.key(i))
+    losses.append(float(loss))
+  assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_wrn_summary_has_a_row_per_block_and_the_totals():
+  model = wrn(depth=16, width=2)
+  text = models.summary(model, "wrn-16-2")
+  total, trainable, non_trainable = models.param_counts(model)
+  assert (total, trainable, non_trainable) == wrn_counts_by_hand(16, 2, 1)
+  for expected in (f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                   f"Non-trainable params: {non_trainable:,}"):
+    assert expected in text
+  rows = [line.split() for line in text.splitlines()[4:-5]]
+  assert [row[0] for row in rows] == [
+      "wide_conv", "wide_block", "wide_block_1", "wide_block_2", "wide_block_3", "wide_block_4",
+      "wide_block_5", "batch_norm_re_lu", "global_average_pooling2d", "logits"]
+  assert rows[0][2:] == ["(None,", "32,", "32,", "16)", "144"]
+  assert rows[3][2:6] == ["(None,", "16,", "16,", "64)"]
+  assert rows[-1][2:] == ["(None,", "10)", "1,290"]
+  assert sum(int(row[-1].replace(",", "")) for row in rows) == total
+
+
+def assert_same_model(a: nnx.Module, b: nnx.Module) -> None:
+  """Same weights, and the same structure and static attributes (fused, pool, rates, dtypes):
+  the same function of its inputs, without running either."""
+  for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b)), strict=True):
+    np.testing.assert_array_equal(x, y)
+  assert nnx.graphdef(a) == nnx.graphdef(b)
+
+
+def test_study_models_accept_and_ignore_the_wrn_options():
+  for name in NAMES:
+    assert_same_model(models.create_model(name, seed=0),
+                      models.create_model(name, seed=0, depth=16, width=4, dropout=0.3,
+                                          dtype=jnp.bfloat16))
+
+
+def test_from_config_builds_config_model():
+  config = default_config.get_config()
+  config.model.name, config.model.depth, config.model.width = "wrn", 10, 2
+  config.model.dropout = 0.2
+  built = models.from_config(config.model, seed=1, channels=3, dtype="bfloat16")
+  assert models.param_counts(built) == wrn_counts_by_hand(10, 2, 3)
+  assert_same_model(built, models.create_model("wrn", seed=1, channels=3, depth=10, width=2,
+                                               dropout=0.2, dtype=jnp.bfloat16))
+  assert not nnx.graphdef(built) == nnx.graphdef(
+      models.create_model("wrn", seed=1, channels=3, depth=10, width=2, dropout=0.2))
+  config.model.name = "cnn2"
+  assert_same_model(models.from_config(config.model, seed=0, channels=1),
+                    models.create_model("cnn2", seed=0))
+  config.model.name, config.model.depth = "wrn", 12
+  with pytest.raises(ConfigError, match=r"^config\.model\.depth=12"):
+    models.from_config(config.model, seed=0, channels=1)

@@ -14,7 +14,7 @@ from svhn_jax.errors import ConfigError, DataError
 
 def data_config(tmp_path: Path, **fields) -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict(dict(
-      source="svhn", path="", cache_dir=str(tmp_path), color="grey",
+      source="svhn", path="", cache_dir=str(tmp_path), color="grey", train_on_val=False,
       synthetic=dict(train=6, val=4, test=5, seed=3)))
   cfg.update(fields)
   return cfg
@@ -49,19 +49,23 @@ def test_colour_is_refused_for_the_greyscale_sources(tmp_path):
 def test_synthetic_data_is_generated_once_and_named_by_its_settings(tmp_path, monkeypatch):
   calls = []
 
-  def write(path, *, train, val, test, seed):
-    calls.append((train, val, test, seed))
+  def write(path, *, train, val, test, seed, version):
+    calls.append((train, val, test, seed, version))
     arrays = good_arrays(seed)
     data.save_h5(path, data.Dataset(*(data.Split(arrays[f"X_{s}"], arrays[f"y_{s}"])
                                       for s in data.SPLITS)))
 
   monkeypatch.setattr(sources.synthetic, "write", write)
-  monkeypatch.setattr(sources.synthetic, "VERSION", 7)
   cfg = data_config(tmp_path, source="synthetic")
+  cfg.synthetic.version = 2
   path = sources.dataset_path(cfg)
-  assert path == tmp_path / "synthetic_v7_6_4_5_seed3.h5"
-  assert sources.dataset_path(cfg) == path and calls == [(6, 4, 5, 3)]
+  assert path == tmp_path / "synthetic_v2_6_4_5_seed3.h5"
+  assert sources.dataset_path(cfg) == path and calls == [(6, 4, 5, 3, 2)]
   assert len(data.load(path).val.labels) == 4
+  # A config written before version 2 existed has no version: it meant version 1.
+  old = data_config(tmp_path, source="synthetic")
+  assert sources.dataset_path(old) == tmp_path / "synthetic_v1_6_4_5_seed3.h5"
+  assert calls[1:] == [(6, 4, 5, 3, 1)]
 
 
 def official_folder(tmp_path: Path) -> Path:

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from svhn_jax import models, parallel, steps
+from svhn_jax import models, parallel, steps, tasks
 from svhn_jax.data import Split
 from svhn_jax.trainer import Trainer
 
@@ -54,7 +54,7 @@ def test_with_learning_rate_sets_the_rate_a_step_uses():
 def test_metrics_are_mean_cross_entropy_and_accuracy():
   logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
   labels = jnp.array([0, 1, 1, 1])
-  got = steps.metrics(logits, labels)
+  got = tasks.DIGIT.metrics(logits, labels)
   log_probs = logits - jax.scipy.special.logsumexp(logits, axis=-1, keepdims=True)
   want = -np.mean(np.asarray(log_probs)[np.arange(4), np.asarray(labels)])
   np.testing.assert_allclose(got["loss"], want, rtol=1e-6)
@@ -107,7 +107,7 @@ def test_evaluation_equals_the_metrics_of_the_logits(epoch_data):
   trainer = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh)
   (scores,) = trainer.evaluate(state, data)
   logits = steps.logits(graphdef, state.params, state.batch_stats, data.images)
-  want = steps.metrics(logits, data.labels)
+  want = tasks.DIGIT.metrics(logits, data.labels)
   np.testing.assert_allclose(scores["loss"], want["loss"], rtol=1e-5)
   assert scores["accuracy"] == float(want["accuracy"])
 

@@ -1,0 +1,141 @@
+"""Wall time to reach a test accuracy: train a config, score the whole test split after every
+epoch, and print when each target was first reached, compile time apart, over several seeds.
+
+  python benchmarks/time_to_accuracy.py --config=configs/wrn_fast.py --seeds=3
+  python benchmarks/time_to_accuracy.py --config=configs/cnn2.py --targets=0.9222,0.95 \\
+      --config.train.epochs=10
+
+The clock counts training only: each epoch's steps, synchronized with `block_until_ready`.
+Compilation (a throwaway first epoch on a copy of the state compiles every program) and the
+test-set scoring between epochs are timed apart and left out, as the fast small-image recipes (e.g. Keller Jordan's CIFAR-10 airbench) report. The test
+split is always scored whole, with the run's evaluation weights (the EMA where the recipe keeps
+one) and its test-time augmentation. Nothing is written: no checkpoint, no workdir. The
+defaults (92.22% and 95%) are the study CNN2's SVHN accuracy and a stronger target.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+# Run as a script from anywhere: the configs import `configs.default` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from svhn_jax import (checkpoint, cli, config as config_lib, evaluate, inference, input_pipeline,
+                      models, parallel, recipes, sources, steps, train, trainer)
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    "config", str(Path(__file__).resolve().parents[1] / "configs" / "cnn2.py"), "The run config to time.", lock_config=True,
+    sys_argv=config_lib.split_overrides(sys.argv, config_lib.RUN_SCHEMA)[0])
+flags.DEFINE_integer("seeds", 3, "Seeds to time: config.seed, config.seed + 1, ...",
+                     lower_bound=1)
+flags.DEFINE_list("targets", ["0.9222", "0.95"], "Test accuracies to time, as fractions.")
+
+
+def time_seed(config, seed: int, dataset, targets: list[float]) -> dict:
+  """One seed's training: compile seconds, and per target the training seconds (and epochs)
+  until the test accuracy first reached it (None if it never did)."""
+  mesh = parallel.make_mesh(config.mesh.devices)
+  train_split, val, test = (input_pipeline.to_device(s, mesh) for s in dataset)
+  channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
+  model = models.from_config(config.model, seed=seed, channels=channels,
+                             dtype=jnp.dtype(config.train.compute_dtype))
+  steps_per_epoch = math.ceil(train_split.labels.shape[0] / config.train.batch_size)
+  tx = recipes.optimizer(config.train, steps_per_epoch)
+  graphdef, state = steps.init_state(model, tx, ema=config.train.ema_decay > 0)
+  state = parallel.replicate(state, mesh)
+  name = config.model.name
+  runner = trainer.Trainer(
+      graphdef, tx, batch_size=config.train.batch_size,
+      eval_batch_size=inference.inference_chunk(config.train.eval_batch_size, name), mesh=mesh,
+      scan=train.use_scan(config.train.scan_epoch, name),
+      options=steps.StepOptions.from_config(config.train))
+  key = jax.random.fold_in(jax.random.key(seed), 1)
+  # A throwaway epoch on a copy of the state compiles every program the epochs run (the step or
+  # scanned epoch, the last partial batch, the test scoring); its time less the first timed
+  # epoch's is the compile time.
+  began = time.perf_counter()
+  warm, _ = runner.train_epoch(jax.tree.map(jnp.copy, state), train_split, key, 0)
+  jax.block_until_ready(warm)
+  score(runner, graphdef, warm, test, mesh, config.train.tta)
+  warmup_s = time.perf_counter() - began
+  del warm
+  reached = {t: None for t in targets}
+  clock, accuracy = 0.0, 0.0
+  for epoch in range(config.train.epochs):
+    began = time.perf_counter()
+    state, _ = runner.train_epoch(state, train_split, key, epoch)
+    jax.block_until_ready(state)
+    seconds = time.perf_counter() - began
+    clock += seconds
+    if epoch == 0:
+      first_epoch_s = seconds
+    accuracy = score(runner, graphdef, state, test, mesh, config.train.tta)
+    print(f"  seed {seed} epoch {epoch + 1}: test accuracy {accuracy:.4f} after {clock:.2f} s "
+          "of training", flush=True)
+    for target in targets:
+      if reached[target] is None and accuracy >= target:
+        reached[target] = (clock, epoch + 1)
+    if all(r is not None for r in reached.values()):
+      break
+  return {"compile_s": max(0.0, warmup_s - first_epoch_s), "reached": reached,
+          "final_accuracy": accuracy}
+
+
+def score(runner, graphdef, state, test, mesh, tta: int) -> float:
+  """Test accuracy of the weights the run evaluates (the EMA where kept), the split whole."""
+  weights = checkpoint.evaluated(checkpoint.weights_of(state))
+  logits = inference.predict_logits(graphdef, weights["params"], weights["batch_stats"],
+                                    test.images, batch_size=runner.eval_batch_size, mesh=mesh,
+                                    tta=tta)
+  return evaluate.scores(np.asarray(logits), np.asarray(test.labels))["accuracy"]
+
+
+def cpu_name() -> str:
+  """The CPU's model name as lscpu prints it (from /proc/cpuinfo), else the platform's."""
+  try:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  config = FLAGS.config
+  config_lib.validate(config)
+  targets = sorted(float(t) for t in FLAGS.targets)
+  loaded = sources.load_checked(config.data)
+  dataset, _, _ = loaded.take()
+  (train_split, val, test), _ = input_pipeline.prepare(dataset, config.data.preprocess)
+  print(f"{config.model.name} on {train_split.labels.shape[0]:,} training and "
+        f"{test.labels.shape[0]:,} test images; {config.train.epochs} epochs at most; "
+        f"{jax.devices()[0].device_kind} ({jax.default_backend()}), host CPU {cpu_name()}")
+  results = [time_seed(config, config.seed + k, (train_split, val, test), targets)
+             for k in range(FLAGS.seeds)]
+  print(f"\n{'target':>8}  {'seeds reaching it':>17}  {'seconds (each seed)':<40} epochs")
+  for target in targets:
+    hits = [r["reached"][target] for r in results]
+    times = ", ".join("-" if h is None else f"{h[0]:.2f}" for h in hits)
+    epochs = ", ".join("-" if h is None else str(h[1]) for h in hits)
+    print(f"{target:8.2%}  {sum(h is not None for h in hits):>8}/{len(hits):<8}  {times:<40} "
+          f"{epochs}")
+  print("compile seconds: " + ", ".join(f"{r['compile_s']:.2f}" for r in results))
+  print("final test accuracy: " + ", ".join(f"{r['final_accuracy']:.4f}" for r in results))
+
+
+if __name__ == "__main__":
+  cli.run(main)

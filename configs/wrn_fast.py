@@ -1,0 +1,27 @@
+"""A Wide ResNet recipe for time to accuracy on one GPU (benchmarks/time_to_accuracy.py): WRN-16-2
+in bfloat16, batches of 512, SGD with Nesterov momentum and a one-cycle schedule over 12 epochs,
+translations, label smoothing and test-time translations, in the spirit of the fastest public
+small-image recipes (e.g. Keller Jordan's CIFAR-10 airbench). Not yet timed on a GPU.
+
+  python benchmarks/time_to_accuracy.py --config=configs/wrn_fast.py --seeds=5
+"""
+
+from configs import wrn
+
+
+def get_config():
+  config = wrn.get_config()
+  config.model.depth = 16
+  config.model.width = 2
+  config.model.dropout = 0.0
+  config.train.epochs = 12
+  config.train.batch_size = 512
+  config.train.learning_rate = 0.2
+  config.train.schedule = "onecycle"
+  config.train.warmup_epochs = 2.0
+  config.train.ema_decay = 0.0
+  config.train.tta = 1
+  config.train.augment.cutout = 0
+  config.train.augment.num_ops = 0  # RandAugment pays over long runs, not over a dozen epochs
+  config.train.eval_batch_size = 4096
+  return config

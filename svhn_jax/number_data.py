@@ -1,0 +1,177 @@
+"""The data of config.task=number: SVHN format-1 photos as 64x64 crops of their house numbers,
+with labels [length, d1..d5], cached so that a rerun starts in seconds.
+
+Photos come from a format-1 split (`svhn_official.open_full`: `train.tar.gz`, `test.tar.gz` and,
+with `use_extra`, `extra.tar.gz`, or their extracted folders): SVHN's own for source
+`svhn_full`, or made once into the cache by `svhn_jax.synthetic_photos` for source `synthetic`,
+so that the offline data goes through the same loader. Each photo becomes
+`house_numbers.crop_number` of its `number_box` (Goodfellow et al. 2013, arXiv 1312.6082,
+section 5.1), uint8 (64, 64) grey or (64, 64, 3) colour, and its labels int32 (6,) =
+[length class 0..6, five digits with NO_DIGIT (10) past the length] (`number_labels`).
+
+Validation: `data.val_size` photos carved from the training photos (train + extra) by
+`input_pipeline.carve_validation`, stratified by number length, seeded by `data.split_seed`.
+Margins: each training photo draws its own margin per side once, uniformly in
+[data.numbers.margin_low, margin_high] (by split_seed, so the seeds of an ablation share the
+data); its random 54x54 window is then drawn anew every step on the device (`tasks.NumberTask`).
+Validation and test photos use data.numbers.eval_margin; `test_at_margin` crops the test photos
+at any other margin, for accuracy against margin.
+
+Each array set is cached as one .npz in `<cache>/numbers/`, named by the photos' file (path,
+size, modification time), the margins, colour and photos taken, and written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+from svhn_jax import fileio, house_numbers, input_pipeline, svhn_official, synthetic_photos
+from svhn_jax.data import Dataset, Split
+from svhn_jax.errors import DataError
+
+# Bump when the same photos and settings would give other arrays.
+ARRAYS_VERSION = 1
+# Threads cropping photos (Pillow resizes outside Python's lock).
+_WORKERS = min(2, os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the photos are
+
+def synthetic_folder(data_cfg: ml_collections.ConfigDict) -> Path:
+  """The folder holding the offline photos `train.tar.gz` and `test.tar.gz` of
+  config.data.synthetic's train and test counts and seed, in format 1's layout; made once into
+  the cache (each archive written atomically, so a run killed while making them starts that
+  archive over), with progress in the log. Named by counts, seed and the generator's
+  `synthetic_photos.VERSION`, so that other settings never reuse it."""
+  sizes = data_cfg.synthetic
+  folder = fileio.default_cache_dir(data_cfg.cache_dir) / (
+      f"photos_v{synthetic_photos.VERSION}_{sizes.train}_{sizes.test}_seed{sizes.seed}")
+  for split, count in (("train", sizes.train), ("test", sizes.test)):
+    if not (folder / f"{split}.tar.gz").is_file():
+      logging.info("Making %d synthetic house-number photos (%s) into %s, once", count, split,
+                   folder)
+      synthetic_photos.write_split(folder, split, count, seed=sizes.seed, workers=_WORKERS,
+                                   progress=_progress(f"making {split} photos", count))
+  return folder
+
+
+def _progress(what: str, count: int):
+  def report(done: int) -> None:
+    logging.info("%s: %d/%d", what, done, count)
+
+  return report
+
+
+def open_split(path: Path, data_cfg: ml_collections.ConfigDict) -> svhn_official.FullSplit:
+  """`svhn_official.open_full` of an archive or folder. An archive is extracted once: the
+  generated photos' beside it, in their own folder, SVHN's into the cache folder (as for the
+  digits of svhn_full). Extractions of one file name share a folder only with their own
+  versions, which open_full removes when the archive changes."""
+  generated = data_cfg.source == "synthetic" and not data_cfg.path
+  return svhn_official.open_full(path, Path(path).parent if generated
+                                 else fileio.default_cache_dir(data_cfg.cache_dir))
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays
+
+def _identity(path: Path) -> str:
+  """What names a photos' file in a cache key: its path, size and modification time (for a
+  folder, those of its digitStruct.mat)."""
+  path = Path(path).expanduser().resolve()
+  if path.is_dir():
+    found = sorted(path.glob("digitStruct.mat")) or sorted(path.glob("*/digitStruct.mat"))
+    if not found:
+      raise DataError(f"{path} has no digitStruct.mat; expected the folder of a format-1 split")
+    path = found[0]
+  stat = path.stat()
+  return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _cache_file(data_cfg: ml_collections.ConfigDict, source: Path, what: str) -> Path:
+  key = hashlib.sha1(f"{_identity(source)}|{what}|{ARRAYS_VERSION}".encode()).hexdigest()[:16]
+  stem = Path(source).name.split(".")[0]  # train.tar.gz, train/ -> train
+  return fileio.default_cache_dir(data_cfg.cache_dir) / "numbers" / f"{stem}.{key}.npz"
+
+
+def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: svhn_official.FullSplit,
+            indices: np.ndarray | None, margin: float | tuple[float, float], seed: int,
+            label: str) -> Split:
+  """The number crops and labels (N, 6) of the photos `indices` (None: all) of `split`, read
+  from `source`, at one `margin` or margins drawn in (low, high) by `seed`; from the cache, else
+  made and cached."""
+  picked = np.arange(len(split)) if indices is None else np.asarray(indices)
+  what = (f"margin={margin!r}|seed={seed}|color={data_cfg.color}|size={house_numbers.SIZE}|"
+          f"photos={hashlib.sha1(picked.astype(np.int64).tobytes()).hexdigest()}")
+  path = _cache_file(data_cfg, source, what)
+  if path.is_file():
+    with np.load(path) as cached:
+      return Split(cached["images"], cached["labels"])
+  subset = svhn_official.FullSplit(split.folder, [split.photos[i] for i in picked])
+  logging.info("Cropping the house numbers of %d %s photos (once; cached in %s)", len(subset),
+               label, path.parent)
+  arrays = house_numbers.number_arrays(subset, margin=margin, seed=seed, color=data_cfg.color,
+                                       workers=_WORKERS,
+                                       progress=_progress(f"cropping {label} numbers",
+                                                          len(subset)))
+  labels = np.concatenate([arrays.lengths[:, None], arrays.digits], axis=1).astype(np.int32)
+  with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, images=arrays.images, labels=labels)
+  return Split(arrays.images, labels)
+
+
+def length_classes(split: svhn_official.FullSplit) -> np.ndarray:
+  """int32 (N,): each photo's length class (`house_numbers.number_labels`), from its record."""
+  return np.array([house_numbers.number_labels(photo.labels)[0] for photo in split.photos],
+                  np.int32)
+
+
+def load(data_cfg: ml_collections.ConfigDict, train: Sequence[Path], test: Path) -> Dataset:
+  """Train / validation / test number crops (see the module's docstring) of the photos in the
+  format-1 `train` archives or folders (train, and extra with `use_extra`) and `test`.
+
+  Raises DataError for unusable photo files (see `svhn_official.open_full`) and a photo without
+  digits.
+  """
+  numbers = data_cfg.numbers
+  parts = [(path, open_split(path, data_cfg)) for path in train]
+  lengths = np.concatenate([length_classes(split) for _, split in parts])
+  if (lengths == 0).any():
+    first = int(np.flatnonzero(lengths == 0)[0])
+    raise DataError(f"{train[0]}: photo {first + 1} has no digit boxes; every photo of a "
+                    "format-1 split must hold a number")
+  # "More than 5" is merged with 5 for stratifying: SVHN's train split has one such photo, too
+  # few to split, and carve_validation would then not stratify at all.
+  train_idx, val_idx = input_pipeline.carve_validation(
+      np.minimum(lengths, house_numbers.MAX_DIGITS), data_cfg.val_size, data_cfg.split_seed)
+  starts = np.cumsum([0] + [len(split) for _, split in parts])
+  train_parts, val_parts = [], []
+  for p, (path, split) in enumerate(parts):
+    mine = lambda idx: idx[(idx >= starts[p]) & (idx < starts[p + 1])] - starts[p]
+    train_parts.append(_arrays(data_cfg, path, split, mine(train_idx),
+                               (numbers.margin_low, numbers.margin_high),
+                               2 * data_cfg.split_seed + p, "training"))
+    val_parts.append(_arrays(data_cfg, path, split, mine(val_idx), numbers.eval_margin, 0,
+                             "validation"))
+  return Dataset(_joined(train_parts), _joined(val_parts),
+                 test_at_margin(data_cfg, test, numbers.eval_margin))
+
+
+def _joined(parts: list[Split]) -> Split:
+  if len(parts) == 1:
+    return parts[0]
+  return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
+
+
+def test_at_margin(data_cfg: ml_collections.ConfigDict, test: Path, margin: float) -> Split:
+  """The number crops (N, 64, 64[, 3]) uint8 and labels (N, 6) of every photo of the format-1
+  `test` archive or folder, each box widened by `margin` per side; cached."""
+  return _arrays(data_cfg, test, open_split(test, data_cfg), None, float(margin), 0, "test")

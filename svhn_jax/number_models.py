@@ -1,0 +1,237 @@
+"""The multi-digit reader of whole house numbers: a shared convolutional trunk and one softmax for
+the number's length and one per digit position, after Goodfellow et al. 2013.
+
+Goodfellow, Bulatov, Ibarz, Arnoud and Shet, "Multi-digit Number Recognition from Street View
+Imagery using Deep Convolutional Neural Networks" (arXiv 1312.6082), section 5.1: 54x54 inputs,
+eight convolutional layers of 48, 64, 128, 160, 192, 192, 192 and 192 units with 5x5 kernels and
+'same' zero padding, each followed by 2x2 max pooling whose stride alternates between 2 and 1, two
+fully connected layers of 3,072 units, then a softmax over the length (0..5 or "more than 5") and
+one over the ten digits at each of five positions. Here every convolution is followed by
+BatchNorm and a ReLU (the paper used subtractive normalization, and maxout units in its first
+layer), and `model.dropout` drops units after each fully connected layer (the paper dropped
+every hidden layer's). `SIZES` holds that architecture ("paper", 23.4 M parameters here, for a
+GPU) and a small one ("small", the default, 2.3 M) that trains on 2 CPU cores in minutes: its
+input is folded 2x2 into channels (`SpaceToDepth`), so no layer runs at 54x54, and it has four
+3x3 convolutions of 32, 64, 96 and 128 units and one fully connected layer of 1,024.
+
+The model returns one float32 array of logits (N, 57): the length's 7 logits, then the five
+positions' 10 each (`split_logits` takes them apart), so inference concatenates chunks of it
+like any classifier's. Its state is exactly `nnx.Param` + `nnx.BatchStat`, as for the models of
+`svhn_jax.models`, whose registry builds it by the name `multidigit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from svhn_jax.errors import ConfigError
+from svhn_jax.house_numbers import CROP, MAX_DIGITS
+from svhn_jax.layers import Dropout, Flatten
+
+LENGTH_CLASSES = MAX_DIGITS + 2  # lengths 0..5 and "more than 5" (arXiv 1312.6082 section 3)
+DIGIT_CLASSES = 10
+OUTPUTS = LENGTH_CLASSES + MAX_DIGITS * DIGIT_CLASSES  # 57
+# BatchNorm's running averages keep 0.9 of their value per step (flax's convention; Torch's 0.1):
+# a run of a few hundred steps per epoch would validate on stale statistics with Keras's 0.99.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-3
+_he_normal = jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+_glorot_uniform = jax.nn.initializers.glorot_uniform()
+
+
+class Architecture(NamedTuple):
+  """A reader's shape: per convolutional layer (features, max-pool stride: 2, 1, or 0 for no
+  pooling), the square kernel side, the fully connected layers' units, and the input's
+  space-to-depth factor (`SpaceToDepth`; 1: none)."""
+
+  conv: tuple[tuple[int, int], ...]
+  kernel: int
+  dense: tuple[int, ...]
+  space_to_depth: int = 1
+
+
+SIZES: dict[str, Architecture] = {
+    # 54x54x1 -> 27x27x4 -> 14 -> 14 -> 7 -> 4 pixels a side, 4 * 4 * 128 = 2,048 features.
+    # Measured on 2 shared Xeon cores, with 512 dense units, per CPU-second of training: 357
+    # crops, against 135 for the same widths with the first convolution at 54x54 and a pool
+    # after every one; with 1,024 units, 333 (a 22,000-photo epoch in 66 CPU-seconds).
+    "small": Architecture(conv=((32, 2), (64, 0), (96, 2), (128, 2)), kernel=3, dense=(1024,),
+                          space_to_depth=2),
+    # arXiv 1312.6082 section 5.1: 54 -> 27 -> 27 -> 14 -> 14 -> 7 -> 7 -> 4 -> 4 pixels a side,
+    # 4 * 4 * 192 = 3,072 features.
+    "paper": Architecture(conv=((48, 2), (64, 1), (128, 2), (160, 1), (192, 2), (192, 1),
+                                (192, 2), (192, 1)), kernel=5, dense=(3072, 3072)),
+}
+
+
+def split_logits(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(length logits (..., 7), digit logits (..., 5, 10)) of the model's output (..., 57); works
+  on numpy and JAX arrays alike. Raises ValueError for another last axis."""
+  if logits.shape[-1] != OUTPUTS:
+    raise ValueError(f"split_logits: expected logits (..., {OUTPUTS}), got shape {logits.shape}")
+  length = logits[..., :LENGTH_CLASSES]
+  digits = logits[..., LENGTH_CLASSES:].reshape(*logits.shape[:-1], MAX_DIGITS, DIGIT_CLASSES)
+  return length, digits
+
+
+class NumberConv(nnx.Conv):
+  """A k x k convolution, 'same' zero padding, stride 1, no bias (BatchNorm follows), He-normal
+  kernel (fan-in): (N, H, W, in) -> (N, H, W, out) float32."""
+
+  def __init__(self, in_features: int, out_features: int, kernel: int, *, rngs: nnx.Rngs):
+    super().__init__(in_features, out_features, (kernel, kernel), padding="SAME", use_bias=False,
+                     kernel_init=_he_normal, rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    return super().__call__(x)
+
+
+class NumberBatchNorm(nnx.BatchNorm):
+  """BatchNorm over the last axis, momentum `BN_MOMENTUM`, epsilon `BN_EPSILON`: batch
+  statistics (and running-average updates) in training, the running averages otherwise."""
+
+  def __init__(self, num_features: int, *, rngs: nnx.Rngs):
+    super().__init__(num_features, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    return super().__call__(x, use_running_average=not train)
+
+
+class SpaceToDepth(nnx.Module):
+  """Each `block` x `block` patch of pixels as one pixel of block^2 times the channels:
+  (N, H, W, C) -> (N, H / block, W / block, block^2 C), patch rows then columns then channels.
+  An exact rearrangement; the first convolution then runs at a quarter of the resolution."""
+
+  def __init__(self, block: int):
+    self.block = block
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    n, h, w, c = x.shape
+    b = self.block
+    x = x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(n, h // b, w // b, b * b * c)
+
+
+class ReLU(nnx.Module):
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    return jax.nn.relu(x)
+
+
+class MaxPool(nnx.Module):
+  """2x2 max pooling at `stride` 1 or 2 with 'same' padding: (N, H, W, C) -> (N, ceil(H / s),
+  ceil(W / s), C), so odd sides (27) pool to their ceiling (14) as in the paper's 54 -> 4."""
+
+  def __init__(self, stride: int):
+    self.stride = stride
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    return nnx.max_pool(x, (2, 2), strides=(self.stride, self.stride), padding="SAME")
+
+
+class HiddenDense(nnx.Linear):
+  """A fully connected ReLU layer, He-normal kernel, zero bias: (N, in) -> (N, out)."""
+
+  def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
+    super().__init__(in_features, out_features, kernel_init=_he_normal, rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    return jax.nn.relu(super().__call__(x))
+
+
+class Heads(nnx.Module):
+  """The six softmax layers' logits side by side: (N, in) -> (N, 57), the length's 7 then each
+  digit position's 10 (`split_logits`). Glorot-uniform kernels, zero biases."""
+
+  def __init__(self, in_features: int, *, rngs: nnx.Rngs):
+    self.length = nnx.Linear(in_features, LENGTH_CLASSES, kernel_init=_glorot_uniform, rngs=rngs)
+    self.digits = nnx.List([nnx.Linear(in_features, DIGIT_CLASSES, kernel_init=_glorot_uniform,
+                                       rngs=rngs) for _ in range(MAX_DIGITS)])
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    return jnp.concatenate([self.length(x), *(head(x) for head in self.digits)], axis=-1)
+
+
+class NumberReader(nnx.Module):
+  """The reader: float32 images (N, 54, 54, channels) in [0, 1] -> logits (N, 57).
+
+  `keras_layers` lists its layers in order for `models.summary`, which traces them from an
+  input of `image_size` pixels a side.
+  """
+
+  def __init__(self, layers: Sequence[nnx.Module], channels: int):
+    self.layers = nnx.List(layers)
+    self.channels = channels
+    self.image_size = CROP
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Logits (N, 57) of `x` (N, 54, 54, channels). `train=True` uses and updates BatchNorm's
+    batch statistics and turns dropout on, keyed by the 'dropout' stream of `rngs`."""
+    for layer in self.layers:
+      x = layer(x, train=train, rngs=rngs)
+    return x
+
+  def keras_layers(self) -> list[nnx.Module]:
+    return list(self.layers)
+
+
+def architecture(size: str) -> Architecture:
+  """`SIZES[size]`; ConfigError naming config.model.size for another name."""
+  if size not in SIZES:
+    raise ConfigError(f"config.model.size={size!r}: expected one of {', '.join(SIZES)}")
+  return SIZES[size]
+
+
+def multidigit(*, rngs: nnx.Rngs, channels: int = 1, fused: bool = False, pool: str = "reshape",
+               size: str = "small", dropout: float = 0.0, **wrn_options) -> NumberReader:
+  """The reader of `SIZES[size]` for 54x54 images with `channels` channels (1 grey, 3 colour):
+  per convolutional layer NumberConv -> NumberBatchNorm -> ReLU -> MaxPool(stride); Flatten;
+  per fully connected layer HiddenDense, then Dropout(`dropout`) when `dropout` > 0; Heads.
+
+  The registry's builder signature: `fused` and `pool` belong to the study's layers and the
+  Wide ResNet's options (depth, width, dtype) to it; all are ignored. Raises ConfigError for an
+  unknown `size` or a `dropout` outside [0, 1).
+  """
+  del fused, pool, wrn_options
+  arch = architecture(size)
+  if not 0 <= dropout < 1:
+    raise ConfigError(f"config.model.dropout={dropout!r}: expected a number in [0, 1)")
+  layers, features, side = [], channels, CROP
+  if arch.space_to_depth > 1:
+    layers.append(SpaceToDepth(arch.space_to_depth))
+    features, side = features * arch.space_to_depth ** 2, side // arch.space_to_depth
+  for out, stride in arch.conv:
+    layers += [NumberConv(features, out, arch.kernel, rngs=rngs), NumberBatchNorm(out, rngs=rngs),
+               ReLU()]
+    if stride:
+      layers.append(MaxPool(stride))
+      side = -(-side // stride)
+    features = out
+  layers.append(Flatten())
+  features = side * side * features
+  for units in arch.dense:
+    layers.append(HiddenDense(features, units, rngs=rngs))
+    if dropout > 0:
+      layers.append(Dropout(dropout))
+    features = units
+  layers.append(Heads(features, rngs=rngs))
+  return NumberReader(layers, channels)
+
+
+def from_config(model_cfg: Mapping, *, seed: int | jax.Array, channels: int) -> NumberReader:
+  """The reader config.model asks for (`model_cfg`: a ConfigDict or dict with size and dropout),
+  initialized from `seed`; raises ConfigError as `multidigit` does."""
+  return multidigit(rngs=nnx.Rngs(seed), channels=channels, size=model_cfg["size"],
+                    dropout=model_cfg["dropout"])

@@ -1,0 +1,126 @@
+"""Training recipes as optax transformations and pure functions, composed from `config.train`.
+
+The study's recipe is one of them: Adam (Keras's eps), no weight decay, the plateau controller
+(`callbacks.plateau_update`, which sets the rate between epochs) and early stopping. The others
+change the optimizer, the per-step schedule, the loss's targets or the weights that are
+evaluated, never the train loop:
+
+- `optimizer`: adam, adamw (decoupled weight decay, Loshchilov & Hutter 2019, arXiv 1711.05101)
+  or SGD with Nesterov momentum (the Wide ResNet recipe, Zagoruyko & Komodakis 2016), each
+  under `optax.inject_hyperparams`, so its rate is part of its state: set by the plateau
+  controller between epochs, or computed from the step count by a schedule.
+- `learning_rate_schedule`: a linear warm-up from 0, then cosine decay to 0 (Loshchilov &
+  Hutter 2017, SGDR, arXiv 1608.03983) or linear decay to 0 (a triangular one-cycle, Smith &
+  Topin 2017, arXiv 1708.07120), over the run's steps.
+- `cross_entropy`: with label smoothing (Szegedy et al. 2016, arXiv 1512.00567, sec. 7).
+- `ema_update`: an exponential moving average of the parameters, its decay warmed up as
+  TensorFlow's `ExponentialMovingAverage(num_updates=...)` does: min(decay, (1 + t) / (10 + t)).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from svhn_jax.errors import ConfigError
+
+
+def scheduled(train_cfg: ml_collections.ConfigDict) -> bool:
+  """Whether the rate follows a per-step schedule (not the plateau controller)."""
+  return train_cfg.schedule != "plateau"
+
+
+def total_steps(train_cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  return train_cfg.epochs * steps_per_epoch
+
+
+def learning_rate_schedule(train_cfg: ml_collections.ConfigDict,
+                           steps_per_epoch: int) -> float | optax.Schedule:
+  """The rate for `optax.inject_hyperparams`: `train.learning_rate` itself for 'plateau' (the
+  controller changes it between epochs), else a function of the step count: a linear warm-up
+  from 0 over `train.warmup_epochs` epochs, then cosine or linear decay to 0 at the last step of
+  `train.epochs`. Raises ConfigError if the warm-up is not shorter than the run."""
+  peak = train_cfg.learning_rate
+  if not scheduled(train_cfg):
+    return peak
+  total = total_steps(train_cfg, steps_per_epoch)
+  warmup = round(train_cfg.warmup_epochs * steps_per_epoch)
+  if warmup >= total:
+    raise ConfigError(f"config.train.warmup_epochs={train_cfg.warmup_epochs}: expected fewer "
+                      f"warm-up epochs than config.train.epochs={train_cfg.epochs}")
+  if train_cfg.schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, total, end_value=0.0)
+  if train_cfg.schedule == "onecycle":
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, peak, warmup), optax.linear_schedule(peak, 0.0, total - warmup)],
+        [warmup])
+  raise ConfigError(f"config.train.schedule={train_cfg.schedule!r}: expected plateau, cosine "
+                    "or onecycle")
+
+
+def optimizer(train_cfg: ml_collections.ConfigDict,
+              steps_per_epoch: int = 1) -> optax.GradientTransformation:
+  """The configured optimizer, its rate (and nothing else) injected as a hyperparameter.
+
+  adam: `optax.adam` with `train.adam_eps` (Keras's 1e-7); with weight decay, its L2 gradient
+  `weight_decay * w` is added first (`optax.add_decayed_weights`), as Keras's kernel
+  regularizers and PyTorch's Adam(weight_decay=...) do. adamw: `optax.adamw`, whose decay is
+  scaled by the rate. sgd: `optax.sgd` with Nesterov momentum `train.momentum`, after the same
+  L2 gradient (Zagoruyko & Komodakis use 5e-4, on every parameter). The study's recipe (adam,
+  no decay) is exactly `inject_hyperparams(optax.adam)`, so its runs and checkpoints are as
+  before.
+  """
+  rate = learning_rate_schedule(train_cfg, steps_per_epoch)
+  eps, decay, name = train_cfg.adam_eps, train_cfg.weight_decay, train_cfg.optimizer
+  if name == "adam" and decay == 0:
+    return optax.inject_hyperparams(optax.adam)(learning_rate=rate, eps=eps)
+  if name == "adam":
+    build = lambda learning_rate: optax.chain(optax.add_decayed_weights(decay),
+                                              optax.adam(learning_rate, eps=eps))
+  elif name == "adamw":
+    build = lambda learning_rate: optax.adamw(learning_rate, eps=eps, weight_decay=decay)
+  elif name == "sgd":
+    momentum = train_cfg.momentum
+    build = lambda learning_rate: optax.chain(
+        optax.add_decayed_weights(decay),
+        optax.sgd(learning_rate, momentum=momentum, nesterov=True))
+  else:
+    raise ConfigError(f"config.train.optimizer={name!r}: expected adam, adamw or sgd")
+  return optax.inject_hyperparams(build)(learning_rate=rate)
+
+
+def learning_rate(opt_state) -> jax.Array:
+  """The rate of the last step (or, before any, the first) in an `optimizer`'s state; with a
+  seed axis, one per seed."""
+  return opt_state.hyperparams["learning_rate"]
+
+
+def step_count(opt_state) -> jax.Array:
+  """Steps taken so far, from an `optimizer`'s state (int32)."""
+  return opt_state.count
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+  """Mean cross-entropy of logits (N, classes) against int labels (N,), the targets smoothed to
+  (1 - smoothing) one-hot + smoothing / classes (`optax.smooth_labels`). float32 scalar."""
+  if not smoothing:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype),
+                                smoothing)
+  return optax.softmax_cross_entropy(logits, targets).mean()
+
+
+def ema_decay(decay: float, count: jax.Array) -> jax.Array:
+  """The decay at update `count` (0-based): min(decay, (1 + count) / (10 + count)), as
+  `tf.train.ExponentialMovingAverage` with num_updates, so that the first updates, far from
+  the random initialization, count for more."""
+  count = jnp.asarray(count, jnp.float32)
+  return jnp.minimum(jnp.float32(decay), (1 + count) / (10 + count))
+
+
+def ema_update(ema, params, decay: float, count: jax.Array):
+  """The moving average after one more step: ema * d + params * (1 - d), d = `ema_decay`."""
+  d = ema_decay(decay, count)
+  return jax.tree.map(lambda e, p: (e * d + p * (1 - d)).astype(e.dtype), ema, params)

@@ -1,0 +1,180 @@
+"""Whole house numbers end to end, on a few generated photos: a numbers run writes its scores and
+figures, a run killed mid-epoch resumes to the same end, and `svhn_jax.read` reads photos of any
+format, colour and size, whole or by a box."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import numbers
+from support import metrics_rows, read_json, run_cli, start_paused
+from svhn_jax import (checkpoint, house_numbers, inference, read, sources, synthetic_photos,
+                      train)
+
+EPOCHS = 2
+# 80 photos, 16 carved for validation: 4 steps of 16 per epoch.
+OVERRIDES = {"data.synthetic.train": 80, "data.synthetic.test": 24, "data.val_size": 16,
+             "train.epochs": EPOCHS, "train.batch_size": 16, "train.eval_batch_size": 32}
+
+
+def numbers_config(cache: Path):
+  config = numbers.get_config()
+  config.update_from_flattened_dict({**OVERRIDES, "data.cache_dir": str(cache)})
+  return config
+
+
+def command(module: str, cache: Path, workdir: Path) -> list[str]:
+  return [sys.executable, "-m", module, "--config=configs/numbers.py", f"--workdir={workdir}",
+          f"--config.data.cache_dir={cache}",
+          *(f"--config.{field}={value}" for field, value in OVERRIDES.items())]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+  return tmp_path_factory.mktemp("numbers_cache")
+
+
+@pytest.fixture(scope="module")
+def finished(cache, tmp_path_factory) -> Path:
+  workdir = tmp_path_factory.mktemp("numbers") / "run"
+  train.train_and_evaluate(numbers_config(cache), workdir)
+  return workdir
+
+
+def test_a_numbers_run_writes_its_scores_and_figures(finished, cache):
+  # The photos were made once in format 1's layout and read through its loader.
+  photos = cache / f"photos_v{synthetic_photos.VERSION}_80_24_seed0"
+  assert (photos / "train.tar.gz").is_file() and (photos / "test.tar.gz").is_file()
+  assert list((cache / "numbers").glob("*.npz"))
+  scores = read_json(finished / "test_metrics.json")
+  for key in ("sequence_accuracy", "digit_accuracy", "length_accuracy", "coverage_at_98"):
+    assert 0 <= scores[key] <= 1, key
+  assert scores["accuracy"] == scores["sequence_accuracy"] and scores["num_examples"] == 24
+  confusion = np.asarray(scores["length_confusion_matrix"])
+  assert confusion.shape == (7, 7) and confusion.sum() == 24
+  assert set(scores["accuracy_by_margin"]) == {"0.15", "0.3", "0.5", "1"}
+  assert sum(row["count"] for row in scores["accuracy_by_length"].values()) == 24
+  assert scores["accuracy_by_margin"]["0.15"] == scores["sequence_accuracy"]
+  assert scores["epochs_run"] == EPOCHS
+  rows = metrics_rows(finished)
+  assert [row["epoch"] for row in rows] == [1, 2]
+  assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
+  assert read_json(finished / "config.json")["task"] == "number"
+  assert "(None, 57)" in (finished / "model_summary.txt").read_text()
+  for figure in ("curves", "numbers_read", "accuracy_by_length", "coverage"):
+    assert (finished / "figures" / f"{figure}.png").is_file(), figure
+
+
+def test_svhn_full_reads_a_folder_of_official_archives(finished, cache):
+  config = numbers_config(cache)
+  generated, _ = sources.load(config.data, "number")
+  config.data.source = "svhn_full"
+  config.data.path = str(cache / f"photos_v{synthetic_photos.VERSION}_80_24_seed0")
+  official, where = sources.load(config.data, "number")
+  assert where == Path(config.data.path)
+  for ours, theirs in zip(generated, official):
+    np.testing.assert_array_equal(ours.images, theirs.images)
+    np.testing.assert_array_equal(ours.labels, theirs.labels)
+  assert official.train.images.shape == (64, 64, 64) and official.test.labels.shape == (24, 6)
+
+
+def outcome(workdir: Path) -> dict:
+  """What a finished run leaves that must not depend on interruptions (times aside)."""
+  best = checkpoint.Checkpoints(workdir)
+  try:
+    like = inference.load_run(workdir).weights
+    weights = best.restore_weights(like)
+  finally:
+    best.close()
+  return {"metrics": metrics_rows(workdir), "test": read_json(workdir / "test_metrics.json"),
+          "best": jax.tree.map(np.asarray, weights)}
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_end(finished, cache, tmp_path):
+  workdir = tmp_path / "run"
+  proc = start_paused(command("tests.pausing_main", cache, workdir), "step:2:2",
+                      tmp_path / "run.log")
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait(timeout=60) == -signal.SIGKILL
+  proc.stdout.close()
+  assert len(metrics_rows(workdir)) == 1 and not (workdir / "test_metrics.json").exists()
+  train.train_and_evaluate(numbers_config(cache), workdir)
+  resumed, whole = outcome(workdir), outcome(finished)
+  assert resumed["metrics"] == whole["metrics"] and resumed["test"] == whole["test"]
+  jax.tree.map(np.testing.assert_array_equal, resumed["best"], whole["best"])
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> dict[str, Path]:
+  """One generated photo (its digit boxes known) saved in several formats, modes and sizes."""
+  folder = tmp_path_factory.mktemp("photos")
+  photo, image = next(synthetic_photos.generate(1, seed=7, split="test"))
+  rgb = Image.fromarray(image)
+  paths = {"colour_png": folder / "colour.png", "grey_jpeg": folder / "grey.jpg",
+           "transparent_png": folder / "transparent.png", "odd_png": folder / "odd.png",
+           "tiny_png": folder / "tiny.png"}
+  rgb.save(paths["colour_png"])
+  rgb.convert("L").save(paths["grey_jpeg"], quality=90)
+  rgb.convert("RGBA").save(paths["transparent_png"])
+  rgb.resize((131, 37)).save(paths["odd_png"])
+  rgb.resize((7, 5)).save(paths["tiny_png"])
+  box = house_numbers.number_box(photo.boxes, 0.0)
+  return {**paths, "box": box, "labels": photo.labels}
+
+
+def test_read_gives_each_photos_number_probability_and_digits(finished, photos):
+  paths = [str(photos[name]) for name in ("colour_png", "grey_jpeg", "transparent_png",
+                                           "odd_png", "tiny_png")]
+  readings = read.read_photos(str(finished), paths)
+  assert len(readings) == len(paths)
+  for r in readings:
+    assert set(r) == {"number", "probability", "length", "length_probability", "digits"}
+    assert 0 <= r["probability"] <= r["length_probability"] <= 1
+    assert len(r["digits"]) == min(r["length"], 5) and len(r["number"]) >= len(r["digits"])
+    assert r["number"].startswith("".join(str(d["digit"]) for d in r["digits"]))
+  # The same pixels read the same, whatever the file's format and mode.
+  assert readings[2] == readings[0]
+
+
+def test_a_box_crops_the_number_with_the_runs_margin(finished, photos):
+  box = photos["box"]
+  path = str(photos["colour_png"])
+  pixels = np.asarray(Image.open(path).convert("L"))
+  want = house_numbers.crop_number(
+      pixels, house_numbers.number_box(box[None], 0.15, pixels.shape[::-1]))
+  np.testing.assert_array_equal(read.number_crop(path, "grey", box, 0.15), want)
+  whole = house_numbers.crop_number(pixels, np.array([0, 0, *pixels.shape[::-1]], float))
+  np.testing.assert_array_equal(read.number_crop(path, "grey"), whole)
+  assert len(read.read_photos(str(finished), [path], box)) == 1
+
+
+def test_the_read_cli_prints_one_json_object_per_photo(finished, photos):
+  paths = [str(photos["colour_png"]), str(photos["grey_jpeg"])]
+  box = ",".join(f"{v:g}" for v in photos["box"])
+  result = run_cli("svhn_jax.read", f"--workdir={finished}", "--json", f"--box={box}", *paths)
+  assert result.returncode == 0, result.stderr[-3000:]
+  objects = [json.loads(line) for line in result.stdout.splitlines()]
+  assert [o["file"] for o in objects] == paths
+  readings = read.read_photos(str(finished), paths, read.parse_box(box))
+  assert [{k: v for k, v in o.items() if k != "file"} for o in objects] == readings
+
+
+def test_read_prints_a_line_per_photo():
+  reading = {"number": "127", "probability": 0.5, "length": 3, "length_probability": 0.9,
+             "digits": [{"digit": 1, "probability": 0.99}, {"digit": 2, "probability": 0.8},
+                        {"digit": 7, "probability": 0.625}]}
+  nothing = {"number": "", "probability": 0.4, "length": 0, "length_probability": 0.4,
+             "digits": []}
+  assert read.lines(["a.png", "b.jpg"], [reading, nothing], as_json=False) == [
+      "a.png: 127 (50.0%)  length 3 90.0%; digits: 1 99.0%, 2 80.0%, 7 62.5%",
+      "b.jpg: (no number) (40.0%)  length 0 40.0%; digits: -"]
+  assert json.loads(read.lines(["a.png"], [reading], as_json=True)[0]) == {"file": "a.png",
+                                                                           **reading}
