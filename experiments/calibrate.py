@@ -14,7 +14,6 @@ in --runs_dir are reused. Prints the table and writes report.md into --results_d
 study's sizes this is the whole study once per seed: about half an hour per seed on 2 CPU cores.
 """
 
-from pathlib import Path
 
 from absl import app, flags
 
@@ -39,15 +38,6 @@ TOLERANCE = 0.03
 
 HEADERS = ("model", "seeds", "proxy test accuracy (mean ± 95% CI)", "SVHN (Keras study)",
            "difference", f"within {100 * TOLERANCE:g} points")
-
-
-def train_group(config, name: str, seeds: list[int], runs_dir: Path, mode: str,
-                preprocess: str | None = None) -> list[report.Run]:
-  """Trains (or reuses) configs/<name>.py's seeds under the settings; returns the runs."""
-  run = study.run_config(config, name, preprocess=preprocess)
-  group = multiseed.group_dir(runs_dir, run)
-  multiseed.train_seeds(run, seeds, group, mode=mode)
-  return [report.read_run(multiseed.seed_workdir(group, s)) for s in seeds]
 
 
 def accuracy_cell(summary: stats.Summary) -> str:
@@ -131,9 +121,10 @@ def main(argv):
   if FLAGS.mask_model not in names:
     raise ConfigError(f"--mask_model={FLAGS.mask_model}: expected one of the models trained, "
                       f"{', '.join(names)}")
-  groups = {name: train_group(config, name, seeds, runs_dir, FLAGS.multiseed) for name in names}
-  masked = train_group(config, FLAGS.mask_model, seeds, runs_dir, FLAGS.multiseed,
-                       preprocess="mask")
+  groups = {name: seeded.trained_runs(config, name, seeds, runs_dir, FLAGS.multiseed)
+            for name in names}
+  masked = seeded.trained_runs(config, FLAGS.mask_model, seeds, runs_dir, FLAGS.multiseed,
+                               preprocess="mask")
   text = markdown(groups, FLAGS.mask_model, masked, seeds)
   path = report.write(out / "report.md", text)
   print(report.table(HEADERS, calibration_rows(groups)))

@@ -68,13 +68,8 @@ def parameters(run) -> int:
 
 def run_groups(config, seeds: list[int], runs_dir: Path, mode: str) -> dict[str, list]:
   """Trains (or reuses) every config's seeds; returns each config's runs as read from disk."""
-  groups = {}
-  for name in study.model_names(config):
-    run = study.run_config(config, name)
-    group = multiseed.group_dir(runs_dir, run, name)
-    multiseed.train_seeds(run, seeds, group, mode=mode)
-    groups[name] = [report.read_run(multiseed.seed_workdir(group, s)) for s in seeds]
-  return groups
+  return {name: seeded.trained_runs(config, name, seeds, runs_dir, mode)
+          for name in study.model_names(config)}
 
 
 def results_table(groups: dict[str, list]) -> str:

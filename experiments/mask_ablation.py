@@ -11,13 +11,13 @@ and figures/ into --results_dir; finished runs in --runs_dir are reused.
 
 from pathlib import Path
 
-import ml_collections
 import numpy as np
 from absl import app, flags
 
 from configs import study
 from experiments import seeded
-from svhn_jax import cli, multiseed, plots, report, sources, stats, transforms
+from svhn_jax import cli, plots, report, sources, stats, transforms
+from svhn_jax import config as config_lib
 
 FLAGS = flags.FLAGS
 seeded.define_flags("configs/mask_ablation.py", "results/mask_ablation", "arm")
@@ -28,19 +28,15 @@ ARMS = ("raw", "mask")
 
 def run_arms(config, model: str, seeds: list[int], runs_dir: Path, mode: str) -> dict:
   """Trains (or reuses) both arms of one model; returns each arm's runs as read from disk."""
-  arms = {}
-  for arm in ARMS:
-    run = study.run_config(config, model, preprocess=arm)
-    group = multiseed.group_dir(runs_dir, run)
-    multiseed.train_seeds(run, seeds, group, mode=mode)
-    arms[arm] = [report.read_run(multiseed.seed_workdir(group, s)) for s in seeds]
-  return arms
+  return {arm: seeded.trained_runs(config, model, seeds, runs_dir, mode, preprocess=arm)
+          for arm in ARMS}
 
 
 def mask_figure(arms: dict, out: Path, model: str) -> Path:
   """The mask as the first masked run saved it, the mean map it was built from, one sample."""
   first = arms["mask"][0]
-  train = sources.load(ml_collections.ConfigDict(first.config["data"]))[0].train
+  # Through from_dict: a config.json written before newer data fields reads with their defaults.
+  train = sources.load(config_lib.from_dict(first.config).data)[0].train
   mask = np.load(first.workdir / "mask.npy")
   strokes = 255 - transforms.normalize_background(train.images)
   sample = train.images[0]

@@ -8,8 +8,9 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from configs import study
 from svhn_jax import config as config_lib
-from svhn_jax import multiseed
+from svhn_jax import multiseed, report
 
 FLAGS = flags.FLAGS
 
@@ -44,3 +45,14 @@ def settings() -> Settings:
   config, out = FLAGS.config, Path(FLAGS.results_dir)
   return Settings(config, out, Path(FLAGS.runs_dir or out / "runs"),
                   [config.seed + k for k in range(FLAGS.seeds)])
+
+
+def trained_runs(config: ml_collections.ConfigDict, name: str, seeds: list[int], runs_dir: Path,
+                 mode: str, preprocess: str | None = None) -> list[report.Run]:
+  """The seeds of configs/<name>.py under the experiment's settings (`study.run_config`), each
+  trained or reused in `<runs_dir>/<name>[_<preprocess>]/seed_<s>` (`multiseed.train_seeds`),
+  as read back from their workdirs."""
+  run = study.run_config(config, name, preprocess=preprocess)
+  group = multiseed.group_dir(runs_dir, run, name)
+  multiseed.train_seeds(run, seeds, group, mode=mode)
+  return [report.read_run(multiseed.seed_workdir(group, s)) for s in seeds]

@@ -102,14 +102,21 @@ def step_count(opt_state) -> jax.Array:
   return opt_state.count
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
-  """Mean cross-entropy of logits (N, classes) against int labels (N,), the targets smoothed to
-  (1 - smoothing) one-hot + smoothing / classes (`optax.smooth_labels`). float32 scalar."""
+def cross_entropies(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+  """Each sample's cross-entropy, float32 (...,), of logits (..., classes) against int labels
+  (...,), the targets smoothed to (1 - smoothing) one-hot + smoothing / classes
+  (`optax.smooth_labels`)."""
   if not smoothing:
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype),
                                 smoothing)
-  return optax.softmax_cross_entropy(logits, targets).mean()
+  return optax.softmax_cross_entropy(logits, targets)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+  """The mean of `cross_entropies` over logits (N, classes) and int labels (N,): a float32
+  scalar, the study's loss when `smoothing` is 0."""
+  return cross_entropies(logits, labels, smoothing).mean()
 
 
 def ema_decay(decay: float, count: jax.Array) -> jax.Array:

@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from svhn_jax import evaluate, house_numbers, models, number_models, plots, recipes, sources
 from svhn_jax.config import TASKS
@@ -78,8 +77,8 @@ class DigitTask:
 
   def metrics(self, logits: jax.Array, labels: jax.Array) -> dict:
     """Mean cross-entropy 'loss' and 'accuracy' of logits (N, 10) against labels (N,)."""
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
+    return {"loss": recipes.cross_entropy(logits, labels),
+            "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
 
   def test_report(self, predict: Predict, test: Split, data_cfg) -> tuple[dict, Any]:
     """(`evaluate.scores` of the test split, the logits for `write_figures`)."""
@@ -136,17 +135,9 @@ def number_losses(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) 
   length_logits, digit_logits = number_models.split_logits(logits)
   lengths, digits = labels[:, 0], labels[:, 1:]
   present = digits != NO_DIGIT
-  length_loss = _cross_entropy(length_logits, lengths, smoothing)
-  digit_loss = _cross_entropy(digit_logits, jnp.where(present, digits, 0), smoothing)
+  length_loss = recipes.cross_entropies(length_logits, lengths, smoothing)
+  digit_loss = recipes.cross_entropies(digit_logits, jnp.where(present, digits, 0), smoothing)
   return length_loss + jnp.sum(jnp.where(present, digit_loss, 0.0), -1)
-
-
-def _cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> jax.Array:
-  if not smoothing:
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype),
-                                smoothing)
-  return optax.softmax_cross_entropy(logits, targets)
 
 
 @dataclasses.dataclass(frozen=True)
