@@ -60,8 +60,16 @@ def confident_errors(probs: np.ndarray, labels: np.ndarray, threshold: float = 0
   """Indices of wrong predictions made with probability above `threshold`, most confident
   first: errors that no confidence cut-off would catch."""
   probs, labels = np.asarray(probs), np.asarray(labels)
-  predicted, confidence = probs.argmax(axis=-1), probs.max(axis=-1)
-  chosen = np.flatnonzero((predicted != labels) & (confidence > threshold))
+  return confident_wrong(probs.max(axis=-1), probs.argmax(axis=-1) == labels, threshold)
+
+
+def confident_wrong(confidence: np.ndarray, right: np.ndarray,
+                    threshold: float = 0.85) -> np.ndarray:
+  """int64 indices (K,) of the answers not `right` (bool (N,)) whose `confidence` (float (N,))
+  is above `threshold`, most confident first (ties in index order): for a digit run the
+  probability of the class predicted, for a numbers run that of the whole number read."""
+  confidence, right = np.asarray(confidence), np.asarray(right, bool)
+  chosen = np.flatnonzero(~right & (confidence > threshold))
   return chosen[np.argsort(-confidence[chosen], kind="stable")]
 
 

@@ -5,6 +5,7 @@ format, colour and size, whole or by a box."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -16,8 +17,8 @@ from PIL import Image
 
 from configs import numbers
 from support import metrics_rows, read_json, run_cli, start_paused
-from svhn_jax import (checkpoint, house_numbers, inference, read, sources, synthetic_photos,
-                      train)
+from svhn_jax import (checkpoint, house_numbers, inference, read, report, sources,
+                      synthetic_photos, train)
 
 EPOCHS = 2
 # 80 photos, 16 carved for validation: 4 steps of 16 per epoch.
@@ -110,6 +111,45 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_end(finished, cache, tmp_pat
   resumed, whole = outcome(workdir), outcome(finished)
   assert resumed["metrics"] == whole["metrics"] and resumed["test"] == whole["test"]
   jax.tree.map(np.testing.assert_array_equal, resumed["best"], whole["best"])
+
+
+def markdown_rows(text: str, first_header: str) -> list[list[str]]:
+  """The body rows of the first markdown table whose header row starts with `first_header`."""
+  lines = text.splitlines()
+  start = next(k for k, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+  rows = []
+  for line in lines[start + 2:]:
+    if not line.startswith("|"):
+      break
+    rows.append([cell.strip() for cell in line.strip("|").split("|")])
+  return rows
+
+
+def test_error_analysis_reports_a_numbers_runs_misreads(finished, tmp_path):
+  # --threshold=0: every misread is a high-confidence one, so each section has content.
+  result = run_cli("experiments.error_analysis", f"--workdir={finished}",
+                   f"--results_dir={tmp_path}", "--threshold=0")
+  assert result.returncode == 0, result.stderr[-3000:]
+  text = (tmp_path / "report.md").read_text()
+  scores = read_json(finished / "test_metrics.json")
+  n = scores["num_examples"]
+  wrong = n - round(scores["sequence_accuracy"] * n)
+  assert (f"Sequence accuracy {report.percent(scores['sequence_accuracy'])}: {wrong} of {n} "
+          "test photos misread") in text
+  assert f"best epoch {scores['best_epoch']} of {EPOCHS}" in text
+  assert [[int(c) for c in row[1:]] for row in markdown_rows(text, "true length")] == \
+      scores["length_confusion_matrix"]
+  kinds = markdown_rows(text, "kind of misread")
+  assert len(kinds) == 4 and len({row[0] for row in kinds}) == 4
+  assert sum(int(row[1]) for row in kinds) == wrong
+  assert f"{wrong} of {wrong} misreads" in text
+  assert len(markdown_rows(text, "test photo")) == min(wrong, 10)
+  figures = [tmp_path / link for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)]
+  names = {path.name for path in figures}
+  assert {"numbers_read.png", "accuracy_by_length.png", "coverage.png"} <= names
+  assert ({"misread.png", "confident_misreads.png"} <= names) == (wrong > 0)
+  for path in figures:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
 
 
 @pytest.fixture(scope="module")
