@@ -45,6 +45,15 @@ def finished_run(config: ml_collections.ConfigDict, workdir: Path) -> report.Run
   return report.read_run(workdir)
 
 
+def confident_sections(kind: str, confident: int, wrong: int, threshold: float) -> list[str]:
+  """The heading and sentence of the high-confidence section: how many of the `wrong` answers
+  (`kind`: 'errors' or 'misreads') were given with a probability above `threshold`."""
+  share = report.percent(confident / wrong) if wrong else "n/a"
+  return [f"## High-confidence {kind} (probability above {threshold:.0%})",
+          f"{confident} of {wrong} {kind} ({share}) were made with a probability above "
+          f"{threshold:.0%}: a confidence cut-off at {threshold:.0%} would not flag them."]
+
+
 # ---------------------------------------------------------------------------------------------
 # Digit runs (config.task=digit): labels int32 (N,) 0..9, probabilities float64 (N, 10).
 
@@ -109,13 +118,7 @@ def markdown(run: report.Run, test: data.Split, probs: np.ndarray, out: Path, gr
     sections.append(report.image(prediction_grid(
         test.images, labels, probs, picked, figs / "errors.png", "Misclassified test images"),
         out, "misclassified test images"))
-  sections += [
-      f"## High-confidence errors (probability above {threshold:.0%})",
-      f"{len(confident)} of {len(wrong)} errors "
-      f"({report.percent(len(confident) / len(wrong)) if len(wrong) else 'n/a'}) were made with "
-      f"a probability above {threshold:.0%}: a confidence cut-off at {threshold:.0%} would not "
-      "flag them.",
-  ]
+  sections += confident_sections("errors", len(confident), len(wrong), threshold)
   if len(confident):
     sections += [confident_table(confident, labels, probs), report.image(prediction_grid(
         test.images, labels, probs, confident[:grid], figs / "confident_errors.png",
@@ -314,13 +317,7 @@ def number_markdown(run: report.Run, test: data.Split, logits: np.ndarray, out: 
     sections += ["The most common wrong digits, in numbers whose length was read right:",
                  report.table(("true digit", "read as", "times"),
                               [[str(t), str(p), str(n)] for t, p, n in digit_pairs])]
-  sections += [
-      f"## High-confidence misreads (probability above {threshold:.0%})",
-      f"{len(confident)} of {len(wrong)} misreads "
-      f"({report.percent(len(confident) / len(wrong)) if len(wrong) else 'n/a'}) were made with "
-      f"a probability above {threshold:.0%}: a confidence cut-off at {threshold:.0%} would not "
-      "flag them.",
-  ]
+  sections += confident_sections("misreads", len(confident), len(wrong), threshold)
   if len(confident):
     sections += [misreads_table(confident, labels, decoded), report.image(reading_grid(
         test.images, labels, decoded, right, confident[:grid], figs / "confident_misreads.png",

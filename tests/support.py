@@ -143,3 +143,16 @@ def start_paused(command: list[str], pause_at: str, log: Path) -> subprocess.Pop
   proc.wait()
   proc.stdout.close()
   raise AssertionError(f"the run never reached {pause_at}:\n{log.read_text()[-3000:]}")
+
+
+def table_rows(markdown: str, first_header: str) -> list[list[str]]:
+  """The body rows, as lists of cell texts, of the first markdown table whose header row starts
+  with `first_header`."""
+  lines = markdown.splitlines()
+  start = next(k for k, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+  rows = []
+  for line in lines[start + 2:]:
+    if not line.startswith("|"):
+      break
+    rows.append([cell.strip() for cell in line.strip("|").split("|")])
+  return rows

@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from support import ROOT, SHARED_DATA
+from support import ROOT, SHARED_DATA, table_rows
 from svhn_jax import data, data_stats, evaluate, inference, multiseed, report, sources, stats
 
 # The Keras study's SVHN test accuracies, as experiments/calibrate.py sets them against.
@@ -36,18 +36,6 @@ def smallest(path: Path) -> list[str]:
   return [f"--config.data.path={path}", "--config.train.epochs=1",
           "--config.train.batch_size=64", "--config.train.eval_batch_size=64",
           f"--seeds={len(SEEDS)}"]
-
-
-def table_rows(markdown: str, first_headers: str) -> list[list[str]]:
-  """The body rows of the first table whose header row starts with `first_headers`."""
-  lines = markdown.splitlines()
-  start = next(k for k, line in enumerate(lines) if line.startswith(f"| {first_headers} |"))
-  rows = []
-  for line in lines[start + 2:]:
-    if not line.startswith("|"):
-      break
-    rows.append([cell.strip() for cell in line.strip("|").split("|")])
-  return rows
 
 
 def linked_images(markdown: str, folder: Path) -> list[Path]:
@@ -175,7 +163,7 @@ def test_calibrate_sets_each_models_proxy_accuracy_against_svhns(tmp_path):
                       "--config.data.synthetic.test=100", f"--config.data.cache_dir={tmp_path}",
                       "--config.train.epochs=1", "--config.train.batch_size=64",
                       f"--seeds={len(SEEDS)}", f"--results_dir={out}")
-  assert (tmp_path / "synthetic_v2_300_100_100_seed0.h5").is_file()
+  assert (tmp_path / "synthetic_v3_300_100_100_seed0.h5").is_file()
   text = (out / "report.md").read_text()
   groups = {m: runs_of(out / "runs", m) for m in ("ann1", "cnn1")}
   masked = runs_of(out / "runs", "cnn1_mask")
@@ -189,7 +177,7 @@ def test_calibrate_sets_each_models_proxy_accuracy_against_svhns(tmp_path):
     difference = test.mean - STUDY_SVHN[name]
     assert row[4] == report.points(difference)
     assert row[5] == ("yes" if abs(difference) <= 0.03 else "no")
-    assert all(r.config["data"]["synthetic"]["version"] == 2 for r in runs)
+    assert all(r.config["data"]["synthetic"]["version"] == 3 for r in runs)
   raw = np.mean([r.test_accuracy for r in groups["cnn1"]])
   mask = np.mean([m.test_accuracy for m in masked])
   line = next(l for l in text.splitlines() if l.startswith("Mask ablation (CNN1, 2 seeds)"))
@@ -198,7 +186,7 @@ def test_calibrate_sets_each_models_proxy_accuracy_against_svhns(tmp_path):
   assert ("the same direction as SVHN" in line) == (mask < raw)
   assert ("the opposite direction to SVHN" in line) == (mask >= raw)
   assert "SVHN: raw 87.30%, masked 87.11%" in line
-  assert "generator version 2" in text
+  assert "generator version 3" in text
   # The table and the mask line are also what the command prints.
   assert line in stdout and "| ANN1 | 2 |" in stdout
   assert [m.config["data"]["preprocess"] for m in masked] == ["mask", "mask"]

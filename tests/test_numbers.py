@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from configs import numbers
-from support import metrics_rows, read_json, run_cli, start_paused
+from support import metrics_rows, read_json, run_cli, start_paused, table_rows
 from svhn_jax import (checkpoint, house_numbers, inference, read, report, sources,
                       synthetic_photos, train)
 
@@ -113,18 +113,6 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_end(finished, cache, tmp_pat
   jax.tree.map(np.testing.assert_array_equal, resumed["best"], whole["best"])
 
 
-def markdown_rows(text: str, first_header: str) -> list[list[str]]:
-  """The body rows of the first markdown table whose header row starts with `first_header`."""
-  lines = text.splitlines()
-  start = next(k for k, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
-  rows = []
-  for line in lines[start + 2:]:
-    if not line.startswith("|"):
-      break
-    rows.append([cell.strip() for cell in line.strip("|").split("|")])
-  return rows
-
-
 def test_error_analysis_reports_a_numbers_runs_misreads(finished, tmp_path):
   # --threshold=0: every misread is a high-confidence one, so each section has content.
   result = run_cli("experiments.error_analysis", f"--workdir={finished}",
@@ -137,13 +125,13 @@ def test_error_analysis_reports_a_numbers_runs_misreads(finished, tmp_path):
   assert (f"Sequence accuracy {report.percent(scores['sequence_accuracy'])}: {wrong} of {n} "
           "test photos misread") in text
   assert f"best epoch {scores['best_epoch']} of {EPOCHS}" in text
-  assert [[int(c) for c in row[1:]] for row in markdown_rows(text, "true length")] == \
+  assert [[int(c) for c in row[1:]] for row in table_rows(text, "true length")] == \
       scores["length_confusion_matrix"]
-  kinds = markdown_rows(text, "kind of misread")
+  kinds = table_rows(text, "kind of misread")
   assert len(kinds) == 4 and len({row[0] for row in kinds}) == 4
   assert sum(int(row[1]) for row in kinds) == wrong
   assert f"{wrong} of {wrong} misreads" in text
-  assert len(markdown_rows(text, "test photo")) == min(wrong, 10)
+  assert len(table_rows(text, "test photo")) == min(wrong, 10)
   figures = [tmp_path / link for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)]
   names = {path.name for path in figures}
   assert {"numbers_read.png", "accuracy_by_length.png", "coverage.png"} <= names
