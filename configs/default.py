@@ -53,9 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic.val = 60_000
   config.data.synthetic.test = 18_000
   config.data.synthetic.seed = 0
-  # 2: calibrated so that the study's models score near their SVHN accuracies | 1: the first,
-  # easier generator, kept to reproduce earlier results
-  config.data.synthetic.version = 2
+  # 3: calibrated so that the study's models score near their SVHN accuracies | 2: the same
+  # without STIX's fonts (ANN2 3.2 points above SVHN) | 1: the first, easier generator; both
+  # kept to reproduce earlier results
+  config.data.synthetic.version = 3
   # Train on the training and validation images together, keeping val_size of them (carved as
   # for svhn_cropped, by split_seed) for early stopping and model choice.
   config.data.train_on_val = False

@@ -42,8 +42,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # warm-up then cosine decay to 0, per step | onecycle: linear warm-up then linear decay to 0.
 SCHEDULES = ("plateau", "cosine", "onecycle")
 COMPUTE_DTYPES = ("float32", "bfloat16")
-# The generator versions `svhn_jax.synthetic` keeps: 1, the first (easy); 2, calibrated to SVHN.
-SYNTHETIC_VERSIONS = (1, 2)
+# The generator versions `svhn_jax.synthetic` keeps: 1, the first (easy); 2, harder; 3, version 2
+# with more fonts, calibrated to SVHN.
+SYNTHETIC_VERSIONS = (1, 2, 3)
 # RandAugment's operations in `svhn_jax.augment` (a test holds the two lists equal).
 AUGMENT_OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "posterize",
                "solarize", "color", "contrast", "brightness", "sharpness", "shear_x", "shear_y",

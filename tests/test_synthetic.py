@@ -18,10 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 VERSIONS = sorted(synthetic.STYLES)
 
 # sha256 of the images' then the labels' bytes of generate(300, seed=7, version=v): version 1's
-# computed before version 2 was added, version 2's when it was calibrated (README.md). Each
-# version must keep giving these bits; a different generator is a new version.
+# computed before version 2 was added, version 2's when it was first calibrated, version 3's
+# when it was calibrated (README.md). Each version must keep giving these bits; a different
+# generator is a new version.
 SHA256 = {1: "2c46ae2026e46408da4144b8cfd1779c864e3b47999994b60e0337a1af1115ea",
-          2: "ff03fb5b9f78fd91495af431c8dff0ddb45091adc8fcfaf2734b998e6b508344"}
+          2: "ff03fb5b9f78fd91495af431c8dff0ddb45091adc8fcfaf2734b998e6b508344",
+          3: "9a8ecadf7c08a8e7c1d367b43cd385e436cafdc498a24e8f94720744ffdafcf9"}
 
 
 @pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: f"v{v}")
@@ -35,11 +37,20 @@ def test_each_version_is_unchanged(version):
   assert hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest() == SHA256[version]
 
 
-def test_version_1_is_the_default_style_and_version_2_the_default_version():
+def test_version_1_is_the_default_style_and_version_3_the_default_version():
   assert synthetic.STYLES[1] == synthetic.STYLE == synthetic.Style()
-  assert synthetic.VERSION == max(synthetic.STYLES) == 2
+  assert synthetic.VERSION == max(synthetic.STYLES) == 3
   images, _ = synthetic.generate(20, seed=1)
-  np.testing.assert_array_equal(images, synthetic.generate(20, seed=1, version=2)[0])
+  np.testing.assert_array_equal(images, synthetic.generate(20, seed=1, version=3)[0])
+
+
+def test_version_3_is_version_2_with_stix_fonts_added():
+  assert synthetic.STYLES[3] == dataclasses.replace(
+      synthetic.STYLES[2], fonts=synthetic.FONTS + synthetic.STIX_FONTS)
+  assert len(synthetic.STYLES[3].fonts) == 16
+  for name in synthetic.STIX_FONTS:  # every face draws all ten digits, each with ink
+    glyphs = synthetic.font_glyphs(name)
+    assert len(glyphs) == 10 and all(np.asarray(g).max() > 0 for g in glyphs)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -60,13 +71,20 @@ def test_different_seeds_give_different_crops(version):
 def test_versions_share_labels_but_not_crops():
   images_1, labels_1 = synthetic.generate(40, seed=3, version=1)
   images_2, labels_2 = synthetic.generate(40, seed=3, version=2)
+  images_3, labels_3 = synthetic.generate(40, seed=3, version=3)
   np.testing.assert_array_equal(labels_1, labels_2)
+  np.testing.assert_array_equal(labels_2, labels_3)
   assert not np.any(np.all(images_1 == images_2, axis=(1, 2)))
+  # Version 3 changes only the set of fonts: a crop whose font draw lands on the same DejaVu
+  # face stays the same (5 of these 40), the others differ.
+  same = np.all(images_2 == images_3, axis=(1, 2))
+  assert 0 < same.sum() < 10
 
 
 def test_an_unknown_version_is_refused():
-  with pytest.raises(ValueError, match=r"^no synthetic generator version 3; expected one of 1, 2$"):
-    synthetic.generate(5, seed=0, version=3)
+  with pytest.raises(ValueError,
+                     match=r"^no synthetic generator version 4; expected one of 1, 2, 3$"):
+    synthetic.generate(5, seed=0, version=4)
 
 
 def test_shapes_dtypes_and_ranges(sample):
@@ -160,8 +178,8 @@ def test_dark_share_follows_the_style_knob():
 def test_centre_digit_dominates_the_centre_for_every_class(sample, request):
   images, labels = sample
   # Grey levels by which the centre's mean stroke map must exceed the sides': version 2's
-  # lower contrast and closer neighbours narrow the gap.
-  margin = {1: 10, 2: 2}[request.node.callspec.params["sample"]]
+  # (and 3's) lower contrast and closer neighbours narrow the gap.
+  margin = {1: 10, 2: 2, 3: 2}[request.node.callspec.params["sample"]]
   strokes = 255 - transforms.normalize_background(images)
   for digit in range(10):
     mean = strokes[labels == digit].mean(axis=0)
