@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.depth = 28
   config.model.width = 2
   config.model.dropout = 0.0  # wrn: between each block's convs | multidigit: after its dense layers
+  config.model.standardize = False  # wrn: per-image standardization of the input
   # multidigit: small (trains on 2 CPU cores in minutes) | paper (Goodfellow et al. 2013: 8 conv
   # layers of 48..192 units, two dense layers of 3,072; for a GPU)
   config.model.size = "small"

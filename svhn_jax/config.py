@@ -129,6 +129,8 @@ RUN_SCHEMA: dict[str, Field] = {
     "model.depth": Field(int, low=10, default=28),
     "model.width": Field(int, low=1, default=2),
     "model.dropout": Field(float, low=0, high=1, open_high=True, default=0.0),
+    # Per-image standardization of the WRN's input (models.PerImageStandardization).
+    "model.standardize": Field(bool, default=False),
     # The number reader (model.name=multidigit) only: small (CPU) or Goodfellow et al.'s.
     "model.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small"),
     "data.source": Field(str, choices=DATA_SOURCES),
@@ -240,6 +242,9 @@ def _check_combinations(config: Mapping) -> None:
     raise ConfigError(f"config.train.compute_dtype={train['compute_dtype']!r}: only "
                       "config.model.name=wrn computes in bfloat16; the study's models keep "
                       "Keras's float32 layers")
+  if model.get("standardize") and model["name"] != "wrn":
+    raise ConfigError("config.model.standardize=True: only config.model.name=wrn standardizes "
+                      "its input; the study's models read Keras's [0, 1] pixels")
   if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:
     raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
                       f"warm-up epochs than config.train.epochs={train['epochs']}")

@@ -12,6 +12,8 @@ each call), so `nnx.split(model, nnx.Param, nnx.BatchStat)` captures all of it.
 
 from __future__ import annotations
 
+import math
+
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
@@ -234,6 +236,25 @@ class WideBlock(nnx.Module):
     return self.conv2(o2) + (x if self.shortcut is None else self.shortcut(o1))
 
 
+class PerImageStandardization(nnx.Module):
+  """Each image scaled to zero mean and unit variance over its H*W*C values, as TensorFlow's
+  `tf.image.per_image_standardization`: (x - mean) / max(std, 1 / sqrt(H*W*C)), the floor keeping
+  a flat image finite. (N, H, W, C) -> same shape, float32; no parameters.
+
+  A crop's contrast then no longer scales its activations, as the global contrast normalization
+  of Goodfellow et al. 2013 (arXiv 1302.4389) and the SVHN preprocessing of Sermanet et al. 2012
+  (local contrast normalization) intend: SVHN's digits range from faint to stark.
+  """
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    x = x.astype(jnp.float32)
+    axes = tuple(range(1, x.ndim))
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    std = jnp.std(x, axis=axes, keepdims=True)
+    return (x - mean) / jnp.maximum(std, 1.0 / math.sqrt(math.prod(x.shape[1:])))
+
+
 class BatchNormReLU(nnx.Module):
   """The final BN-ReLU of a pre-activation network: (N, H, W, C) -> same shape and dtype."""
 
@@ -269,7 +290,8 @@ class Logits(nnx.Linear):
 
 
 def wrn(*, rngs: nnx.Rngs, channels: int = 1, fused: bool = False, pool: str = "reshape",
-        depth: int = 28, width: int = 2, dropout: float = 0.0, dtype=jnp.float32) -> Sequential:
+        depth: int = 28, width: int = 2, dropout: float = 0.0, dtype=jnp.float32,
+        standardize: bool = False) -> Sequential:
   """WRN-depth-width (Zagoruyko & Komodakis 2016) for 32x32 images with `channels` channels.
 
   A 3x3 conv to 16 channels; three groups of n = (depth - 4) / 6 `WideBlock`s with 16k, 32k and
@@ -280,6 +302,7 @@ def wrn(*, rngs: nnx.Rngs, channels: int = 1, fused: bool = False, pool: str = "
 
   `dtype` float32 or bfloat16 (or its name): the activations' dtype, parameters and BatchNorm
   statistics staying float32; the pooled features and logits are float32 either way.
+  `standardize` puts a `PerImageStandardization` (no parameters) before the first conv.
 
   `fused` and `pool` belong to the study's layers and are ignored: the fused training
   BatchNorm of `fast_layers` measured no faster in a WRN train step on 2 CPU cores (batch 128,
@@ -295,6 +318,8 @@ def wrn(*, rngs: nnx.Rngs, channels: int = 1, fused: bool = False, pool: str = "
     raise ConfigError(f"config.model.dropout={dropout!r}: expected a number in [0, 1)")
   dtype = _compute_dtype(dtype)
   layers, features = [WideConv(channels, 16, dtype=dtype, rngs=rngs)], 16
+  if standardize:
+    layers.insert(0, PerImageStandardization())
   for group_features, stride in ((16 * width, 1), (32 * width, 2), (64 * width, 2)):
     for i in range(n):
       layers.append(WideBlock(features, group_features, stride if i == 0 else 1,
@@ -332,28 +357,31 @@ def spec(name: str) -> ModelSpec:
 
 def create_model(name: str, *, seed: int | jax.Array, channels: int = 1, impl: str = "auto",
                  pool: str = "reshape", depth: int = 28, width: int = 2, dropout: float = 0.0,
-                 dtype=jnp.float32) -> Sequential:
+                 dtype=jnp.float32, standardize: bool = False) -> Sequential:
   """Returns the model called `name`, initialized from `seed`, for images with `channels`
   channels (1 grey, 3 colour).
 
   `impl` ('auto', 'fast', 'flax': see `layers.use_fused`) and `pool` change how the study's
   models compute, never what: same parameters, same outputs to float rounding. `depth`,
-  `width`, `dropout` and `dtype` (float32 or bfloat16 activations) shape a Wide ResNet (`wrn`)
-  and are ignored by the study's models. Raises ConfigError for an unknown name, impl or pool,
+  `width`, `dropout`, `dtype` (float32 or bfloat16 activations) and `standardize` (per-image
+  standardization of the input) shape a Wide ResNet (`wrn`) and are ignored by the study's
+  models. Raises ConfigError for an unknown name, impl or pool,
   or WRN options `wrn` cannot build.
   """
   return spec(name).build(rngs=nnx.Rngs(seed), channels=channels, fused=use_fused(impl),
-                          pool=pool, depth=depth, width=width, dropout=dropout, dtype=dtype)
+                          pool=pool, depth=depth, width=width, dropout=dropout, dtype=dtype,
+                          standardize=standardize)
 
 
 def from_config(model_cfg: Mapping, *, seed: int | jax.Array, channels: int,
                 dtype=jnp.float32) -> Sequential:
-  """`create_model` with config.model's name, impl, depth, width and dropout (`model_cfg` is
-  config.model, a ConfigDict or a dict); `dtype` as in `create_model` (config.train's
-  compute_dtype). Raises ConfigError as `create_model` does."""
+  """`create_model` with config.model's name, impl, depth, width, dropout and standardize
+  (`model_cfg` is config.model, a ConfigDict or a dict; standardize False where absent);
+  `dtype` as in `create_model` (config.train's compute_dtype). Raises ConfigError as `create_model` does."""
   return create_model(model_cfg["name"], seed=seed, channels=channels, impl=model_cfg["impl"],
                       depth=model_cfg["depth"], width=model_cfg["width"],
-                      dropout=model_cfg["dropout"], dtype=dtype)
+                      dropout=model_cfg["dropout"], dtype=dtype,
+                      standardize=model_cfg.get("standardize", False))
 
 
 def _size(state: nnx.State) -> int:

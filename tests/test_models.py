@@ -437,7 +437,7 @@ def test_study_models_accept_and_ignore_the_wrn_options():
   for name in NAMES:
     assert_same_model(models.create_model(name, seed=0),
                       models.create_model(name, seed=0, depth=16, width=4, dropout=0.3,
-                                          dtype=jnp.bfloat16))
+                                          dtype=jnp.bfloat16, standardize=True))
 
 
 def test_from_config_builds_config_model():
@@ -456,3 +456,31 @@ def test_from_config_builds_config_model():
   config.model.name, config.model.depth = "wrn", 12
   with pytest.raises(ConfigError, match=r"^config\.model\.depth=12"):
     models.from_config(config.model, seed=0, channels=1)
+
+
+def test_per_image_standardization_matches_tensorflows_formula_by_hand():
+  # Image 0: values 0, 2, 4, 6 (mean 3, population std sqrt(5)); image 1 is flat, so its std
+  # (0) is floored at 1 / sqrt(4) = 0.5 and it maps to zeros.
+  x = jnp.asarray([[0.0, 2.0, 4.0, 6.0], [0.7, 0.7, 0.7, 0.7]], jnp.float32).reshape(2, 2, 2, 1)
+  out = models.PerImageStandardization()(x)
+  assert out.shape == (2, 2, 2, 1) and out.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(out[0]).ravel(), np.array([-3, -1, 1, 3]) / math.sqrt(5),
+                             rtol=1e-6)
+  np.testing.assert_array_equal(np.asarray(out[1]), np.zeros((2, 2, 1), np.float32))
+
+
+def test_wrn_standardize_makes_logits_blind_to_each_crops_contrast_and_level():
+  config = default_config.get_config()
+  config.model.name, config.model.depth, config.model.width = "wrn", 10, 1
+  config.model.standardize = True
+  model = models.from_config(config.model, seed=0, channels=1)
+  plain = models.create_model("wrn", seed=0, depth=10, width=1)
+  assert isinstance(model.layers[0], models.PerImageStandardization)
+  assert models.param_counts(model) == models.param_counts(plain)  # no parameters of its own
+  x = images(3)
+  # Each crop rescaled about a level of its own: a faint and a stark version of one crop.
+  scaled = x * jnp.asarray([0.2, 1.0, 3.0]).reshape(3, 1, 1, 1) + jnp.asarray(
+      [0.4, -0.1, 0.05]).reshape(3, 1, 1, 1)
+  np.testing.assert_allclose(np.asarray(model(scaled)), np.asarray(model(x)), rtol=2e-4,
+                             atol=2e-5)
+  assert not np.allclose(np.asarray(plain(scaled)), np.asarray(plain(x)), atol=1e-3)

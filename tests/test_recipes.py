@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from configs import default
-from svhn_jax import checkpoint, config as config_lib, inference, recipes, sources, steps, train
+from svhn_jax import config as config_lib, inference, recipes, sources, steps, train
 from svhn_jax.data import Dataset, Split
 from svhn_jax.errors import ConfigError
 from tests.support import metrics_rows, read_json, tiny_config
@@ -172,6 +172,12 @@ def test_combinations_refused_in_one_line():
   config.model.name, config.model.depth = "wrn", 12
   with pytest.raises(ConfigError, match="6n\\+4"):
     config_lib.validate(config)
+  config = default.get_config()
+  config.model.standardize = True
+  with pytest.raises(ConfigError, match=r"^config\.model\.standardize=True: only config\.model"):
+    config_lib.validate(config)
+  config.model.name = "wrn"
+  config_lib.validate(config)
 
 
 def test_a_scheduled_run_cannot_change_its_length_on_resume():
