@@ -244,7 +244,7 @@ def _check_combinations(config: Mapping) -> None:
                       "Keras's float32 layers")
   if model.get("standardize") and model["name"] != "wrn":
     raise ConfigError("config.model.standardize=True: only config.model.name=wrn standardizes "
-                      "its input; the study's models read Keras's [0, 1] pixels")
+                      "its input; the other models read [0, 1] pixels")
   if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:
     raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
                       f"warm-up epochs than config.train.epochs={train['epochs']}")

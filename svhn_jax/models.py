@@ -13,7 +13,6 @@ each call), so `nnx.split(model, nnx.Param, nnx.BatchStat)` captures all of it.
 from __future__ import annotations
 
 import math
-
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
@@ -241,7 +240,9 @@ class PerImageStandardization(nnx.Module):
   `tf.image.per_image_standardization`: (x - mean) / max(std, 1 / sqrt(H*W*C)), the floor keeping
   a flat image finite. (N, H, W, C) -> same shape, float32; no parameters.
 
-  A crop's contrast then no longer scales its activations, as the global contrast normalization
+  Pixels are in [0, 1], so the floor is 1/32 for a 32x32 grey crop: a crop whose std is under
+  8 grey levels is scaled by 32 and no more, and keeps some of its faintness. Otherwise a
+  crop's contrast and brightness no longer reach the network, as the global contrast normalization
   of Goodfellow et al. 2013 (arXiv 1302.4389) and the SVHN preprocessing of Sermanet et al. 2012
   (local contrast normalization) intend: SVHN's digits range from faint to stark.
   """
@@ -377,7 +378,8 @@ def from_config(model_cfg: Mapping, *, seed: int | jax.Array, channels: int,
                 dtype=jnp.float32) -> Sequential:
   """`create_model` with config.model's name, impl, depth, width, dropout and standardize
   (`model_cfg` is config.model, a ConfigDict or a dict; standardize False where absent);
-  `dtype` as in `create_model` (config.train's compute_dtype). Raises ConfigError as `create_model` does."""
+  `dtype` as in `create_model` (config.train's compute_dtype). Raises ConfigError as
+  `create_model` does."""
   return create_model(model_cfg["name"], seed=seed, channels=channels, impl=model_cfg["impl"],
                       depth=model_cfg["depth"], width=model_cfg["width"],
                       dropout=model_cfg["dropout"], dtype=dtype,

@@ -180,6 +180,18 @@ def test_combinations_refused_in_one_line():
   config_lib.validate(config)
 
 
+def test_a_run_cannot_switch_per_image_standardization_on_resume():
+  # It changes the model's function, so a resume that flips it is refused; a config.json
+  # written before the field existed reads as False.
+  saved = config_lib.to_dict(default.get_config())
+  new = default.get_config()
+  new.model.standardize = True
+  assert config_lib.resume_conflicts(saved, config_lib.to_dict(new)) == [
+      "model.standardize: False -> True"]
+  del saved["model"]["standardize"]
+  assert config_lib.resume_conflicts(saved, config_lib.to_dict(default.get_config())) == []
+
+
 def test_a_scheduled_run_cannot_change_its_length_on_resume():
   saved = config_lib.to_dict(default.get_config())
   new = default.get_config()
