@@ -242,7 +242,7 @@ def _check_combinations(config: Mapping) -> None:
     raise ConfigError(f"config.train.compute_dtype={train['compute_dtype']!r}: only "
                       "config.model.name=wrn computes in bfloat16; the study's models keep "
                       "Keras's float32 layers")
-  if model.get("standardize") and model["name"] != "wrn":
+  if model["standardize"] and model["name"] != "wrn":
     raise ConfigError("config.model.standardize=True: only config.model.name=wrn standardizes "
                       "its input; the other models read [0, 1] pixels")
   if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:

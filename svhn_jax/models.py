@@ -242,18 +242,19 @@ class PerImageStandardization(nnx.Module):
 
   Pixels are in [0, 1], so the floor is 1/32 for a 32x32 grey crop: a crop whose std is under
   8 grey levels is scaled by 32 and no more, and keeps some of its faintness. Otherwise a
-  crop's contrast and brightness no longer reach the network, as the global contrast normalization
-  of Goodfellow et al. 2013 (arXiv 1302.4389) and the SVHN preprocessing of Sermanet et al. 2012
-  (local contrast normalization) intend: SVHN's digits range from faint to stark.
+  crop's contrast and brightness no longer reach the network, as the global contrast
+  normalization of Goodfellow et al. 2013 (arXiv 1302.4389) and the SVHN preprocessing of
+  Sermanet et al. 2012 (local contrast normalization) intend: SVHN's digits range from faint to
+  stark.
   """
 
   def __call__(self, x: jax.Array, *, train: bool = False,
                rngs: nnx.Rngs | None = None) -> jax.Array:
     x = x.astype(jnp.float32)
     axes = tuple(range(1, x.ndim))
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    std = jnp.std(x, axis=axes, keepdims=True)
-    return (x - mean) / jnp.maximum(std, 1.0 / math.sqrt(math.prod(x.shape[1:])))
+    centred = x - jnp.mean(x, axis=axes, keepdims=True)
+    std = jnp.sqrt(jnp.mean(jnp.square(centred), axis=axes, keepdims=True))
+    return centred / jnp.maximum(std, 1.0 / math.sqrt(math.prod(x.shape[1:])))
 
 
 class BatchNormReLU(nnx.Module):
@@ -318,9 +319,8 @@ def wrn(*, rngs: nnx.Rngs, channels: int = 1, fused: bool = False, pool: str = "
   if not 0 <= dropout < 1:
     raise ConfigError(f"config.model.dropout={dropout!r}: expected a number in [0, 1)")
   dtype = _compute_dtype(dtype)
-  layers, features = [WideConv(channels, 16, dtype=dtype, rngs=rngs)], 16
-  if standardize:
-    layers.insert(0, PerImageStandardization())
+  layers = [PerImageStandardization()] if standardize else []
+  layers, features = layers + [WideConv(channels, 16, dtype=dtype, rngs=rngs)], 16
   for group_features, stride in ((16 * width, 1), (32 * width, 2), (64 * width, 2)):
     for i in range(n):
       layers.append(WideBlock(features, group_features, stride if i == 0 else 1,
@@ -366,8 +366,8 @@ def create_model(name: str, *, seed: int | jax.Array, channels: int = 1, impl: s
   models compute, never what: same parameters, same outputs to float rounding. `depth`,
   `width`, `dropout`, `dtype` (float32 or bfloat16 activations) and `standardize` (per-image
   standardization of the input) shape a Wide ResNet (`wrn`) and are ignored by the study's
-  models. Raises ConfigError for an unknown name, impl or pool,
-  or WRN options `wrn` cannot build.
+  models. Raises ConfigError for an unknown name, impl or pool, or WRN options `wrn` cannot
+  build.
   """
   return spec(name).build(rngs=nnx.Rngs(seed), channels=channels, fused=use_fused(impl),
                           pool=pool, depth=depth, width=width, dropout=dropout, dtype=dtype,
@@ -377,13 +377,12 @@ def create_model(name: str, *, seed: int | jax.Array, channels: int = 1, impl: s
 def from_config(model_cfg: Mapping, *, seed: int | jax.Array, channels: int,
                 dtype=jnp.float32) -> Sequential:
   """`create_model` with config.model's name, impl, depth, width, dropout and standardize
-  (`model_cfg` is config.model, a ConfigDict or a dict; standardize False where absent);
-  `dtype` as in `create_model` (config.train's compute_dtype). Raises ConfigError as
-  `create_model` does."""
+  (`model_cfg` is config.model, a ConfigDict or a dict); `dtype` as in `create_model`
+  (config.train's compute_dtype). Raises ConfigError as `create_model` does."""
   return create_model(model_cfg["name"], seed=seed, channels=channels, impl=model_cfg["impl"],
                       depth=model_cfg["depth"], width=model_cfg["width"],
                       dropout=model_cfg["dropout"], dtype=dtype,
-                      standardize=model_cfg.get("standardize", False))
+                      standardize=model_cfg["standardize"])
 
 
 def _size(state: nnx.State) -> int:

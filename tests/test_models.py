@@ -461,7 +461,7 @@ def test_from_config_builds_config_model():
 def test_per_image_standardization_matches_tensorflows_formula_by_hand():
   # Image 0: values 0, 2, 4, 6 (mean 3, population std sqrt(5)); image 1 is flat, so its std
   # (0) is floored at 1 / sqrt(4) = 0.5 and it maps to zeros.
-  x = jnp.asarray([[0.0, 2.0, 4.0, 6.0], [0.7, 0.7, 0.7, 0.7]], jnp.float32).reshape(2, 2, 2, 1)
+  x = jnp.asarray([[0.0, 2.0, 4.0, 6.0], [0.75, 0.75, 0.75, 0.75]], jnp.float32).reshape(2, 2, 2, 1)
   out = models.PerImageStandardization()(x)
   assert out.shape == (2, 2, 2, 1) and out.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(out[0]).ravel(), np.array([-3, -1, 1, 3]) / math.sqrt(5),
