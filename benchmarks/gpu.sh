@@ -11,7 +11,6 @@ python=${PYTHON:-python}
 "$python" -c "import jax; print(jax.devices()); assert jax.default_backend() != 'cpu', 'no accelerator'"
 "$python" benchmarks/benchmark.py --frameworks=jax --study --json="$out/gpu_study_scan.json"
 "$python" benchmarks/benchmark.py --frameworks=jax --epochs=3 --scan=0 --json="$out/gpu_steps.json"
-# Time to the study CNN2's 92.22% and to 95% on the offline proxy at study size (issue: under
-# 3 s and 10 s of training on one H100-class GPU), then the same for the study's CNN2 itself.
-"$python" benchmarks/time_to_accuracy.py --config=configs/wrn_fast.py --config.data.source=synthetic --seeds=5 | tee "$out/gpu_time_to_accuracy_wrn_fast.txt"
-"$python" benchmarks/time_to_accuracy.py --config=configs/cnn2.py --config.data.source=synthetic --seeds=3 | tee "$out/gpu_time_to_accuracy_cnn2.txt"
+# The Wide ResNet recipes on the offline proxy at study size: seeds with intervals, and the time
+# to the study CNN2's accuracy and to 3 points more (benchmarks/gpu_wrn.sh).
+PYTHON="$python" bash benchmarks/gpu_wrn.sh "$out/wrn"

@@ -4,7 +4,10 @@
 any other run config such as `wrn_cpu`), as a list, or on the command line as
 `--config.models=ann1,cnn2,wrn_cpu`; each `train` field left at None
 keeps that config's own value, and one set overrides it for every run, e.g.
-`--config.train.epochs=3`. The data default is the offline synthetic set of configs/demo.py.
+`--config.train.epochs=3`. The data default is the offline synthetic set of configs/demo.py;
+`data.train_on_val` left at None (`auto`) likewise keeps each run config's own (the Wide ResNet
+recipes train on the training and validation crops, the study's models on the training ones),
+and `--config.data.train_on_val=true|false` sets it for every run.
 """
 
 import importlib
@@ -26,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # the first seed; --seeds=N runs seed, seed + 1, ..., seed + N - 1
   config.models = ["ann1", "ann2", "cnn1", "cnn2"]
   config.data = demo.get_config().data
+  config.data.train_on_val = config_dict.placeholder(bool)
   config.train = ml_collections.ConfigDict(
       {name: config_dict.placeholder(kind) for name, kind in TRAIN_OVERRIDES.items()})
   return config
@@ -57,10 +61,14 @@ def model_names(config: ml_collections.ConfigDict) -> list[str]:
 def run_config(config: ml_collections.ConfigDict, name: str,
                preprocess: str | None = None) -> ml_collections.ConfigDict:
   """The run config of configs/<name>.py under the experiment's settings: its own file, then
-  the shared data, seed and training overrides, and `preprocess` if given."""
+  the shared data (its `train_on_val` where the experiment leaves that None), seed and
+  training overrides, and `preprocess` if given."""
   run = importlib.import_module(f"configs.{name}").get_config()
   run.seed = config.seed
+  own_train_on_val = run.data.train_on_val
   run.data = ml_collections.ConfigDict(config.data.to_dict())
+  if run.data.train_on_val is None:
+    run.data.train_on_val = own_train_on_val
   if preprocess is not None:
     run.data.preprocess = preprocess
   for field in TRAIN_OVERRIDES:

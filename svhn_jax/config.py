@@ -201,6 +201,8 @@ STUDY_SCHEMA: dict[str, Field] = {
     # Run configs by file name (configs/<name>.py); configs/study.py checks that each exists.
     "models": Field("names"),
     **{k: v for k, v in RUN_SCHEMA.items() if k.startswith("data.")},
+    # None (auto): each run config's own.
+    "data.train_on_val": Field("optional_bool"),
     "train.epochs": Field(int, low=1, also=(None,)),
     "train.batch_size": Field(int, low=1, also=(None,)),
     "train.learning_rate": Field(float, low=0, open_low=True, also=(None,)),

@@ -163,6 +163,18 @@ def test_train_on_val_pools_and_recarves():
   np.testing.assert_array_equal(again.val.images, pooled.val.images)
 
 
+def test_experiments_keep_each_recipes_train_on_val_unless_told():
+  from configs import study
+  config = study.get_config()
+  config_lib.validate(config, config_lib.STUDY_SCHEMA)
+  assert study.run_config(config, "wrn_cpu").data.train_on_val is True
+  assert study.run_config(config, "cnn2").data.train_on_val is False
+  _, values = config_lib.split_overrides(["--config.data.train_on_val=false"],
+                                         config_lib.STUDY_SCHEMA)
+  config_lib.apply_overrides(config, values)
+  assert study.run_config(config, "wrn_cpu").data.train_on_val is False
+
+
 def test_combinations_refused_in_one_line():
   config = default.get_config()
   config.train.compute_dtype = "bfloat16"

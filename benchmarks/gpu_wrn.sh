@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The Wide ResNet recipes on an accelerator, on the offline proxy at the study's sizes (42,000 /
+# 60,000 / 18,000 crops of synthetic version 3; the study CNN2 scores 92.48% there):
+#   1. compare_models over seeds: configs/wrn_gpu.py (WRN-16-4, 15 epochs on the training and
+#      validation crops, 6,000 held out), each seed's test accuracy and the 95% interval;
+#   2. time to the study CNN2's SVHN and proxy accuracies (92.22%, 92.48%) and to 95% and 95.48%
+#      (the proxy CNN2 plus 3 points): configs/wrn_fast.py over seeds;
+#   3. compare_models over seeds for the study's CNN2, trained as the study trains it.
+# Each stage has its own time limit (seconds, overridable below), so a slow one cannot cost the
+# next (the defaults fit about 10 minutes on one H200); a comparison cut short reports the seeds
+# that finished.
+# Needs jax with CUDA (pip install -e ".[gpu]") or TPU support.
+# Usage: bash benchmarks/gpu_wrn.sh [OUT_DIR]   (default: results/gpu_wrn)
+# Smaller, e.g. to try it on a CPU: TRAIN=2000 VAL=600 TEST=500 EPOCHS=3 SEEDS=2 \
+#   bash benchmarks/gpu_wrn.sh /tmp/gpu_wrn
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-results/gpu_wrn}"
+mkdir -p "$out"
+python=${PYTHON:-python}
+sizes=(--config.data.source=synthetic --config.data.synthetic.train="${TRAIN:-42000}"
+       --config.data.synthetic.val="${VAL:-60000}" --config.data.synthetic.test="${TEST:-18000}")
+seeds=${SEEDS:-3}
+stage() {  # stage NAME SECONDS COMMAND...: runs it under a time limit, says how it ended
+  local name=$1 limit=$2 began=$SECONDS
+  shift 2
+  echo "=== $name (limit ${limit} s) $(date -u +%H:%M:%S)"
+  timeout -k 15 "$limit" "$@"
+  local rc=$?
+  echo "=== $name: exit $rc after $((SECONDS - began)) s"
+}
+compare() {  # compare NAME LIMIT ARGS...: the seeds, or those that finished in time
+  local name=$1 limit=$2
+  shift 2
+  local args=(--config.models="$name" "${sizes[@]}" --multiseed=loop --runs_dir="$out/runs"
+              --results_dir="$out/$name" "$@")
+  stage "compare $name" "$limit" "$python" -m experiments.compare_models --seeds="$seeds" "${args[@]}"
+  local done
+  done=$(find "$out/runs/$name" -maxdepth 2 -name test_metrics.json 2>/dev/null | wc -l)
+  if [ ! -f "$out/$name/report.md" ] && [ "$done" -gt 0 ]; then
+    stage "compare $name, the $done seeds that finished" 40 "$python" -m \
+      experiments.compare_models --seeds="$done" "${args[@]}"
+  fi
+}
+stage "device" 60 "$python" -c "import jax; print(jax.__version__, jax.devices())"
+# Generates (or reads the cached) proxy and prints its fingerprint: the same on two machines
+# means the same pixels (numpy, Pillow and matplotlib's fonts render the glyphs).
+stage "data" 120 "$python" -c "
+import sys, time
+from configs import default
+from svhn_jax import data, sources
+cfg = default.get_config().data
+cfg.source = 'synthetic'
+cfg.synthetic.train, cfg.synthetic.val, cfg.synthetic.test = map(int, sys.argv[1:])
+began = time.perf_counter()
+dataset, path = sources.load(cfg)
+print(f'{path}: fingerprint {data.fingerprint(dataset)}, {time.perf_counter() - began:.1f} s')
+" "${TRAIN:-42000}" "${VAL:-60000}" "${TEST:-18000}"
+epochs=()
+[ -n "${EPOCHS:-}" ] && epochs=(--config.train.epochs="$EPOCHS")
+compare wrn_gpu "${WRN_LIMIT:-240}" "${epochs[@]}"
+stage "time to accuracy" "${TTA_LIMIT:-140}" "$python" benchmarks/time_to_accuracy.py \
+  --config=configs/wrn_fast.py "${sizes[@]}" "${epochs[@]}" --seeds="${TTA_SEEDS:-2}" \
+  --targets=0.9222,0.9248,0.95,0.9548
+compare cnn2 "${CNN2_LIMIT:-90}" "${epochs[@]}"
