@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Wide ResNet recipes on an accelerator, on the offline proxy at the study's sizes (42,000 /
 # 60,000 / 18,000 crops of synthetic version 3; the study CNN2 scores 92.48% there):
-#   1. compare_models over seeds: configs/wrn_gpu.py (WRN-16-4, 15 epochs on the training and
-#      validation crops, 6,000 held out), each seed's test accuracy and the 95% interval;
+#   1. compare_models over seeds: configs/wrn_gpu.py (WRN-16-4, dropout 0.4, 25 epochs on the
+#      training and validation crops, 6,000 held out), each seed's test accuracy and the 95%
+#      interval;
 #   2. time to the study CNN2's SVHN and proxy accuracies (92.22%, 92.48%) and to 95% and 95.48%
 #      (the proxy CNN2 plus 3 points): configs/wrn_fast.py over seeds;
 #   3. compare_models over seeds for the study's CNN2, trained as the study trains it.
