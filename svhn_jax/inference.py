@@ -139,8 +139,9 @@ def saved_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
 
 
 def load_run(workdir: str | os.PathLike) -> LoadedRun:
-  """The best weights of the run in `workdir` (else its latest), restored without the
-  optimizer's state. Raises CheckpointError for a workdir that holds no usable run."""
+  """The best weights of the run in `workdir` (else its latest; without early stopping, the
+  latest, the run's result), restored without the optimizer's state. Raises CheckpointError
+  for a workdir that holds no usable run."""
   workdir = Path(workdir)
   config = saved_config(workdir)
   channels = 3 if config.data.color == "rgb" else 1
@@ -152,7 +153,7 @@ def load_run(workdir: str | os.PathLike) -> LoadedRun:
     like["ema"] = params
   ckpts = checkpoint.Checkpoints(workdir)
   try:
-    weights = ckpts.restore_weights(like)
+    weights = ckpts.restore_weights(like, best=config.train.early_stopping.enabled)
   finally:
     ckpts.close()
   if weights is None:

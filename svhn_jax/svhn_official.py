@@ -1086,7 +1086,7 @@ def _describe_photos(source: Path, photos: Sequence[Photo],
   lines = [
       f"{source}: SVHN format 1 (full photos), {len(photos):,} photos, {len(labels):,} digits",
       f"  digits per photo: {histogram}",
-      f"  loads as Photo(name, labels int32 (k,) 0..9, boxes float32 (k, 4) left, top, width, "
+      "  loads as Photo(name, labels int32 (k,) 0..9, boxes float32 (k, 4) left, top, width, "
       "height in pixels)",
       f"  per class: {_class_counts(labels)}" if len(labels) else "  no digits",
   ]

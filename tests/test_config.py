@@ -8,7 +8,7 @@ import sys
 import ml_collections
 import pytest
 
-from configs import default, demo, mask_ablation, study
+from configs import default, mask_ablation, study
 from support import ROOT
 from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError

@@ -233,6 +233,10 @@ def test_recipe_run_end_to_end(tiny_h5, tmp_path):
                              rtol=1e-5, atol=1e-9)
   assert report["best_epoch"] == 3 and report["epochs_run"] == 3
   assert read_json(tmp_path / "test_metrics.json")["accuracy"] == report["accuracy"]
+  # Without early stopping the latest checkpoint is the result: one save an epoch, no best/.
+  ckpts = tmp_path / "checkpoints"
+  assert not any((ckpts / "best").glob("[0-9]*"))
+  assert sorted(p.name for p in (ckpts / "latest").glob("[0-9]*"))[-1] == "3"
   run = inference.load_run(tmp_path)
   assert "ema" in run.weights
   ema, params = run.weights["ema"], run.weights["params"]
