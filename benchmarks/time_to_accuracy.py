@@ -36,7 +36,7 @@ from svhn_jax import (checkpoint, cli, config as config_lib, evaluate, inference
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
     "config", str(Path(__file__).resolve().parents[1] / "configs" / "cnn2.py"), "The run config to time.", lock_config=True,
-    sys_argv=config_lib.split_overrides(sys.argv, config_lib.RUN_SCHEMA)[0])
+    sys_argv=config_lib.split_overrides(sys.argv, config_lib.RUN_SCHEMA, strict=False)[0])
 flags.DEFINE_integer("seeds", 3, "Seeds to time: config.seed, config.seed + 1, ...",
                      lower_bound=1)
 flags.DEFINE_list("targets", ["0.9222", "0.95"], "Test accuracies to time, as fractions.")

@@ -7,6 +7,6 @@ from configs import default, study
 
 def get_config():
   config = study.get_config()
-  config.data = default.get_config().data
+  config.data = study.experiment_data(default.get_config().data)
   config.data.source = "synthetic"
   return config

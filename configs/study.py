@@ -28,11 +28,17 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0  # the first seed; --seeds=N runs seed, seed + 1, ..., seed + N - 1
   config.models = ["ann1", "ann2", "cnn1", "cnn2"]
-  config.data = demo.get_config().data
-  config.data.train_on_val = config_dict.placeholder(bool)
+  config.data = experiment_data(demo.get_config().data)
   config.train = ml_collections.ConfigDict(
       {name: config_dict.placeholder(kind) for name, kind in TRAIN_OVERRIDES.items()})
   return config
+
+
+def experiment_data(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A run config's `data` made an experiment's: `train_on_val` None (each run config's own)."""
+  data = ml_collections.ConfigDict(data.to_dict())
+  data.train_on_val = config_dict.placeholder(bool)
+  return data
 
 
 def run_config_names() -> list[str]:

@@ -6,7 +6,8 @@ at study size (benchmarks/gpu_wrn.sh), seeds 0 and 1 passed the study CNN2's pro
 (92.48%) after 2.37 s and 2.36 s of training (epoch 4; 0.59 s an epoch) and 95% after 6.50 s and
 5.91 s, and ended at 95.21% and 95.20% after 7.1 s; compile 38 s, then 2.3 s from JAX's cache.
 
-  python benchmarks/time_to_accuracy.py --config=configs/wrn_fast.py --seeds=5
+  python benchmarks/time_to_accuracy.py --config=configs/wrn_fast.py --seeds=5 \\
+      --config.data.source=synthetic   # the proxy at study size, as measured above
 """
 
 from configs import wrn

@@ -20,6 +20,7 @@ from absl import app, flags
 from configs import study
 from experiments import seeded
 from svhn_jax import cli, multiseed, report, stats
+from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -133,4 +134,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, schema=config_lib.STUDY_SCHEMA)

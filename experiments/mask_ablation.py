@@ -113,4 +113,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, schema=config_lib.STUDY_SCHEMA)

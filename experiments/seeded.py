@@ -29,7 +29,7 @@ def define_flags(config_file: str, results_dir: str, unit: str) -> None:
   # parse a list field: it is given argv without the overrides that cli.parse_flags parses.
   config_flags.DEFINE_config_file(
       "config", config_file, "The study's settings.", lock_config=True,
-      sys_argv=config_lib.split_overrides(sys.argv, config_lib.STUDY_SCHEMA)[0])
+      sys_argv=config_lib.split_overrides(sys.argv, config_lib.STUDY_SCHEMA, strict=False)[0])
   flags.DEFINE_string("results_dir", results_dir, "Where report.md and figures go.")
   flags.DEFINE_string("runs_dir", None,
                       "Where the runs' workdirs go (default: <results_dir>/runs).")

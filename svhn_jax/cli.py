@@ -11,11 +11,12 @@ field, or a file that cannot load, is one line), sets up the log once, and runs 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging as std_logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import ml_collections
@@ -119,9 +120,12 @@ class progress_bar:
     self._bar.close()
 
 
-def run(main: Callable[[list[str]], None], *, on_interrupt: str = "stopped by Ctrl-C") -> None:
-  """absl's `app.run(main)` with this codebase's flag parsing, log and one-line errors."""
-  app.run(lambda argv: _main(main, argv, on_interrupt), flags_parser=parse_flags)
+def run(main: Callable[[list[str]], None], *, on_interrupt: str = "stopped by Ctrl-C",
+        schema: Mapping[str, config_lib.Field] | None = None) -> None:
+  """absl's `app.run(main)` with this codebase's flag parsing, log and one-line errors;
+  `schema` is the --config's (default: a run config's, `config.RUN_SCHEMA`)."""
+  app.run(lambda argv: _main(main, argv, on_interrupt),
+          flags_parser=functools.partial(parse_flags, schema=schema))
 
 
 def _main(main, argv, on_interrupt) -> None:
@@ -131,10 +135,12 @@ def _main(main, argv, on_interrupt) -> None:
 
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+def parse_flags(argv: list[str], schema: Mapping[str, config_lib.Field] | None = None
+                ) -> list[str]:
   """absl's flag parsing, plus: the optional-boolean and list fields' spellings (see
-  `config.split_overrides`), and a config file or field that cannot be used as one line."""
-  schema = {**config_lib.RUN_SCHEMA, **config_lib.STUDY_SCHEMA}
+  `config.split_overrides`) of `schema`'s fields (default: `config.RUN_SCHEMA`), and a config
+  file or field that cannot be used as one line."""
+  schema = config_lib.RUN_SCHEMA if schema is None else schema
   try:
     argv, values = config_lib.split_overrides(argv, schema)
     # FLAGS(argv) rather than app.parse_flags_with_usage, which prints absl's two-line FATAL

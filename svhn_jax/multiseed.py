@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -78,15 +78,20 @@ def train_seeds(config: ml_collections.ConfigDict, seeds: Sequence[int],
   fresh = [s for s in pending if s not in started]
   if pending:
     start = time.perf_counter()
-    used = _train(config, fresh, started, workdirs, mode)
-    fileio.write_json(Path(group_dir) / TIMING_FILE,
-                      {"mode": used, "seeds": pending, "seconds": time.perf_counter() - start})
+
+    def record(used: str, done: list[int]) -> None:
+      fileio.write_json(Path(group_dir) / TIMING_FILE,
+                        {"mode": used, "seeds": done, "seconds": time.perf_counter() - start})
+
+    record(_train(config, fresh, started, workdirs, mode, record), pending)
   return [json.loads((workdirs[s] / "test_metrics.json").read_text()) for s in seeds]
 
 
 def _train(config, fresh: list[int], started: list[int], workdirs: dict[int, Path],
-           mode: str) -> str:
-  """Trains the pending seeds; returns the mode that trained the fresh ones."""
+           mode: str, record: Callable[[str, list[int]], None]) -> str:
+  """Trains the pending seeds; returns the mode that trained the fresh ones. Seeds trained one
+  at a time are `record`ed as each ends, so a run stopped between them still says how long the
+  finished ones took."""
   used = chosen_mode(mode, config, len(fresh)) if fresh else "loop"
   if used == "vmap":
     try:
@@ -97,8 +102,11 @@ def _train(config, fresh: list[int], started: list[int], workdirs: dict[int, Pat
       logging.warning("Training seeds %s one at a time: %s", fresh, e)
       used = "loop"
   loop = started + (fresh if used == "loop" else [])
+  done = [s for s in fresh if s not in loop]
   for s in sorted(loop):
     train.train_and_evaluate(train.seed_config(config, s), workdirs[s])
+    done.append(s)
+    record(used, sorted(done))
   return used
 
 
@@ -123,7 +131,8 @@ def check_reusable(workdir: Path, config: ml_collections.ConfigDict) -> None:
   fields = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
   if fields:
     raise ConfigError(f"{workdir} holds a run made with other settings ({', '.join(fields)}). "
-                      "Use another --results_dir, or delete that workdir to train it again.")
+                      "Use another --runs_dir (or --results_dir, where the runs go under it), or delete "
+                      "that workdir to train it again.")
 
 
 def _has_checkpoint(workdir: Path) -> bool:

@@ -140,20 +140,43 @@ def data_text(data: dict) -> str:
              f"seed {sizes['seed']})")
   else:
     where = "the study's SVHN file"
-  return f"{where}, preprocessing `{data['preprocess']}`"
+  held_out = data.get("val_size", 6_000)
+  pooled = (f", training on the training and validation images together ({held_out:,} held out "
+            "for validation)" if data.get("train_on_val") else "")
+  return f"{where}, preprocessing `{data['preprocess']}`{pooled}"
+
+
+def recipe_text(train: dict) -> str:
+  """How a run config's `train` field sets the learning rate and stops, in words."""
+  epochs = train["epochs"]
+  text = (f"at most {epochs} epoch{'s' * (epochs != 1)}, batch {train['batch_size']}, "
+          f"{train.get('optimizer', 'adam')} at learning rate {train['learning_rate']:g}")
+  schedule = train.get("schedule", "plateau")
+  if schedule == "plateau":
+    plateau = train["plateau"]
+    text += (f", multiplied by {plateau['factor']:g} when validation loss has not improved for "
+             f"{plateau['patience']} epochs")
+  else:
+    text += f" on a {schedule} schedule"
+  stopping = train["early_stopping"]
+  if stopping.get("enabled", True):
+    return (text + f", early stopping on validation accuracy (patience {stopping['patience']}, "
+            "best weights restored)")
+  return text + ", no early stopping (the last epoch's weights)"
 
 
 def settings_text(groups: dict[str, Sequence[Run]], seeds: Sequence[int]) -> str:
   """The settings the groups of runs were trained with, read from their configs."""
   configs = {name: runs[0].config for name, runs in groups.items()}
-  per_group = "; ".join(
-      f"{name}: at most {c['train']['epochs']} epoch{'s' * (c['train']['epochs'] != 1)}, batch {c['train']['batch_size']}, "
-      f"learning rate {c['train']['learning_rate']:g}" for name, c in configs.items())
-  data = sorted({data_text(c["data"]) for c in configs.values()})
-  return (f"Data: {'; '.join(data)}. Seeds: {', '.join(map(str, seeds))}. {per_group}. "
-          "Early stopping on validation accuracy (patience "
-          f"{next(iter(configs.values()))['train']['early_stopping']['patience']}, best weights "
-          "restored); the learning rate halves when validation loss stops improving.")
+  data = {data_text(c["data"]) for c in configs.values()}
+  if len(data) == 1:
+    head = f"Data: {data.pop()}. "
+    per_group = [f"{name}: {recipe_text(c['train'])}" for name, c in configs.items()]
+  else:
+    head = ""
+    per_group = [f"{name}: {recipe_text(c['train'])}; data: {data_text(c['data'])}"
+                 for name, c in configs.items()]
+  return f"{head}Seeds: {', '.join(map(str, seeds))}. " + ". ".join(per_group) + "."
 
 
 def write(path: str | os.PathLike, text: str) -> Path:

@@ -177,6 +177,9 @@ CASES = {
         "compare", lambda t: ["--config.models=ann1,cnn9", f"--results_dir={t}"],
         r"^error: config\.models=ann1,cnn9: no run config configs/cnn9\.py; expected names from "
         r"ann1, ann2, cnn1, cnn2, demo.*$"),
+    "experiment_optional_bool_spelling": Case(
+        "compare", lambda t: ["--config.data.train_on_val=maybe", f"--results_dir={t}"],
+        r"^error: config\.data\.train_on_val='maybe': expected auto, true or false$"),
     "workdir_of_another_model": Case(
         "main", lambda t: [*train_args(t, tiny(t)), f"--workdir={other_models_workdir(t)}"],
         r"run/checkpoints holds checkpoints of model 'ann2', but config\.model\.name is 'ann1'"),

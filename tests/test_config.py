@@ -205,14 +205,15 @@ def test_a_model_list_in_a_saved_config_is_read():
 
 def test_the_experiments_command_line_takes_a_model_list():
   """`--config.models=ann1,cnn2` through the experiments' flags (experiments/seeded.py) and
-  `cli.parse_flags`, as every experiment script parses its command line."""
+  `cli.parse_flags` with the experiments' schema, as every experiment script parses its command
+  line (`cli.run(main, schema=config.STUDY_SCHEMA)`)."""
   script = ("import sys\n"
             "from absl import flags\n"
             "from configs import study\n"
             "from experiments import seeded\n"
-            "from svhn_jax import cli\n"
+            "from svhn_jax import cli, config\n"
             "seeded.define_flags('configs/study.py', 'results', 'model')\n"
-            "cli.parse_flags(sys.argv)\n"
+            "cli.parse_flags(sys.argv, config.STUDY_SCHEMA)\n"
             "print(study.model_names(flags.FLAGS.config), flags.FLAGS.config.train.epochs)\n")
   done = subprocess.run([sys.executable, "-c", script, "--config.models=ann1,cnn2",
                          "--config.train.epochs=3"], cwd=ROOT, capture_output=True, text=True,

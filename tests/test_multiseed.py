@@ -120,7 +120,8 @@ def test_a_workdir_of_other_settings_is_not_reused(vmapped_and_looped):
     multiseed.train_seeds(config, SEEDS, root / "vmap")
   assert str(e.value) == (
       f"{multiseed.seed_workdir(root / 'vmap', SEEDS[0])} holds a run made with other settings "
-      "(train.epochs). Use another --results_dir, or delete that workdir to train it again.")
+      "(train.epochs). Use another --runs_dir (or --results_dir, where the runs go under it), "
+      "or delete that workdir to train it again.")
 
 
 def test_a_half_finished_seed_is_resumed_not_restarted(vmapped_and_looped, tmp_path):
@@ -170,3 +171,19 @@ def test_a_bad_mode_or_seed_list_is_refused(mode, seeds, expected, tiny_h5, tmp_
 
 def test_free_memory_is_known_on_this_machine():
   assert multiseed.free_memory() > 2**20
+
+
+def test_a_loop_stopped_between_seeds_still_records_the_finished_ones(tmp_path, monkeypatch):
+  """The timing file names the seeds that finished, so a report of those says how long they
+  took (benchmarks/gpu_wrn.sh reports a comparison cut short by its time limit)."""
+  def train_and_evaluate(config, workdir):
+    if config.seed == 1:
+      raise KeyboardInterrupt
+    workdir.mkdir(parents=True)
+
+  monkeypatch.setattr(multiseed.train, "train_and_evaluate", train_and_evaluate)
+  with pytest.raises(KeyboardInterrupt):
+    multiseed.train_seeds(tiny_config("cnn1", tmp_path / "unread.h5"), [0, 1], tmp_path / "g",
+                          mode="loop")
+  timing = multiseed.read_timing(tmp_path / "g")
+  assert timing["mode"] == "loop" and timing["seeds"] == [0] and timing["seconds"] >= 0

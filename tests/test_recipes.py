@@ -164,11 +164,13 @@ def test_train_on_val_pools_and_recarves():
 
 
 def test_experiments_keep_each_recipes_train_on_val_unless_told():
-  from configs import study
+  from configs import calibrate, mask_ablation, study
+  for experiment in (study, calibrate, mask_ablation):
+    config = experiment.get_config()
+    config_lib.validate(config, config_lib.STUDY_SCHEMA)
+    assert study.run_config(config, "wrn_cpu").data.train_on_val is True
+    assert study.run_config(config, "cnn2").data.train_on_val is False
   config = study.get_config()
-  config_lib.validate(config, config_lib.STUDY_SCHEMA)
-  assert study.run_config(config, "wrn_cpu").data.train_on_val is True
-  assert study.run_config(config, "cnn2").data.train_on_val is False
   _, values = config_lib.split_overrides(["--config.data.train_on_val=false"],
                                          config_lib.STUDY_SCHEMA)
   config_lib.apply_overrides(config, values)

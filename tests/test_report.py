@@ -1,6 +1,7 @@
 """Report building blocks: reading a workdir, formatting, tables."""
 
 import json
+from pathlib import Path
 
 from svhn_jax import report, stats
 
@@ -58,6 +59,24 @@ def test_data_text_names_the_file_or_the_generator():
   assert "(generator version 1, seed 0)" in report.data_text(synthetic)  # before version 2
   synthetic["synthetic"]["version"] = 2
   assert "(generator version 2, seed 0)" in report.data_text(synthetic)
+  synthetic["train_on_val"], synthetic["val_size"] = True, 400
+  assert report.data_text(synthetic).endswith(
+      "training on the training and validation images together (400 held out for validation)")
+
+
+def test_settings_say_each_models_schedule_and_stopping():
+  from configs import cnn2, wrn_cpu
+  study, wrn = cnn2.get_config().to_dict(), wrn_cpu.get_config().to_dict()
+  study["data"] = wrn["data"] = {"path": "/d.h5", "preprocess": "raw"}
+  groups = {"cnn2": [report.Run(Path("cnn2"), study, [], {})],
+            "wrn_cpu": [report.Run(Path("wrn_cpu"), wrn, [], {})]}
+  text = report.settings_text(groups, [0])
+  assert text.startswith("Data: `/d.h5`, preprocessing `raw`. Seeds: 0. ")
+  assert ("cnn2: at most 30 epochs, batch 128, adam at learning rate 0.001, multiplied by 0.5 "
+          "when validation loss has not improved for 3 epochs, early stopping on validation "
+          "accuracy (patience 5, best weights restored)") in text
+  assert ("wrn_cpu: at most 20 epochs, batch 128, sgd at learning rate 0.05 on a cosine "
+          "schedule, no early stopping (the last epoch's weights)") in text
 
 
 def test_write_replaces_the_report_whole(tmp_path):
