@@ -11,13 +11,20 @@
 # (default 240), TTA_LIMIT (140) and CNN2_LIMIT (90); 0 skips the stage. The defaults fit about
 # 10 minutes on one H200. A comparison cut short reports the seeds that finished. SEEDS (3) seeds
 # per comparison, TTA_SEEDS (2) for time to accuracy; EPOCHS, if set, for every stage (at least
-# 3: the recipes warm up over 1 and 2 epochs). Exits 1 if any stage failed or was cut.
+# 3: the recipes warm up over 1 and 2 epochs). Exits 1 if any stage failed or was cut, 2 (before
+# anything runs) for a setting that is not a whole number.
 # Needs jax with CUDA (pip install -e ".[gpu]") or TPU support.
 # Usage: bash benchmarks/gpu_wrn.sh [OUT_DIR]   (default: results/gpu_wrn, under the repository)
 # Smaller, e.g. to try it on a CPU (where WRN-16-4 in bfloat16 takes minutes an epoch even on
 # 2,000 crops): TRAIN=2000 VAL=600 TEST=500 EPOCHS=3 SEEDS=2 WRN_LIMIT=900 TTA_LIMIT=400 \
 #   bash benchmarks/gpu_wrn.sh /tmp/gpu_wrn
 set -uo pipefail
+for knob in TRAIN VAL TEST SEEDS TTA_SEEDS EPOCHS WRN_LIMIT TTA_LIMIT CNN2_LIMIT; do
+  if [ -n "${!knob:-}" ] && ! [[ "${!knob}" =~ ^[0-9]+$ ]]; then
+    echo "error: $knob=${!knob}: expected a whole number (see the header of $0)" >&2
+    exit 2
+  fi
+done
 cd "$(dirname "$0")/.."
 out="${1:-results/gpu_wrn}"
 mkdir -p "$out"

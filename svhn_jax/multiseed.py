@@ -131,8 +131,8 @@ def check_reusable(workdir: Path, config: ml_collections.ConfigDict) -> None:
   fields = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
   if fields:
     raise ConfigError(f"{workdir} holds a run made with other settings ({', '.join(fields)}). "
-                      "Use another --runs_dir (or --results_dir, where the runs go under it), or delete "
-                      "that workdir to train it again.")
+                      "Use another --runs_dir (or --results_dir, where the runs go under it), "
+                      "or delete that workdir to train it again.")
 
 
 def _has_checkpoint(workdir: Path) -> bool:

@@ -263,8 +263,9 @@ def _record_epoch(run: TrainingRun, state: steps.TrainState, epoch: int, metrics
   if parallel.is_primary():
     fileio.append_jsonl(run.workdir / "metrics.jsonl", row)
   # Without early stopping the run keeps its last epoch, so the final state and the latest
-  # checkpoint are the best: no copy, and one save an epoch instead of two (each is a host copy
-  # and a synchronous write of the whole state; on a GPU they took as long as a WRN's epoch).
+  # checkpoint are the best: no copy, and one save an epoch instead of two (each a host copy and
+  # a synchronous write of the whole state; on one GPU, a WRN epoch's validation, saves and
+  # logging took as long as its training, benchmarks/NOTES.md).
   improved = tc.early_stopping.enabled and es.best_epoch == epoch
   if improved:
     # A copy: the next step donates the state's buffers.
