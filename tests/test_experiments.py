@@ -108,6 +108,35 @@ def test_error_analysis_reports_the_runs_test_scores(compared, tmp_path):
   assert all(path.is_file() for path in linked_images(text, tmp_path))
 
 
+def test_stage_accuracy_scores_each_run_on_each_stages_crops(compared, tmp_path):
+  from experiments import stage_accuracy
+  from svhn_jax import synthetic
+  workdirs = [multiseed.seed_workdir(compared / "runs" / m, 0) for m in MODELS]
+  out = run_script("experiments.stage_accuracy", f"--workdirs={','.join(map(str, workdirs))}",
+                   "--version=3", "--crops=40", "--seed=5", f"--results_dir={tmp_path}")
+  rows = table_rows((tmp_path / "report.md").read_text(), "crops")
+  style = synthetic.style_of(3)
+  assert [row[:2] for row in rows] == [[name, share] for name, share, _ in
+                                       stage_accuracy.stages(style)]
+  assert rows[2][1] == "7.00%" and rows[3][1] == "4.00%"  # version 3's hue-only, off-centre
+  images, labels = synthetic.generate(40, seed=5, version=3)
+  for column, workdir in enumerate(workdirs, start=2):
+    logits = inference.run_logits(inference.load_run(workdir), images)
+    assert rows[0][column] == report.percent(np.mean(logits.argmax(-1) == labels))
+  assert "| crops | share of version 3's | ann1/seed_0 | cnn2/seed_0 |" in out
+
+
+def test_stage_accuracy_blur_share_is_the_drawn_sigmas_share_above_2_px():
+  from experiments import stage_accuracy
+  from svhn_jax import synthetic
+  log_uniform = synthetic.style_of(3)  # log-uniform on (0.33, 2.5)
+  assert stage_accuracy.blur_share(log_uniform) == pytest.approx(
+      np.log(2.5 / 2.0) / np.log(2.5 / 0.33))
+  assert stage_accuracy.blur_share(synthetic.style_of(1)) == 0.0  # uniform on (0.3, 1.5)
+  uniform = synthetic.Style(blur=(1.0, 3.0))
+  assert stage_accuracy.blur_share(uniform) == pytest.approx(0.5)
+
+
 def test_eda_reports_the_files_numbers(tiny_h5, tmp_path):
   run_script("experiments.eda", f"--config.data.path={tiny_h5}", f"--results_dir={tmp_path}")
   text = (tmp_path / "report.md").read_text()

@@ -19,11 +19,12 @@ VERSIONS = sorted(synthetic.STYLES)
 
 # sha256 of the images' then the labels' bytes of generate(300, seed=7, version=v): version 1's
 # computed before version 2 was added, version 2's when it was first calibrated, version 3's
-# when it was calibrated (README.md). Each version must keep giving these bits; a different
-# generator is a new version.
+# when it was calibrated (README.md), version 4's when it was first measured. Each version must keep giving these
+# bits; a different generator is a new version.
 SHA256 = {1: "2c46ae2026e46408da4144b8cfd1779c864e3b47999994b60e0337a1af1115ea",
           2: "ff03fb5b9f78fd91495af431c8dff0ddb45091adc8fcfaf2734b998e6b508344",
-          3: "9a8ecadf7c08a8e7c1d367b43cd385e436cafdc498a24e8f94720744ffdafcf9"}
+          3: "9a8ecadf7c08a8e7c1d367b43cd385e436cafdc498a24e8f94720744ffdafcf9",
+          4: "74a0a585851af398e34dca661d159100a0bcca40e96c5ff3bbb322c0ef38995d"}
 
 
 @pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: f"v{v}")
@@ -39,7 +40,7 @@ def test_each_version_is_unchanged(version):
 
 def test_version_1_is_the_default_style_and_version_3_the_default_version():
   assert synthetic.STYLES[1] == synthetic.STYLE == synthetic.Style()
-  assert synthetic.VERSION == max(synthetic.STYLES) == 3
+  assert synthetic.VERSION == 3 and max(synthetic.STYLES) == 4
   images, _ = synthetic.generate(20, seed=1)
   np.testing.assert_array_equal(images, synthetic.generate(20, seed=1, version=3)[0])
 
@@ -51,6 +52,11 @@ def test_version_3_is_version_2_with_stix_fonts_added():
   for name in synthetic.STIX_FONTS:  # every face draws all ten digits, each with ink
     glyphs = synthetic.font_glyphs(name)
     assert len(glyphs) == 10 and all(np.asarray(g).max() > 0 for g in glyphs)
+
+
+def test_version_4_is_version_3_with_fewer_hue_only_crops_and_more_clutter():
+  assert synthetic.STYLES[4] == dataclasses.replace(
+      synthetic.STYLES[3], hue_only=0.015, clutter=0.7, off_centre=0.06)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -79,12 +85,17 @@ def test_versions_share_labels_but_not_crops():
   # face stays the same (5 of these 40), the others differ.
   same = np.all(images_2 == images_3, axis=(1, 2))
   assert 0 < same.sum() < 10
+  images_4, labels_4 = synthetic.generate(40, seed=3, version=4)
+  np.testing.assert_array_equal(labels_3, labels_4)
+  # Version 4 changes three stages' shares: a crop that none of them reaches stays the same.
+  same = np.all(images_3 == images_4, axis=(1, 2))
+  assert 0 < same.sum() < 30
 
 
 def test_an_unknown_version_is_refused():
   with pytest.raises(ValueError,
-                     match=r"^no synthetic generator version 4; expected one of 1, 2, 3$"):
-    synthetic.generate(5, seed=0, version=4)
+                     match=r"^no synthetic generator version 5; expected one of 1, 2, 3, 4$"):
+    synthetic.generate(5, seed=0, version=5)
 
 
 def test_shapes_dtypes_and_ranges(sample):
@@ -178,8 +189,8 @@ def test_dark_share_follows_the_style_knob():
 def test_centre_digit_dominates_the_centre_for_every_class(sample, request):
   images, labels = sample
   # Grey levels by which the centre's mean stroke map must exceed the sides': version 2's
-  # (and 3's) lower contrast and closer neighbours narrow the gap.
-  margin = {1: 10, 2: 2, 3: 2}[request.node.callspec.params["sample"]]
+  # (and later ones') lower contrast and closer neighbours narrow the gap.
+  margin = {1: 10, 2: 2, 3: 2, 4: 2}[request.node.callspec.params["sample"]]
   strokes = 255 - transforms.normalize_background(images)
   for digit in range(10):
     mean = strokes[labels == digit].mean(axis=0)
