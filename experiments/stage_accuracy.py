@@ -4,33 +4,35 @@ of one generator version, as generated and with one of its stages forced onto ev
   python -m experiments.stage_accuracy --workdirs=runs/cnn2,runs/wrn_cpu
   python -m experiments.stage_accuracy --workdirs=runs/cnn2 --version=4 --crops=6000
 
-A stage whose crops every run reads near chance (10%) caps what any model can reach; one where
-the runs differ is difficulty that a stronger model can learn. The rows:
+A stage whose crops every run reads poorly caps what any model can reach; one where the runs
+differ is difficulty that a stronger model can learn. The rows:
 
   as generated       the version's own mix of stages
   readable           no hue-only and no off-centre crops (the version's other stages as they are)
-  hue-only           every crop's digit differs from its background mostly in hue
-  off-centre         every crop's digit sits 5-9 px off centre, cut by the crop's side
-  clutter, low resolution, JPEG, blur 2-3 px
-                     the readable crops with that stage on every crop
+  hue-only           readable crops, each digit differing from its background mostly in hue
+  off-centre         readable crops, each digit 5-9 px off centre, cut by the crop's side
+  clutter, low resolution, JPEG, blur from 2 px to the version's largest (at least 2.5 px)
+                     readable crops with that stage on every crop
 
-Each row's crops come from `svhn_jax.synthetic.generate` with the version's `Style` and one
-field replaced (--crops crops, --seed; the study files' splits use other seeds), and are scored
+Each row's crops come from `svhn_jax.synthetic.generate` with the version's `Style`, fields
+replaced (--crops crops, --seed; the study files' splits use other seeds), and are scored
 through each run's own inference path (`svhn_jax.inference.run_logits`: its preprocessing, mask,
 EMA weights and test-time shifts). Prints the table and writes report.md into --results_dir.
-Raises ConfigError for a run that is not a digit run on grey crops.
+Raises ConfigError (one line) for an empty or repeated --workdirs, a workdir that holds no run or
+a run that is not a digit run on grey crops, and a --results_dir that is a file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 
 from svhn_jax import cli, inference, report, synthetic
-from svhn_jax.errors import ConfigError
+from svhn_jax.errors import CheckpointError, ConfigError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdirs", None, "Finished digit runs to score (python -m svhn_jax.main "
@@ -57,26 +59,36 @@ def blur_share(style: synthetic.Style, sigma: float = 2.0) -> float:
 
 
 def stages(style: synthetic.Style) -> list[tuple[str, str, synthetic.Style]]:
-  """(name, share of the version's crops that get it, style) for each row of the table."""
+  """(name, share of the version's crops that get it, style) for each row of the table. The
+  generator draws hue-only and off-centre crops independently, so the readable share is
+  (1 - hue_only) (1 - off_centre); each stage row forces its stage onto readable crops, so that
+  no row mixes in another row's crops."""
   readable = dataclasses.replace(style, **UNREADABLE)
   forced = lambda **knobs: dataclasses.replace(readable, **knobs)  # noqa: E731
+  # The version's own blur tail (at least 2.5 px wide, for versions that never blur that much).
+  tail = (2.0, max(2.5, style.blur[1]))
   return [
       ("as generated", "all", style),
-      ("readable", report.percent(1 - style.hue_only - style.off_centre), readable),
-      ("hue-only", report.percent(style.hue_only), dataclasses.replace(style, hue_only=1.0)),
-      ("off-centre", report.percent(style.off_centre),
-       dataclasses.replace(style, off_centre=1.0)),
+      ("readable", report.percent((1 - style.hue_only) * (1 - style.off_centre)), readable),
+      ("hue-only", report.percent(style.hue_only), forced(hue_only=1.0)),
+      ("off-centre", report.percent(style.off_centre), forced(off_centre=1.0)),
       ("readable + clutter", report.percent(style.clutter), forced(clutter=1.0)),
       ("readable + low resolution", report.percent(style.lowres), forced(lowres=1.0)),
       ("readable + JPEG", report.percent(style.jpeg), forced(jpeg=1.0)),
-      ("readable + blur 2-3 px", report.percent(blur_share(style)),
-       forced(blur=(2.0, 3.0), blur_log=False)),
+      (f"readable + blur {tail[0]:g}-{tail[1]:g} px", report.percent(blur_share(style)),
+       forced(blur=tail, blur_log=False)),
   ]
 
 
 def checked_run(workdir: str) -> inference.LoadedRun:
-  """The run in `workdir`, which must be a digit run on grey crops."""
-  run = inference.load_run(workdir)
+  """The run in `workdir`, which must be a digit run on grey crops; ConfigError otherwise."""
+  if not Path(workdir).is_dir():
+    raise ConfigError(f"--workdirs: {workdir}: no such folder; expected the workdir of a run "
+                      "trained with python -m svhn_jax.main")
+  try:
+    run = inference.load_run(workdir)
+  except CheckpointError as e:
+    raise ConfigError(f"--workdirs: {e}") from e
   if run.config.task != "digit" or run.config.data.color != "grey":
     raise ConfigError(f"--workdirs: {workdir} is a task={run.config.task}, "
                       f"data.color={run.config.data.color} run; expected a digit run on grey "
@@ -85,11 +97,12 @@ def checked_run(workdir: str) -> inference.LoadedRun:
 
 
 def column_names(workdirs: list[str]) -> list[str]:
-  """Each workdir's last path part, or its last two (`cnn2/seed_0`) where the last parts repeat,
-  else the path as given."""
+  """Each workdir's last path part; its last two (`cnn2/seed_0`) where that part is a seed
+  folder or repeats; else the path as given."""
   for depth in (1, 2):
     names = ["/".join(Path(w).parts[-depth:]) for w in workdirs]
-    if len(set(names)) == len(names):
+    seeds = any(re.fullmatch(r"seed_\d+", Path(w).name) for w in workdirs)
+    if len(set(names)) == len(names) and not (depth == 1 and seeds):
       return names
   return list(workdirs)
 
@@ -101,8 +114,13 @@ def accuracy(run: inference.LoadedRun, images: np.ndarray, labels: np.ndarray) -
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  if len(set(FLAGS.workdirs)) != len(FLAGS.workdirs):
+  if not FLAGS.workdirs:
+    raise ConfigError("--workdirs is empty; expected one or more run workdirs, comma-separated")
+  if len({Path(w).resolve() for w in FLAGS.workdirs}) != len(FLAGS.workdirs):
     raise ConfigError(f"--workdirs={','.join(FLAGS.workdirs)}: a workdir is named twice")
+  out = Path(FLAGS.results_dir)
+  if out.exists() and not out.is_dir():
+    raise ConfigError(f"--results_dir={out} is a file; expected a folder for report.md")
   runs = dict(zip(column_names(FLAGS.workdirs), map(checked_run, FLAGS.workdirs)))
   style = synthetic.style_of(FLAGS.version)
   headers = ("crops", f"share of version {FLAGS.version}'s", *runs)
@@ -116,10 +134,10 @@ def main(argv):
       f"# Accuracy by generator stage (version {FLAGS.version})",
       f"{FLAGS.crops:,} fresh crops per row (seed {FLAGS.seed}), each scored by the runs "
       f"{', '.join(FLAGS.workdirs)} as they predict (their preprocessing, weights and test-time "
-      "shifts). Readable: no hue-only and no off-centre crops; the stage rows below it force "
-      "that stage onto every readable crop.",
+      "shifts). Readable: no hue-only and no off-centre crops; each row below it forces its "
+      "stage onto every readable crop.",
       table])
-  path = report.write(Path(FLAGS.results_dir) / "report.md", text)
+  path = report.write(out / "report.md", text)
   print(table)
   print(path)
 

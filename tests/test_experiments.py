@@ -124,6 +124,7 @@ def test_stage_accuracy_scores_each_run_on_each_stages_crops(compared, tmp_path)
     logits = inference.run_logits(inference.load_run(workdir), images)
     assert rows[0][column] == report.percent(np.mean(logits.argmax(-1) == labels))
   assert "| crops | share of version 3's | ann1/seed_0 | cnn2/seed_0 |" in out
+  assert rows[1][1] == "89.28%"  # (1 - 7%) (1 - 4%): the two stages are drawn independently
 
 
 def test_stage_accuracy_blur_share_is_the_drawn_sigmas_share_above_2_px():
