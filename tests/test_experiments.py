@@ -127,6 +127,18 @@ def test_stage_accuracy_scores_each_run_on_each_stages_crops(compared, tmp_path)
   assert rows[1][1] == "89.28%"  # (1 - 7%) (1 - 4%): the two stages are drawn independently
 
 
+@pytest.mark.parametrize("task, color", [("number", "grey"), ("digit", "rgb")])
+def test_stage_accuracy_refuses_a_run_that_is_not_a_digit_run_on_grey_crops(
+    monkeypatch, tmp_path, task, color):
+  from experiments import stage_accuracy
+  from svhn_jax.errors import ConfigError
+  config = ml_collections.ConfigDict({"task": task, "data": {"color": color}})
+  monkeypatch.setattr(inference, "load_run", lambda w: inference.LoadedRun(config, None, {}, None))
+  with pytest.raises(ConfigError, match=rf"^--workdirs: {tmp_path} is a task={task}, "
+                                        rf"data.color={color} run; expected a digit run"):
+    stage_accuracy.checked_run(str(tmp_path))
+
+
 def test_stage_accuracy_blur_share_is_the_drawn_sigmas_share_above_2_px():
   from experiments import stage_accuracy
   from svhn_jax import synthetic
