@@ -97,14 +97,13 @@ def checked_run(workdir: str) -> inference.LoadedRun:
 
 
 def column_names(workdirs: list[str]) -> list[str]:
-  """Each workdir's last path part; its last two (`cnn2/seed_0`) where that part is a seed
+  """Each workdir's last path part; its last two (`cnn2/seed_0`) where a last part is a seed
   folder or repeats; else the path as given."""
-  for depth in (1, 2):
-    names = ["/".join(Path(w).parts[-depth:]) for w in workdirs]
-    seeds = any(re.fullmatch(r"seed_\d+", Path(w).name) for w in workdirs)
-    if len(set(names)) == len(names) and not (depth == 1 and seeds):
-      return names
-  return list(workdirs)
+  last = [Path(w).name for w in workdirs]
+  if len(set(last)) == len(last) and not any(re.fullmatch(r"seed_\d+", n) for n in last):
+    return last
+  two = ["/".join(Path(w).parts[-2:]) for w in workdirs]
+  return two if len(set(two)) == len(two) else list(workdirs)
 
 
 def accuracy(run: inference.LoadedRun, images: np.ndarray, labels: np.ndarray) -> float:
