@@ -2,7 +2,7 @@
 on the synthetic data, each model's test accuracy set against the one the Keras study reported
 on SVHN's test split.
 
-  python -m experiments.calibrate                       # study sizes, generator version 3, 2 seeds
+  python -m experiments.calibrate                       # study sizes, generator version 5, 2 seeds
   python -m experiments.calibrate --config.data.synthetic.version=1 --seeds=1
   python -m experiments.calibrate --config.data.synthetic.train=8400 \\
       --config.data.synthetic.val=12000 --config.data.synthetic.test=3600   # a fifth, to tune

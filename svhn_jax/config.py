@@ -43,8 +43,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("plateau", "cosine", "onecycle")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 # The generator versions `svhn_jax.synthetic` keeps: 1, the first (easy); 2, harder; 3, version 2
-# with more fonts, calibrated to SVHN (the default); 4, version 3 with fewer unreadable crops.
-SYNTHETIC_VERSIONS = (1, 2, 3, 4)
+# with more fonts, calibrated to SVHN; 4, version 3 with fewer unreadable crops; 5, version 4 with
+# more blur, calibrated to SVHN (the default).
+SYNTHETIC_VERSIONS = (1, 2, 3, 4, 5)
 # RandAugment's operations in `svhn_jax.augment` (a test holds the two lists equal).
 AUGMENT_OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "posterize",
                "solarize", "color", "contrast", "brightness", "sharpness", "shear_x", "shear_y",

@@ -15,13 +15,18 @@ version in `STYLES`:
      off-centre crops. At the study's sizes ANN1, CNN1 and CNN2 land within 3 points of their
      SVHN test accuracies, ANN2 3.2 above.
   3: version 2 with STIX General's four faces beside DejaVu's twelve: more glyph shapes,
-     which lower the MLPs most. The default: calibrated to the study's four models at the
-     study's sizes (README.md, "The offline proxy").
+     which lower the MLPs most. Calibrated to the study's four models at the study's sizes,
+     but its hue-only crops (7%), of which no model reads more than about a third, held wide
+     ResNets near 95.5% test accuracy.
   4: version 3 with a fifth of its hue-only crops (1.5%), which models read about 30% of the
      time and which held wide ResNets near 95.5% test accuracy, and more clutter (70% of crops) and
      off-centre digits (6%) in their place. Not calibrated: at the study's sizes ANN1 lands
      3.02 points below SVHN (8 seeds), and CNN2 (95.17%) reads 97% of the readable crops,
      leaving a stronger model little to gain (README.md, "Where the proxy's errors come from").
+  5: version 4 with more blurred crops (blur uniform up to 3 px) and digits at most 3 px off
+     centre. The default: calibrated to the study's four models at the study's sizes, with
+     the mask ablation's direction, and with room above CNN2 that a wide ResNet closes
+     (README.md, "The offline proxy").
 
   python -m svhn_jax.synthetic --out synthetic.h5 --train 8000 --val 2000 --test 2000 --seed 0
 """
@@ -52,7 +57,7 @@ log = logging.getLogger(__name__)
 # The calibrated generator, the default (README.md, "The offline proxy"). Cached files are named
 # by their version: add a version (a new entry of STYLES) whenever the same seed would give
 # different crops.
-VERSION = 3
+VERSION = 5
 SIZE = 32
 SUPERSAMPLE = 3  # warp at 3x then box-filter down: anti-aliasing at the cost of one reduce
 FONT_PX = 128  # digits render about 95 px tall: finer than any warp will ask for
@@ -145,8 +150,16 @@ STYLES[3] = dataclasses.replace(STYLES[2], fonts=FONTS + STIX_FONTS)
 # and wide ResNets levelled off near 95.5% test accuracy, where on SVHN they reach 96.7-98.3%
 # (arXiv 1909.13719, Table 2): 1.5% keeps a small share of such crops. Clutter on 70% of crops
 # (26% before) and off-centre digits on 6% (4%) were to hold the study's models near their SVHN
-# numbers; measured, they did not (README.md), so version 3 stays the default.
+# numbers; measured, they did not (README.md).
 STYLES[4] = dataclasses.replace(STYLES[3], hue_only=0.015, clutter=0.7, off_centre=0.06)
+# Version 5 is version 4 with more blurred crops and digits nearer the centre. On version 4,
+# crops blurred by 2-2.5 px cost the MLPs little (ANN1 61.0% against 61.8% on readable crops) and
+# the CNNs much (CNN2 91.6% against 97.1%, a WRN-16-1 97.0% against 99.2%; README.md, "Version
+# 4"). So blur drawn uniformly up to 3 px (37% of crops past 2 px, where version 4's log-uniform
+# draw up to 2.5 px put 11%) brings CNN2 down to SVHN with crops a larger model learns to read,
+# and a centre digit at most 3 px off centre (3.3) lifts ANN1, which is not translation
+# invariant, back within 3 points of SVHN; measured, README.md, "The offline proxy".
+STYLES[5] = dataclasses.replace(STYLES[4], blur=(0.33, 3.0), blur_log=False, shift=3.0)
 
 
 def style_of(version: int) -> Style:

@@ -38,7 +38,7 @@ OUT_OF_RANGE = {
     "model.depth": (4, "a whole number of at least 10"),
     "model.width": (0, "a whole number of at least 1"),
     "model.dropout": (1.0, "a number of at least 0 below 1"),
-    "data.synthetic.version": (5, "a whole number of at least 1 at most 4"),
+    "data.synthetic.version": (6, "a whole number of at least 1 at most 5"),
     "train.momentum": (1.0, "a number of at least 0 below 1"),
     "train.weight_decay": (-0.1, "a number of at least 0"),
     "train.warmup_epochs": (-1.0, "a number of at least 0"),

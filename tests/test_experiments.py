@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from support import ROOT, SHARED_DATA, table_rows
-from svhn_jax import data, data_stats, evaluate, inference, multiseed, report, sources, stats
+from svhn_jax import (data, data_stats, evaluate, inference, multiseed, report, sources, stats,
+                      synthetic)
 
 # The Keras study's SVHN test accuracies, as experiments/calibrate.py sets them against.
 STUDY_SVHN = {"ann1": 0.6357, "cnn1": 0.8730}
@@ -110,7 +111,6 @@ def test_error_analysis_reports_the_runs_test_scores(compared, tmp_path):
 
 def test_stage_accuracy_scores_each_run_on_each_stages_crops(compared, tmp_path):
   from experiments import stage_accuracy
-  from svhn_jax import synthetic
   workdirs = [multiseed.seed_workdir(compared / "runs" / m, 0) for m in MODELS]
   out = run_script("experiments.stage_accuracy", f"--workdirs={','.join(map(str, workdirs))}",
                    "--version=3", "--crops=40", "--seed=5", f"--results_dir={tmp_path}")
@@ -141,7 +141,6 @@ def test_stage_accuracy_refuses_a_run_that_is_not_a_digit_run_on_grey_crops(
 
 def test_stage_accuracy_blur_share_is_the_drawn_sigmas_share_above_2_px():
   from experiments import stage_accuracy
-  from svhn_jax import synthetic
   log_uniform = synthetic.style_of(3)  # log-uniform on (0.33, 2.5)
   assert stage_accuracy.blur_share(log_uniform) == pytest.approx(
       np.log(2.5 / 2.0) / np.log(2.5 / 0.33))
@@ -205,7 +204,7 @@ def test_calibrate_sets_each_models_proxy_accuracy_against_svhns(tmp_path):
                       "--config.data.synthetic.test=100", f"--config.data.cache_dir={tmp_path}",
                       "--config.train.epochs=1", "--config.train.batch_size=64",
                       f"--seeds={len(SEEDS)}", f"--results_dir={out}")
-  assert (tmp_path / "synthetic_v3_300_100_100_seed0.h5").is_file()
+  assert (tmp_path / f"synthetic_v{synthetic.VERSION}_300_100_100_seed0.h5").is_file()
   text = (out / "report.md").read_text()
   groups = {m: runs_of(out / "runs", m) for m in ("ann1", "cnn1")}
   masked = runs_of(out / "runs", "cnn1_mask")
@@ -219,7 +218,7 @@ def test_calibrate_sets_each_models_proxy_accuracy_against_svhns(tmp_path):
     difference = test.mean - STUDY_SVHN[name]
     assert row[4] == report.points(difference)
     assert row[5] == ("yes" if abs(difference) <= 0.03 else "no")
-    assert all(r.config["data"]["synthetic"]["version"] == 3 for r in runs)
+    assert all(r.config["data"]["synthetic"]["version"] == synthetic.VERSION for r in runs)
   raw = np.mean([r.test_accuracy for r in groups["cnn1"]])
   mask = np.mean([m.test_accuracy for m in masked])
   line = next(l for l in text.splitlines() if l.startswith("Mask ablation (CNN1, 2 seeds)"))
@@ -228,7 +227,7 @@ def test_calibrate_sets_each_models_proxy_accuracy_against_svhns(tmp_path):
   assert ("the same direction as SVHN" in line) == (mask < raw)
   assert ("the opposite direction to SVHN" in line) == (mask >= raw)
   assert "SVHN: raw 87.30%, masked 87.11%" in line
-  assert "generator version 3" in text
+  assert f"generator version {synthetic.VERSION}" in text
   # The table and the mask line are also what the command prints.
   assert line in stdout and "| ANN1 | 2 |" in stdout
   assert [m.config["data"]["preprocess"] for m in masked] == ["mask", "mask"]

@@ -12,6 +12,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs import default
 from svhn_jax import data, sources, synthetic, transforms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,12 +20,13 @@ VERSIONS = sorted(synthetic.STYLES)
 
 # sha256 of the images' then the labels' bytes of generate(300, seed=7, version=v): version 1's
 # computed before version 2 was added, version 2's when it was first calibrated, version 3's
-# when it was calibrated (README.md), version 4's when it was first measured. Each version must keep giving these
-# bits; a different generator is a new version.
+# when it was calibrated (README.md), versions 4's and 5's when they were first measured. Each
+# version must keep giving these bits; a different generator is a new version.
 SHA256 = {1: "2c46ae2026e46408da4144b8cfd1779c864e3b47999994b60e0337a1af1115ea",
           2: "ff03fb5b9f78fd91495af431c8dff0ddb45091adc8fcfaf2734b998e6b508344",
           3: "9a8ecadf7c08a8e7c1d367b43cd385e436cafdc498a24e8f94720744ffdafcf9",
-          4: "74a0a585851af398e34dca661d159100a0bcca40e96c5ff3bbb322c0ef38995d"}
+          4: "74a0a585851af398e34dca661d159100a0bcca40e96c5ff3bbb322c0ef38995d",
+          5: "701777d9ba988ad75e5b5cacc17e94a424d7e48618a0cef3fe91dd5c5eaf1470"}
 
 
 @pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: f"v{v}")
@@ -38,11 +40,12 @@ def test_each_version_is_unchanged(version):
   assert hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest() == SHA256[version]
 
 
-def test_version_1_is_the_default_style_and_version_3_the_default_version():
+def test_version_1_is_the_default_style_and_version_5_the_default_version():
   assert synthetic.STYLES[1] == synthetic.STYLE == synthetic.Style()
-  assert synthetic.VERSION == 3 and max(synthetic.STYLES) == 4
+  assert synthetic.VERSION == 5 and max(synthetic.STYLES) == 5
+  assert default.get_config().data.synthetic.version == synthetic.VERSION
   images, _ = synthetic.generate(20, seed=1)
-  np.testing.assert_array_equal(images, synthetic.generate(20, seed=1, version=3)[0])
+  np.testing.assert_array_equal(images, synthetic.generate(20, seed=1, version=5)[0])
 
 
 def test_version_3_is_version_2_with_stix_fonts_added():
@@ -57,6 +60,11 @@ def test_version_3_is_version_2_with_stix_fonts_added():
 def test_version_4_is_version_3_with_fewer_hue_only_crops_and_more_clutter():
   assert synthetic.STYLES[4] == dataclasses.replace(
       synthetic.STYLES[3], hue_only=0.015, clutter=0.7, off_centre=0.06)
+
+
+def test_version_5_is_version_4_with_more_blur_and_digits_nearer_the_centre():
+  assert synthetic.STYLES[5] == dataclasses.replace(
+      synthetic.STYLES[4], blur=(0.33, 3.0), blur_log=False, shift=3.0)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -90,12 +98,16 @@ def test_versions_share_labels_but_not_crops():
   # Version 4 changes three stages' shares: a crop that none of them reaches stays the same.
   same = np.all(images_3 == images_4, axis=(1, 2))
   assert 0 < same.sum() < 30
+  images_5, labels_5 = synthetic.generate(40, seed=3, version=5)
+  np.testing.assert_array_equal(labels_4, labels_5)
+  # Version 5 redraws every crop's blur and shift.
+  assert not np.any(np.all(images_4 == images_5, axis=(1, 2)))
 
 
 def test_an_unknown_version_is_refused():
   with pytest.raises(ValueError,
-                     match=r"^no synthetic generator version 5; expected one of 1, 2, 3, 4$"):
-    synthetic.generate(5, seed=0, version=5)
+                     match=r"^no synthetic generator version 6; expected one of 1, 2, 3, 4, 5$"):
+    synthetic.generate(5, seed=0, version=6)
 
 
 def test_shapes_dtypes_and_ranges(sample):
@@ -190,7 +202,7 @@ def test_centre_digit_dominates_the_centre_for_every_class(sample, request):
   images, labels = sample
   # Grey levels by which the centre's mean stroke map must exceed the sides': version 2's
   # (and later ones') lower contrast and closer neighbours narrow the gap.
-  margin = {1: 10, 2: 2, 3: 2, 4: 2}[request.node.callspec.params["sample"]]
+  margin = {1: 10, 2: 2, 3: 2, 4: 2, 5: 2}[request.node.callspec.params["sample"]]
   strokes = 255 - transforms.normalize_background(images)
   for digit in range(10):
     mean = strokes[labels == digit].mean(axis=0)
