@@ -1,13 +1,13 @@
 """A Wide ResNet recipe for time to accuracy on one GPU (benchmarks/time_to_accuracy.py): WRN-16-2
 in bfloat16, batches of 512, SGD with Nesterov momentum and a one-cycle schedule over 12 epochs,
 translations, label smoothing and test-time translations, in the spirit of the fastest public
-small-image recipes (e.g. Keller Jordan's CIFAR-10 airbench). On one NVIDIA H200, on the proxy
-at study size (benchmarks/gpu_wrn.sh), seeds 0 and 1 passed the study CNN2's proxy accuracy
-(92.48%) after 2.37 s and 2.36 s of training (epoch 4; 0.59 s an epoch) and 95% after 6.50 s and
-5.91 s, and ended at 95.21% and 95.20% after 7.1 s; compile 38 s, then 2.3 s from JAX's cache.
+small-image recipes (e.g. Keller Jordan's CIFAR-10 airbench). On one NVIDIA H200, on the proxy's
+version 3 at study size (benchmarks/gpu_wrn.sh), seeds 0 and 1 passed the study CNN2's proxy
+accuracy (92.48%) after 2.37 s and 2.36 s of training (epoch 4; 0.59 s an epoch) and 95% after 6.50
+s and 5.91 s, and ended at 95.21% and 95.20% after 7.1 s; compile 38 s, then 2.3 s from JAX's cache.
 
   python benchmarks/time_to_accuracy.py --config=configs/wrn_fast.py --seeds=5 \\
-      --config.data.source=synthetic   # the proxy at study size, as measured above
+      --config.data.source=synthetic --config.data.synthetic.version=3   # as measured above
 """
 
 from configs import wrn

@@ -4,8 +4,8 @@ of 256 at twice the learning rate (0.1, the linear scaling rule of Goyal et al. 
 1706.02677), 25 epochs on the training and validation crops together (96,000), with random
 translations, label smoothing, an EMA of the weights and test-time translations.
 
-Measured on one NVIDIA H200 (benchmarks/gpu_wrn.sh, the proxy at study size): 95.49% test
-accuracy (seeds 0 and 1: 95.50%, 95.47%), about a minute a seed. Without dropout it fitted its
+Measured on one NVIDIA H200 (benchmarks/gpu_wrn.sh, the proxy's version 3 at study size): 95.49%
+test accuracy (seeds 0 and 1: 95.50%, 95.47%), about a minute a seed. Without dropout it fitted its
 training crops to 99.7% and scored 95.45% over 3 seeds at 25 epochs, 95.46% at 15; dropout held
 training at 96.9%. configs/wrn.py is the long recipe for SVHN (40 epochs, Cutout, RandAugment).
 

@@ -48,8 +48,10 @@ UNREADABLE = {"hue_only": 0.0, "off_centre": 0.0}
 
 
 def blur_share(style: synthetic.Style, sigma: float = 2.0) -> float:
-  """The share of the version's crops blurred by a sigma of at least `sigma` pixels: the sigma is
-  drawn uniformly, or log-uniformly with `style.blur_log`, from `style.blur`."""
+  """The share of the version's crops whose drawn blur sigma is at least `sigma` pixels: the sigma
+  is drawn uniformly, or log-uniformly with `style.blur_log`, from `style.blur`. The generator
+  blurs by the drawn sigma rounded to `synthetic.BLUR_STEP` (0.25 px), so a few more crops than
+  this (those drawn within 0.125 px below `sigma`) are blurred by `sigma`."""
   low, high = style.blur
   if high <= sigma:
     return 0.0
