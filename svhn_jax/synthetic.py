@@ -24,9 +24,9 @@ version in `STYLES`:
      3.02 points below SVHN (8 seeds), and CNN2 (95.17%) reads 97% of the readable crops,
      leaving a stronger model little to gain (README.md, "Where the proxy's errors come from").
   5: version 4 with more blurred crops (blur uniform up to 3 px) and the centre digit at most
-     3 px off centre (off-centre crops aside). The default: calibrated to the study's four models at the study's sizes, with
-     the mask ablation's direction, and with room above CNN2 that a wide ResNet closes
-     (README.md, "The offline proxy").
+     3 px off centre (off-centre crops aside). The default: calibrated to the study's four
+     models at the study's sizes, with the mask ablation's direction, and with room above CNN2
+     that a wide ResNet closes (README.md, "The offline proxy").
 
   python -m svhn_jax.synthetic --out synthetic.h5 --train 8000 --val 2000 --test 2000 --seed 0
 """
