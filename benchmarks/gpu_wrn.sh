@@ -15,7 +15,7 @@
 # 3: the recipes warm up over 1 and 2 epochs). VERSION (5) the generator version: the README's
 # earlier GPU results are version 3's (VERSION=3; its CNN2 scores 92.48%, but the time-to-accuracy
 # targets stay version 5's). Exits 1 if any stage failed or was cut, 2 (before
-# anything runs) for a setting that is not a whole number.
+# anything runs) for a setting that is not a whole number or a VERSION the generator lacks.
 # Needs jax with CUDA (pip install -e ".[gpu]") or TPU support.
 # Usage: bash benchmarks/gpu_wrn.sh [OUT_DIR]   (default: results/gpu_wrn, under the repository)
 # Smaller, e.g. to try it on a CPU (where WRN-16-4 in bfloat16 takes minutes an epoch even on
@@ -30,8 +30,13 @@ for knob in TRAIN VAL TEST VERSION SEEDS TTA_SEEDS EPOCHS WRN_LIMIT TTA_LIMIT CN
 done
 cd "$(dirname "$0")/.."
 out="${1:-results/gpu_wrn}"
-mkdir -p "$out"
 python=${PYTHON:-python}
+# The generator versions are svhn_jax.synthetic's to say: refuse another before anything runs.
+"$python" -c "import sys; from svhn_jax import synthetic
+v, ok = int(sys.argv[1]), ', '.join(map(str, synthetic.STYLES))
+v in synthetic.STYLES or sys.exit(f'error: VERSION={v}: expected one of {ok} (see {sys.argv[2]})')
+" "${VERSION:-5}" "$0" || exit 2
+mkdir -p "$out"
 sizes=(--config.data.source=synthetic --config.data.synthetic.train="${TRAIN:-42000}"
        --config.data.synthetic.val="${VAL:-60000}" --config.data.synthetic.test="${TEST:-18000}"
        --config.data.synthetic.version="${VERSION:-5}")

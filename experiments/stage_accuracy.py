@@ -85,7 +85,8 @@ def stages(style: synthetic.Style) -> list[tuple[str, str, synthetic.Style]]:
 def checked_run(workdir: str) -> inference.LoadedRun:
   """The run in `workdir`, which must be a digit run on grey crops; ConfigError otherwise."""
   if not Path(workdir).is_dir():
-    raise ConfigError(f"--workdirs: {workdir}: no such folder; expected the workdir of a run "
+    found = "is a file" if Path(workdir).exists() else "no such folder"
+    raise ConfigError(f"--workdirs: {workdir}: {found}; expected the workdir of a run "
                       "trained with python -m svhn_jax.main")
   try:
     run = inference.load_run(workdir)

@@ -139,6 +139,16 @@ def test_stage_accuracy_refuses_a_run_that_is_not_a_digit_run_on_grey_crops(
     stage_accuracy.checked_run(str(tmp_path))
 
 
+def test_stage_accuracy_refuses_a_workdir_that_is_no_folder_in_one_line(tmp_path):
+  from experiments import stage_accuracy
+  from svhn_jax.errors import ConfigError
+  (tmp_path / "file").touch()
+  for name, found in (("file", "is a file"), ("nope", "no such folder")):
+    with pytest.raises(ConfigError, match=rf"^--workdirs: {tmp_path / name}: {found}; expected "
+                                          r"the workdir of a run trained with"):
+      stage_accuracy.checked_run(str(tmp_path / name))
+
+
 def test_stage_accuracy_blur_share_is_the_drawn_sigmas_share_above_2_px():
   from experiments import stage_accuracy
   log_uniform = synthetic.style_of(3)  # log-uniform on (0.33, 2.5)
