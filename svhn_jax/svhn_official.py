@@ -831,6 +831,7 @@ def _extracted(archive: Path, cache_dir: str | os.PathLike | None) -> FullSplit:
           raise
     finally:
       shutil.rmtree(tmp, ignore_errors=True)
+    content_cache.touch(folder / name)  # its time was the extraction's start
     content_cache.evict(folder, _stem(archive))
     return FullSplit(_split_folder(folder / name), photos)
   raise DataError(f"{archive}: no writable folder to extract it into among "
