@@ -3,6 +3,7 @@ entries per file name."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 import shutil
@@ -107,3 +108,16 @@ def test_evict_keeps_the_most_recently_used_entries_of_a_name(tmp_path):
   assert left == sorted([*(p.name for p in others), folder.name,
                          *(p.name for p in entries["0123456789abcdef"]),
                          *(p.name for p in entries["4123456789abcdef"])])
+
+
+def test_concurrent_callers_share_the_memo(tmp_path, monkeypatch):
+  monkeypatch.setattr(content_cache, "SETTLE_NS", 0)
+  paths = [tmp_path / f"{n}.png" for n in range(200)]
+  for n, path in enumerate(paths):
+    path.write_bytes(n.to_bytes(2, "little") * 50)
+  want = [hashlib.sha256(path.read_bytes()).hexdigest() for path in paths]
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:  # one SQLite connection each
+    results = list(pool.map(lambda _: content_cache.file_digests(paths, tmp_path), range(8)))
+  assert results == [want] * 8
+  with sqlite3.connect(tmp_path / content_cache.MEMO_FILE) as db:
+    assert db.execute("SELECT count(*) FROM digests").fetchone() == (200,)
