@@ -17,8 +17,12 @@ data); its random 54x54 window is then drawn anew every step on the device (`tas
 Validation and test photos use data.numbers.eval_margin; `test_at_margin` crops the test photos
 at any other margin, for accuracy against margin.
 
-Each array set is cached as one .npz in `<cache>/numbers/`, named by the photos' file (path,
-size, modification time), the margins, colour and photos taken, and written atomically.
+Each array set is cached as one .npz in `<cache>/numbers/`, written atomically and named by the
+contents of the files it is made from (an archive; for an extracted folder, its digitStruct.mat
+and every photo it lists: see `content_cache`) and by the margins, colour and photos taken. An
+unchanged folder is re-keyed from its files' stat alone: for SVHN's train, 33,402 photos stat'ed
+and looked up in the digest memo, not read. The arrays of the content_cache.KEEP_PER_NAME most
+recently used contents of each file name (train, test, extra) are kept, older ones deleted.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from svhn_jax import fileio, house_numbers, input_pipeline, svhn_official, synthetic_photos
+from svhn_jax import (content_cache, fileio, house_numbers, input_pipeline, svhn_official,
+                      synthetic_photos)
 from svhn_jax.data import Dataset, Split
 from svhn_jax.errors import DataError
 
@@ -73,8 +78,7 @@ def _progress(what: str, count: int):
 def open_split(path: Path, data_cfg: ml_collections.ConfigDict) -> svhn_official.FullSplit:
   """`svhn_official.open_full` of an archive or folder. An archive is extracted once: the
   generated photos' beside it, in their own folder, SVHN's into the cache folder (as for the
-  digits of svhn_full). Extractions of one file name share a folder only with their own
-  versions, which open_full removes when the archive changes."""
+  digits of svhn_full). Extractions are keyed by the archive's contents (see open_full)."""
   generated = data_cfg.source == "synthetic" and not data_cfg.path
   return svhn_official.open_full(path, Path(path).parent if generated
                                  else fileio.default_cache_dir(data_cfg.cache_dir))
@@ -83,23 +87,23 @@ def open_split(path: Path, data_cfg: ml_collections.ConfigDict) -> svhn_official
 # ---------------------------------------------------------------------------------------------
 # Arrays
 
-def _identity(path: Path) -> str:
-  """What names a photos' file in a cache key: its path, size and modification time (for a
-  folder, those of its digitStruct.mat)."""
-  path = Path(path).expanduser().resolve()
-  if path.is_dir():
-    found = sorted(path.glob("digitStruct.mat")) or sorted(path.glob("*/digitStruct.mat"))
-    if not found:
-      raise DataError(f"{path} has no digitStruct.mat; expected the folder of a format-1 split")
-    path = found[0]
-  stat = path.stat()
-  return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+def _sources(path: Path, split: svhn_official.FullSplit) -> list[Path]:
+  """The files `split`'s crops are made from: the archive `path`, or for a folder its
+  digitStruct.mat and every photo it lists, in its order."""
+  if Path(path).is_file():
+    return [Path(path)]
+  names = dict.fromkeys(photo.name for photo in split.photos)
+  return [split.folder / "digitStruct.mat", *(split.folder / name for name in names)]
 
 
-def _cache_file(data_cfg: ml_collections.ConfigDict, source: Path, what: str) -> Path:
-  key = hashlib.sha1(f"{_identity(source)}|{what}|{ARRAYS_VERSION}".encode()).hexdigest()[:16]
+def _cache_file(data_cfg: ml_collections.ConfigDict, source: Path,
+                split: svhn_official.FullSplit, what: str) -> Path:
+  """`<cache>/numbers/<stem>.<contents' key>.<settings' key>.npz`."""
+  cache = fileio.default_cache_dir(data_cfg.cache_dir)
+  contents = content_cache.key(content_cache.file_digests(_sources(source, split), cache),
+                               ARRAYS_VERSION)
   stem = Path(source).name.split(".")[0]  # train.tar.gz, train/ -> train
-  return fileio.default_cache_dir(data_cfg.cache_dir) / "numbers" / f"{stem}.{key}.npz"
+  return cache / "numbers" / f"{stem}.{contents}.{content_cache.key([what])}.npz"
 
 
 def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: svhn_official.FullSplit,
@@ -111,8 +115,9 @@ def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: svhn_offic
   picked = np.arange(len(split)) if indices is None else np.asarray(indices)
   what = (f"margin={margin!r}|seed={seed}|color={data_cfg.color}|size={house_numbers.SIZE}|"
           f"photos={hashlib.sha1(picked.astype(np.int64).tobytes()).hexdigest()}")
-  path = _cache_file(data_cfg, source, what)
+  path = _cache_file(data_cfg, source, split, what)
   if path.is_file():
+    content_cache.touch(path)
     with np.load(path) as cached:
       return Split(cached["images"], cached["labels"])
   subset = svhn_official.FullSplit(split.folder, [split.photos[i] for i in picked])
@@ -125,6 +130,7 @@ def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: svhn_offic
   labels = np.concatenate([arrays.lengths[:, None], arrays.digits], axis=1).astype(np.int32)
   with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez(f, images=arrays.images, labels=labels)
+  content_cache.evict(path.parent, path.name.split(".")[0])
   return Split(arrays.images, labels)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import itertools
 import logging
 import math
@@ -42,7 +41,7 @@ from PIL import Image
 from scipy.io.matlab import MatReadError
 from tqdm import tqdm
 
-from svhn_jax import fileio
+from svhn_jax import content_cache, fileio
 from svhn_jax.errors import DataError
 from svhn_jax.transforms import remap_labels
 
@@ -312,11 +311,11 @@ class _CachePair(NamedTuple):
   labels: Path
 
 
-def _cache_key(path: Path) -> str:
-  """Changes whenever the source file does (size or modification time) or the cache layout."""
-  stat = path.stat()
-  text = f"{stat.st_size}:{stat.st_mtime_ns}:{_CACHE_VERSION}"
-  return hashlib.sha1(text.encode()).hexdigest()[:12]
+def _cache_key(path: Path, cache_dir: str | os.PathLike | None) -> str:
+  """Changes whenever the source file's bytes do, or the cache layout (see content_cache; its
+  memo lives in `cache_dir`, else the user cache)."""
+  digest = content_cache.file_digest(path, fileio.default_cache_dir(cache_dir or ""))
+  return content_cache.key([digest], _CACHE_VERSION)
 
 
 def _cache_folders(path: Path, cache_dir: str | os.PathLike | None) -> Iterator[Path]:
@@ -332,16 +331,6 @@ def _cache_folders(path: Path, cache_dir: str | os.PathLike | None) -> Iterator[
 def _stem(path: Path) -> str:
   """train_32x32.mat -> train_32x32, train.tar.gz -> train."""
   return re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.mat)$", "", path.name)
-
-
-def _remove_stale(folder: Path, stem: str, key: str) -> None:
-  """Deletes caches of earlier versions of the same source file: each can weigh gigabytes."""
-  pattern = re.compile(rf"{re.escape(stem)}\.([0-9a-f]{{12}})(\.images\.npy|\.labels\.npy)?")
-  for entry in folder.iterdir() if folder.is_dir() else ():
-    match = pattern.fullmatch(entry.name)
-    if match and match.group(1) != key:
-      logging.info("Removing the stale cache %s", entry)
-      shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
 def _cached(pair: _CachePair, count: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -384,9 +373,11 @@ def load_cropped(path: str | os.PathLike,
   The first call converts the .mat (X (32, 32, 3, N), y (N, 1) 1..10, 10 meaning zero) into a
   pair of .npy files `<stem>.<key>.images.npy` and `.labels.npy`, written atomically in
   `cache_dir`, else beside the .mat, else (folder read-only) in the user cache; `key` follows the
-  .mat's size and modification time, so a changed file is converted again. Later calls return
-  `images` memory-mapped read-only from that cache: no copy, no float data. The conversion holds
-  X once in memory plus a 25 MB chunk.
+  .mat's bytes (content_cache: hashed once, then remembered by the file's stat), so a file of
+  other contents is converted into its own pair, whatever its name, size and modification time.
+  The pairs of the content_cache.KEEP_PER_NAME most recently used contents of a file name are
+  kept in a folder, older ones deleted. Later calls return `images` memory-mapped read-only from
+  that cache: no copy, no float data. The conversion holds X once in memory plus a 25 MB chunk.
 
   Raises DataError, naming the file and the variable, for: a missing, empty or truncated file, an
   HTML page, a MATLAB v7.3 file, a missing X or y, X with other axes than (32, 32, 3, N) (saying
@@ -395,10 +386,12 @@ def load_cropped(path: str | os.PathLike,
   """
   path = Path(path)
   _require_file(path, _V5)
-  key = _cache_key(path)
+  key = _cache_key(path, cache_dir)
   for folder in _cache_folders(path, cache_dir):
-    loaded = _cached(_pair(folder, path, key))
+    pair = _pair(folder, path, key)
+    loaded = _cached(pair)
     if loaded is not None:
+      content_cache.touch(*pair)
       return loaded
   _check_v5(path)
   for folder in _cache_folders(path, cache_dir):
@@ -413,7 +406,7 @@ def load_cropped(path: str | os.PathLike,
       if e.errno != errno.EROFS:  # a read-only file system is as good as a read-only folder
         raise DataError(f"Could not write the cache of {path} into {folder}: {e}") from e
       continue
-    _remove_stale(folder, _stem(path), key)
+    content_cache.evict(folder, _stem(path))
     loaded = _cached(pair)
     if loaded is None:
       raise DataError(f"{pair.images}: the cache just written does not read back")
@@ -778,9 +771,10 @@ def open_full(path: str | os.PathLike, cache_dir: str | os.PathLike | None = Non
 
   A folder may also be the one above the split's (holding train/). An archive is extracted
   once, atomically, into `<stem>.<key>/` (in `cache_dir`, else beside
-  it, else in the user cache when that folder is read-only); `key` follows the archive's size
-  and modification time. A gzip stream cannot seek, so reading photos from the archive itself
-  would decompress it from the start for each one.
+  it, else in the user cache when that folder is read-only); `key` follows the archive's bytes
+  (content_cache), and the extractions of the content_cache.KEEP_PER_NAME most recently used
+  contents of a file name are kept in a folder, older ones deleted. A gzip stream cannot seek,
+  so reading photos from the archive itself would decompress it from the start for each one.
 
   Raises DataError for: an unreadable or truncated archive, no digitStruct.mat, a bad
   digitStruct.mat (see read_digit_struct), and a photo listed there whose PNG is missing.
@@ -808,11 +802,12 @@ def _split(folder: Path, source: Path) -> FullSplit:
 
 def _extracted(archive: Path, cache_dir: str | os.PathLike | None) -> FullSplit:
   """Returns the split of `archive` from its extraction cache, extracting it there first."""
-  key = _cache_key(archive)
+  key = _cache_key(archive, cache_dir)
   name = f"{_stem(archive)}.{key}"
   for folder in _cache_folders(archive, cache_dir):
     found = _split_folder(folder / name)
     if found is not None:
+      content_cache.touch(folder / name)
       return _split(found, archive)
   for folder in _cache_folders(archive, cache_dir):
     try:
@@ -836,7 +831,8 @@ def _extracted(archive: Path, cache_dir: str | os.PathLike | None) -> FullSplit:
           raise
     finally:
       shutil.rmtree(tmp, ignore_errors=True)
-    _remove_stale(folder, _stem(archive), key)
+    content_cache.touch(folder / name)  # its time was the extraction's start
+    content_cache.evict(folder, _stem(archive))
     return FullSplit(_split_folder(folder / name), photos)
   raise DataError(f"{archive}: no writable folder to extract it into among "
                   f"{[str(f) for f in _cache_folders(archive, cache_dir)]}; pass cache_dir=FOLDER")

@@ -27,9 +27,12 @@ _XLA_CACHE_VARS = {"JAX_COMPILATION_CACHE_DIR": None,
 def pytest_configure(config):
   """One persistent XLA compilation cache for this session, here and in every process the tests
   start: the many tiny runs compile the same few programs, and loading one is much faster than
-  compiling it. A cached program is the compiled one, so no result changes."""
+  compiling it. A cached program is the compiled one, so no result changes. The data cache
+  ($SVHN_JAX_CACHE, with the digest memo of svhn_jax.content_cache) goes there too, never into
+  the user's ~/.cache."""
   cache = tempfile.mkdtemp(prefix="svhn_jax_tests_xla_")
   config.stash[_cache_key] = cache
+  os.environ["SVHN_JAX_CACHE"] = os.path.join(cache, "data")
   for name, value in _XLA_CACHE_VARS.items():
     os.environ[name] = value or cache
   jax.config.update("jax_compilation_cache_dir", cache)

@@ -5,6 +5,7 @@ format, colour and size, whole or by a box."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -15,9 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import official_files
 from configs import numbers
 from support import metrics_rows, read_json, run_cli, start_paused, table_rows
-from svhn_jax import (checkpoint, house_numbers, inference, read, report, sources,
+from svhn_jax import (checkpoint, house_numbers, inference, number_data, read, report, sources,
                       synthetic_photos, train)
 
 EPOCHS = 2
@@ -206,3 +208,38 @@ def test_read_prints_a_line_per_photo():
       "b.jpg: (no number) (40.0%)  length 0 40.0%; digits: -"]
   assert json.loads(read.lines(["a.png"], [reading], as_json=True)[0]) == {"file": "a.png",
                                                                            **reading}
+
+
+def test_a_replaced_photo_in_a_folder_is_cropped_again(tmp_path, monkeypatch):
+  """The number crops of an extracted folder are keyed by digitStruct.mat and every photo: a PNG
+  replaced under its name and mtime is noticed; an unchanged folder is not cropped again,
+  and the first contents' crops are kept for when the photo is put back."""
+  folder = tmp_path / "test"
+  folder.mkdir()
+  pairs = official_files.sample_photos(4, seed=3)
+  official_files.write_digit_struct(folder / "digitStruct.mat", [photo for photo, _ in pairs])
+  for photo, image in pairs:
+    Image.fromarray(image).save(folder / photo.name)
+  second = folder / pairs[1][0].name
+  original = second.read_bytes()
+  data_cfg = numbers_config(tmp_path / "cache").data
+  data_cfg.source = "svhn_full"
+  cropped = []
+  arrays = house_numbers.number_arrays
+  monkeypatch.setattr(house_numbers, "number_arrays",
+                      lambda split, **kw: (cropped.append(len(split)), arrays(split, **kw))[1])
+
+  before = number_data.test_at_margin(data_cfg, folder, 0.15)
+  was = second.stat()
+  Image.fromarray(255 - pairs[1][1]).save(second)
+  os.utime(second, ns=(was.st_atime_ns, was.st_mtime_ns))
+  after = number_data.test_at_margin(data_cfg, folder, 0.15)
+  again = number_data.test_at_margin(data_cfg, folder, 0.15)
+  second.write_bytes(original)
+  restored = number_data.test_at_margin(data_cfg, folder, 0.15)
+
+  assert cropped == [4, 4]
+  assert not np.array_equal(after.images[1], before.images[1])
+  np.testing.assert_array_equal(after.images[[0, 2, 3]], before.images[[0, 2, 3]])
+  np.testing.assert_array_equal(again.images, after.images)
+  np.testing.assert_array_equal(restored.images, before.images)

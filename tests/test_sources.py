@@ -1,5 +1,6 @@
 """Where config.data points: the file a run reads, found, downloaded or generated once."""
 
+import os
 from pathlib import Path
 
 import ml_collections
@@ -94,6 +95,28 @@ def test_svhn_cropped_gives_carved_splits_in_the_asked_colour(tmp_path, color):
   colour = official_files.drawn_crops(np.arange(50) % 10, seed=3)
   expected = colour if color == "rgb" else transforms.luma(colour)
   np.testing.assert_array_equal(dataset.test.images, expected)
+
+
+def test_svhn_cropped_folders_of_same_named_same_sized_files_load_their_own_labels(tmp_path):
+  """Issue 26's example: two folders whose .mat files share name, size and mtime (as `cp -p`
+  leaves them) but not labels, through one cache: each load gets its own labels."""
+  folders = [tmp_path / "a", tmp_path / "b"]
+  for folder, shift in zip(folders, (0, 3)):
+    folder.mkdir()
+    for name, count, seed in (("train", 100, 1), ("test", 50, 3)):
+      digits = (np.arange(count) + shift) % 10
+      official_files.write_cropped_mat(folder / f"{name}_32x32.mat",
+                                       official_files.drawn_crops(np.arange(count) % 10, seed),
+                                       np.where(digits == 0, 10, digits), compress=False)
+  for name in ("train_32x32.mat", "test_32x32.mat"):
+    first, second = (folder / name for folder in folders)
+    assert first.stat().st_size == second.stat().st_size
+    os.utime(second, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns))
+  for folder, shift in [*zip(folders, (0, 3))] * 2:
+    dataset, _ = sources.load(data_config(tmp_path / "cache", source="svhn_cropped",
+                                          path=str(folder), use_extra=False, val_size=10,
+                                          split_seed=0))
+    np.testing.assert_array_equal(dataset.test.labels, (np.arange(50) + shift) % 10)
 
 
 def test_svhn_cropped_names_a_missing_official_file(tmp_path):

@@ -8,12 +8,14 @@ import contextlib
 import functools
 import hashlib
 import http.server
+import io
 import json
 import os
 import shutil
 import subprocess
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import h5py
@@ -80,7 +82,7 @@ def test_load_cropped_reuses_its_cache_without_reading_the_mat(tmp_path, crops, 
   [images_npy] = tmp_path.glob("test_32x32.*.images.npy")
   [labels_npy] = tmp_path.glob("test_32x32.*.labels.npy")
   assert len(cached) == 3
-  stamp = images_npy.stat().st_mtime_ns
+  inodes = images_npy.stat().st_ino, labels_npy.stat().st_ino  # an atomic rewrite makes new ones
 
   def refuse(*args, **kwargs):
     raise AssertionError("the .mat was read again")
@@ -90,26 +92,79 @@ def test_load_cropped_reuses_its_cache_without_reading_the_mat(tmp_path, crops, 
   images, labels = so.load_cropped(path)
   np.testing.assert_array_equal(images, crops)
   np.testing.assert_array_equal(labels, DIGITS)
-  assert images_npy.stat().st_mtime_ns == stamp
+  assert (images_npy.stat().st_ino, labels_npy.stat().st_ino) == inodes
   assert sorted(p.name for p in tmp_path.iterdir()) == cached
 
 
-def test_changed_source_is_converted_again_and_the_stale_cache_removed(tmp_path, crops):
+def same_name_size_and_mtime(first: Path, second: Path) -> None:
+  """Gives `second` the modification time of `first`, as `cp -p` or `rsync -a` would."""
+  assert first.name == second.name and first.stat().st_size == second.stat().st_size
+  os.utime(second, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns))
+
+
+def test_a_file_rewritten_with_its_size_and_mtime_is_converted_again(tmp_path, crops):
   path = files.write_cropped_mat(tmp_path / "train_32x32.mat", crops, FILE_LABELS, compress=False)
-  size = path.stat().st_size
+  was = path.stat()
   so.load_cropped(path)
-  # Same size, new pixels and labels: only the modification time tells the files apart.
-  new_crops, new_labels = 255 - crops, FILE_LABELS[::-1].copy()
-  files.write_cropped_mat(path, new_crops, new_labels, compress=False)
-  os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
-  assert path.stat().st_size == size
+  files.write_cropped_mat(path, 255 - crops, FILE_LABELS[::-1].copy(), compress=False)
+  os.utime(path, ns=(was.st_atime_ns, was.st_mtime_ns))
+  assert (path.stat().st_size, path.stat().st_mtime_ns) == (was.st_size, was.st_mtime_ns)
 
   images, labels = so.load_cropped(path)
 
-  np.testing.assert_array_equal(images, new_crops)
+  np.testing.assert_array_equal(images, 255 - crops)
   np.testing.assert_array_equal(labels, DIGITS[::-1])
-  assert len(list(tmp_path.glob("*.images.npy"))) == 1
-  assert len(list(tmp_path.glob("*.labels.npy"))) == 1
+  # The first contents' pair is kept: the file may be put back.
+  assert len(list(tmp_path.glob("*.images.npy"))) == 2
+
+
+def test_same_named_files_in_two_folders_keep_their_own_crops_and_caches(tmp_path, crops,
+                                                                         monkeypatch):
+  """Issue 26's example: same name, size and mtime, other labels, one cache folder; alternating
+  between the folders converts each file once and never deletes the other's cache."""
+  paths = []
+  for folder, labels in (("a", FILE_LABELS), ("b", FILE_LABELS[::-1].copy())):
+    (tmp_path / folder).mkdir()
+    paths.append(files.write_cropped_mat(tmp_path / folder / "train_32x32.mat", crops, labels,
+                                         compress=False))
+  same_name_size_and_mtime(*paths)
+  converted = []
+  convert = so._convert
+  monkeypatch.setattr(so, "_convert", lambda path, pair: (converted.append(path),
+                                                          convert(path, pair)))
+  cache = tmp_path / "cache"
+  inodes = None
+  for _ in range(3):
+    for path, digits in zip(paths, (DIGITS, DIGITS[::-1])):
+      _, labels = so.load_cropped(path, cache)
+      np.testing.assert_array_equal(labels, digits)
+    entries = sorted(cache.glob("train_32x32.*.npy"))
+    assert len(entries) == 4
+    inodes = inodes or [entry.stat().st_ino for entry in entries]
+    assert [entry.stat().st_ino for entry in entries] == inodes
+  assert converted == paths
+
+
+def test_at_most_keep_per_name_contents_are_cached_the_least_recently_used_go(tmp_path, crops):
+  cache = tmp_path / "cache"
+  paths = []
+  for n in range(so.content_cache.KEEP_PER_NAME + 1):
+    (tmp_path / str(n)).mkdir()
+    paths.append(files.write_cropped_mat(tmp_path / str(n) / "test_32x32.mat", crops,
+                                         np.roll(FILE_LABELS, n)))
+  keys = []
+  for n, path in enumerate(paths[:-1]):
+    images, _ = so.load_cropped(path, cache)
+    keys.append(Path(images.filename).name.split(".")[1])
+    time.sleep(0.01)  # distinct times of use, whatever the filesystem's clock
+  so.load_cropped(paths[0], cache)  # used again: now the newest
+  time.sleep(0.01)
+  images, labels = so.load_cropped(paths[-1], cache)
+
+  np.testing.assert_array_equal(labels, np.roll(DIGITS, len(paths) - 1))
+  kept = {entry.name.split(".")[1] for entry in cache.glob("test_32x32.*.npy")}
+  assert kept == {keys[0], *keys[2:], Path(images.filename).name.split(".")[1]}
+  assert len(list(cache.glob("test_32x32.*.npy"))) == 2 * so.content_cache.KEEP_PER_NAME
 
 
 def test_cache_goes_to_cache_dir_when_given(tmp_path, crops):
@@ -395,6 +450,39 @@ def test_open_full_extracts_once_and_reads_photos(tmp_path, photos_with_images, 
   again = so.open_full(archive)
   assert again.folder == split.folder
   assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def uncompressed(archive: Path) -> Path:
+  """Rewrites a .tar.gz as a plain tar under the same name (tarfile reads either): a plain tar's
+  size follows its members' sizes alone, so two archives can differ in bytes but not in size."""
+  with tarfile.open(archive) as tar:
+    members = [(member, tar.extractfile(member).read()) for member in tar]
+  with tarfile.open(archive, "w") as tar:
+    for member, payload in members:
+      tar.addfile(member, io.BytesIO(payload))
+  return archive
+
+
+def test_same_named_archives_in_two_folders_are_extracted_once_each(tmp_path, photos_with_images,
+                                                                    monkeypatch):
+  relabelled = [(so.Photo(photo.name, (photo.labels + 1) % 10, photo.boxes), image)
+                for photo, image in photos_with_images]
+  archives = []
+  for folder, pairs in (("a", photos_with_images), ("b", relabelled)):
+    (tmp_path / folder).mkdir()
+    archives.append(uncompressed(files.write_full_tar(tmp_path / folder / "train.tar.gz", "train",
+                                                      pairs)))
+  same_name_size_and_mtime(*archives)
+  extracted = []
+  extract = so._extract_all
+  monkeypatch.setattr(so, "_extract_all", lambda archive, target: (extracted.append(archive),
+                                                                   extract(archive, target)))
+  for _ in range(2):
+    for archive, pairs in zip(archives, (photos_with_images, relabelled)):
+      split = so.open_full(archive, tmp_path / "cache")
+      _assert_same(split.photos, [photo for photo, _ in pairs])
+  assert extracted == archives
+  assert len(list((tmp_path / "cache").glob("train.*"))) == 2
 
 
 def test_open_full_accepts_the_extracted_folder(tmp_path, photos_with_images):
