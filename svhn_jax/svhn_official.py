@@ -679,6 +679,20 @@ def _first_photo(ends: np.ndarray, bad_digits: np.ndarray) -> int | None:
   return int(np.searchsorted(ends, np.argmax(bad_digits), side="right"))
 
 
+_BOX_RULES = {
+    "left": "finite pixel coordinates (float32; they may lie outside the photo)",
+    "top": "finite pixel coordinates (float32; they may lie outside the photo)",
+    "width": "finite pixel sizes > 0 (float32)",
+    "height": "finite pixel sizes > 0 (float32)",
+}
+
+
+def _valid_boxes(boxes: np.ndarray) -> np.ndarray:
+  """bool (k, 4): which fields of (k, 4) (left, top, width, height) boxes are valid: all finite,
+  width and height > 0. Coordinates may lie outside the photo: official boxes do."""
+  return np.isfinite(boxes) & ((boxes > 0) | np.array([True, True, False, False]))
+
+
 def _photos(path: Path, raw: Sequence[tuple[str, Mapping[str, list[float]]]]) -> list[Photo]:
   """Returns the photos' records from their names and box fields, after checking the fields
   of each photo, then the labels and boxes of all photos at once."""
@@ -702,12 +716,16 @@ def _photos(path: Path, raw: Sequence[tuple[str, Mapping[str, list[float]]]]) ->
   if i is not None:
     raise DataError(f"{_box_of(path, i, raw[i][0])} has labels {raw[i][1]['label']}; expected "
                     "1..10 (10 is the digit zero)")
-  i = _first_photo(ends, ~np.isfinite(boxes).all(axis=1))
+  # Checked as float32, as kept: a double beyond float32's range becomes infinite.
+  with np.errstate(over="ignore"):
+    boxes = boxes.astype(np.float32)
+  i = _first_photo(ends, ~_valid_boxes(boxes).all(axis=1))
   if i is not None:
-    values = {field: raw[i][1][field] for field in BOX_FIELDS[:4]}
-    raise DataError(f"{_box_of(path, i, raw[i][0])} has boxes {values}; expected finite pixel "
-                    "values")
-  labels, boxes = remap_labels(labels), boxes.astype(np.float32)
+    valid = _valid_boxes(boxes[ends[i] - lengths[i]:ends[i]]).all(axis=0)
+    field = BOX_FIELDS[int(np.argmin(valid))]
+    raise DataError(f"{_box_of(path, i, raw[i][0])} has {field} {raw[i][1][field]}; expected "
+                    f"{_BOX_RULES[field]}")
+  labels = remap_labels(labels)
   return [Photo(name, photo_labels, photo_boxes) for (name, _), photo_labels, photo_boxes
           in zip(raw, np.split(labels, ends[:-1]), np.split(boxes, ends[:-1]))]
 
@@ -723,7 +741,8 @@ def read_digit_struct(path: str | os.PathLike) -> list[Photo]:
 
   Raises DataError for: a missing, empty, HTML, MATLAB v5 or non-HDF5 file, a missing
   /digitStruct, a null or dangling reference, a box without one of the five fields, fields of
-  unequal lengths, and labels outside 1..10.
+  unequal lengths, labels outside 1..10, and a box with a NaN or infinite field (as float32) or
+  a width or height <= 0; its left and top may lie outside the photo.
   """
   path = Path(path)
   _check_v73(path)

@@ -345,6 +345,26 @@ def test_labels_outside_1_to_10_raise(tmp_path):
                  "labels [4.0, 11.0, 7.0]", "expected 1..10")
 
 
+@pytest.mark.parametrize("row, digit, field, value", [
+    (1, 1, "width", -5),  # the example, a field of references
+    (0, 0, "height", 0),  # an inline field
+    (2, 2, "width", 1e-50),  # > 0 as a double, 0 as float32
+    (2, 0, "left", np.nan),
+    (1, 0, "top", -np.inf),
+    (0, 0, "width", 1e300),  # finite as a double, infinite as float32
+])
+def test_bad_box_geometry_raises_like_bad_labels(tmp_path, row, digit, field, value):
+  photos = _photos()
+  boxes = photos[row].boxes.astype(np.float64)
+  boxes[digit, so.BOX_FIELDS.index(field)] = value
+  photos[row] = photos[row]._replace(boxes=boxes)
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", photos)
+  stored = boxes[:, so.BOX_FIELDS.index(field)].tolist()
+  one_line_error(lambda: so.read_digit_struct(path), "digitStruct.mat",
+                 f"digitStruct({row + 1}).bbox ({row + 1}.png) has {field} {stored}; expected "
+                 "finite pixel")
+
+
 def test_wrong_files_for_digit_struct_raise(tmp_path, crops):
   v5 = files.write_cropped_mat(tmp_path / "v5.mat", crops, FILE_LABELS)
   one_line_error(lambda: so.read_digit_struct(v5), "v5.mat", "MATLAB v5 file", "v7.3")
