@@ -565,6 +565,8 @@ class _FastReader:
   def fields(self, i: int) -> dict[str, list[float]]:
     fields = {}
     for name, address in self._links(self.boxes[i]).items():
+      if name not in BOX_FIELDS:
+        continue
       dims, type_class, element, data = self._dataset(address)
       count = len(data) // 8
       if type_class == 1 and element == 8:
@@ -585,14 +587,42 @@ def _raw_addresses(dataset: h5py.Dataset) -> np.ndarray:
   return addresses.ravel()
 
 
+_NAME = "a MATLAB char array (uint16) holding a file name such as 1.png"
+_STRUCT = f"a MATLAB struct with fields {', '.join(BOX_FIELDS)}"
+_FIELD = "one double per digit, inline or as references to (1, 1) doubles"
+_NUMBER = "a (1, 1) double"
+# What h5py raises on an object it cannot open or read (a filter it lacks, a broken link).
+_H5PY_ERRORS = (KeyError, TypeError, ValueError, IndexError, OSError, RuntimeError)
+
+
+def _kind(obj: h5py.HLObject | None) -> str:
+  """Says what an HDF5 object is, for an error message: 'a group', 'a dataset of float32 ...'."""
+  if obj is None:
+    return "a dangling link"
+  if isinstance(obj, h5py.Group):
+    return "a group"
+  if isinstance(obj, h5py.Datatype):
+    return "a named datatype"
+  if obj.shape is None:
+    return "an empty dataset (null dataspace)"
+  dtype = obj.dtype
+  if h5py.check_string_dtype(dtype):
+    return f"a dataset of strings, shape {obj.shape}"
+  if h5py.check_ref_dtype(dtype):
+    return f"a dataset of {h5py.check_ref_dtype(dtype).__name__}s, shape {obj.shape}"
+  return f"a dataset of {dtype}, shape {obj.shape}"
+
+
 class _H5pyReader:
   """Reads photo i through h5py: slow (~50 us an object) but any valid HDF5 form, and the one
-  that says what is wrong with a broken reference."""
+  that says what is wrong: every malformed object, and every error h5py raises on one, ends in
+  a DataError naming the file, the record (digitStruct(3).bbox.label) and what was expected.
+  Fields other than BOX_FIELDS are not read."""
 
   def __init__(self, f: h5py.File, path: Path):
     self.f, self.path = f, path
-    self.names = f["digitStruct/name"][()].ravel()
-    self.boxes = f["digitStruct/bbox"][()].ravel()
+    self.names = self._values(f["digitStruct/name"], "/digitStruct/name", _V73).ravel()
+    self.boxes = self._values(f["digitStruct/bbox"], "/digitStruct/bbox", _V73).ravel()
 
   def _object(self, ref, what: str) -> h5py.HLObject:
     if not ref:
@@ -600,35 +630,63 @@ class _H5pyReader:
                       "MATLAB value")
     try:
       return self.f[ref]
-    except (KeyError, ValueError, OSError, RuntimeError) as e:
+    except _H5PY_ERRORS as e:
       raise DataError(f"{self.path}: {what} refers to nothing (a dangling reference): "
                       f"{_one_line(e)}") from e
+
+  def _wrong(self, obj: h5py.HLObject | None, what: str, expected: str) -> DataError:
+    return DataError(f"{self.path}: {what} is {_kind(obj)}; expected {expected}")
+
+  def _values(self, obj: h5py.HLObject | None, what: str, expected: str) -> np.ndarray:
+    """Returns the values of the dataset `obj`; raises DataError for anything else."""
+    if not isinstance(obj, h5py.Dataset) or obj.shape is None:
+      raise self._wrong(obj, what, expected)
+    try:
+      return np.asarray(obj[()])
+    except _H5PY_ERRORS as e:
+      raise DataError(f"{self.path}: {what} cannot be read ({_one_line(e)}); expected "
+                      f"{expected}") from e
 
   def name(self, i: int) -> str:
     what = f"digitStruct({i + 1}).name"
     dataset = self._object(self.names[i], what)
-    if not isinstance(dataset, h5py.Dataset) or dataset.dtype != np.uint16:
-      raise DataError(f"{self.path}: {what} is not a MATLAB char array (uint16); expected a "
-                      "file name such as 1.png")
-    return dataset[()].astype("<u2").tobytes().decode("utf-16-le")
+    codes = self._values(dataset, what, _NAME)
+    # Any 2-byte integer, as the fast reader takes: MATLAB writes uint16.
+    if codes.dtype.kind not in "iu" or codes.dtype.itemsize != 2:
+      raise self._wrong(dataset, what, _NAME)
+    try:
+      return codes.astype("<u2").tobytes().decode("utf-16-le")
+    except UnicodeDecodeError as e:
+      raise DataError(f"{self.path}: {what} is not valid UTF-16 ({_one_line(e)}); expected "
+                      f"{_NAME}") from e
 
   def fields(self, i: int) -> dict[str, list[float]]:
     what = f"digitStruct({i + 1}).bbox"
     group = self._object(self.boxes[i], what)
     if not isinstance(group, h5py.Group):
-      raise DataError(f"{self.path}: {what} is not a MATLAB struct; expected fields "
-                      f"{', '.join(BOX_FIELDS)}")
-    fields = {}
-    for name, dataset in group.items():
-      values = dataset[()] if isinstance(dataset, h5py.Dataset) else None
-      if values is not None and values.dtype == h5py.ref_dtype:
-        values = [self._object(ref, f"{what}.{name}")[()] for ref in values.ravel()]
-      try:
-        fields[name] = np.asarray(values, np.float64).ravel().tolist()
-      except (TypeError, ValueError) as e:
-        raise DataError(f"{self.path}: {what}.{name} is not numeric; expected a double per "
-                        "digit") from e
-    return fields
+      raise self._wrong(group, what, _STRUCT)
+    try:
+      members = {name: group.get(name) for name in group if name in BOX_FIELDS}
+    except _H5PY_ERRORS as e:
+      raise DataError(f"{self.path}: {what}'s fields cannot be listed ({_one_line(e)}); "
+                      f"expected {_STRUCT}") from e
+    return {name: self._field(member, f"{what}.{name}") for name, member in members.items()}
+
+  def _field(self, dataset: h5py.HLObject | None, what: str) -> list[float]:
+    values = self._values(dataset, what, _FIELD)
+    if h5py.check_ref_dtype(values.dtype) is h5py.Reference:
+      values = np.array([self._number(ref, f"{what} (digit {j + 1})")
+                         for j, ref in enumerate(values.ravel())])
+    elif values.dtype.kind not in "iuf":  # MATLAB's numeric classes
+      raise self._wrong(dataset, what, _FIELD)
+    return values.astype(np.float64).ravel().tolist()
+
+  def _number(self, ref, what: str) -> float:
+    number = self._object(ref, what)
+    value = self._values(number, what, _NUMBER)
+    if value.dtype.kind not in "iuf" or value.size != 1:
+      raise self._wrong(number, what, _NUMBER)
+    return float(value.ravel()[0])
 
 
 def _check_v73(path: Path) -> None:
@@ -657,7 +715,8 @@ def _reference_datasets(path: Path, f: h5py.File) -> int:
   shapes = {}
   for field in ("name", "bbox"):
     dataset = f["digitStruct"].get(field)
-    if not isinstance(dataset, h5py.Dataset) or dataset.dtype != h5py.ref_dtype:
+    if not isinstance(dataset, h5py.Dataset) or dataset.shape is None or \
+        h5py.check_ref_dtype(dataset.dtype) is not h5py.Reference:
       raise DataError(f"{path}: /digitStruct/{field} is missing or not a dataset of object "
                       f"references; expected {_V73}")
     shapes[field] = dataset.shape
@@ -698,6 +757,9 @@ def _photos(path: Path, raw: Sequence[tuple[str, Mapping[str, list[float]]]]) ->
   of each photo, then the labels and boxes of all photos at once."""
   lengths = []
   for i, (name, fields) in enumerate(raw):
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+      raise DataError(f"{path}: digitStruct({i + 1}).name is {name!r}; expected a file name such "
+                      "as 1.png")
     missing = [field for field in BOX_FIELDS if field not in fields]
     if missing:
       raise DataError(f"{_box_of(path, i, name)} has no field {', '.join(missing)}; expected "
@@ -740,8 +802,10 @@ def read_digit_struct(path: str | os.PathLike) -> list[Photo]:
   seconds (see _FastReader).
 
   Raises DataError for: a missing, empty, HTML, MATLAB v5 or non-HDF5 file, a missing
-  /digitStruct, a null or dangling reference, a box without one of the five fields, fields of
-  unequal lengths, labels outside 1..10, and a box with a NaN or infinite field (as float32) or
+  /digitStruct, a null or dangling reference, an object of another kind, type or shape than a
+  name, a bbox struct or a field should be (naming the record, e.g. digitStruct(3).bbox.label),
+  a name that is empty or not a plain file name, a box without one of the five fields (others
+  are not read), fields of unequal lengths, labels outside 1..10, and a box with a NaN or infinite field (as float32) or
   a width or height <= 0; its left and top may lie outside the photo.
   """
   path = Path(path)
