@@ -792,7 +792,7 @@ def _photos(path: Path, raw: Sequence[tuple[str, Mapping[str, list[float]]]]) ->
           in zip(raw, np.split(labels, ends[:-1]), np.split(boxes, ends[:-1]))]
 
 
-def read_digit_struct(path: str | os.PathLike) -> list[Photo]:
+def read_digit_struct(path: str | os.PathLike, source: str | None = None) -> list[Photo]:
   """Returns the photos of a format-1 digitStruct.mat, in file order.
 
   The file is MATLAB v7.3 (HDF5): /digitStruct/name and /digitStruct/bbox are (N, 1) object
@@ -805,10 +805,21 @@ def read_digit_struct(path: str | os.PathLike) -> list[Photo]:
   /digitStruct, a null or dangling reference, an object of another kind, type or shape than a
   name, a bbox struct or a field should be (naming the record, e.g. digitStruct(3).bbox.label),
   a name that is empty or not a plain file name, a box without one of the five fields (others
-  are not read), fields of unequal lengths, labels outside 1..10, and a box with a NaN or infinite field (as float32) or
-  a width or height <= 0; its left and top may lie outside the photo.
+  are not read), fields of unequal lengths, labels outside 1..10, and a box with a NaN or
+  infinite field (as float32) or a width or height <= 0; its left and top may lie outside the
+  photo. The message names `source` in place of `path` when given: the file as the user knows
+  it, for one taken out of an archive into a temporary place.
   """
   path = Path(path)
+  try:
+    return _read_photos(path)
+  except DataError as e:
+    if source is None:
+      raise
+    raise DataError(str(e).replace(str(path), source)) from e
+
+
+def _read_photos(path: Path) -> list[Photo]:
   _check_v73(path)
   with _open_h5(path) as f:
     count = _reference_datasets(path, f)
@@ -880,7 +891,9 @@ def _split(folder: Path, source: Path) -> FullSplit:
   if not digit_struct.is_file():
     raise DataError(f"{source} has no digitStruct.mat in {folder}; expected the folder of a "
                     "format-1 split: 1.png ... N.png and digitStruct.mat")
-  photos = read_digit_struct(digit_struct)
+  # An archive's extraction may be a temporary folder, gone by the time the message is read.
+  shown = None if source.is_dir() else f"{source}: {folder.name}/digitStruct.mat"
+  photos = read_digit_struct(digit_struct, shown)
   present = set(os.listdir(folder))
   missing = [photo.name for photo in photos if photo.name not in present]
   if missing:
@@ -948,12 +961,26 @@ def _extract_all(archive: Path, target: Path) -> None:
                     f"{_one_line(e)}") from e
 
 
+# The largest square square_crops resizes whole: 3 MB of pixels.
+_MAX_SQUARE = 1024
+
+
+def _square_pixels(start: int, side: int, count: int, extent: int) -> np.ndarray:
+  """Returns intp (count,): pixel indices spread evenly over [start, start + side), each
+  clipped to [0, extent); for count == side, start, start + 1, ... (floats: `start` and `side`
+  may exceed int64)."""
+  positions = np.floor(start + (np.arange(count) + 0.5) * (side / count))
+  return np.clip(positions, 0, extent - 1).astype(np.intp)
+
+
 def square_crops(image: np.ndarray, boxes: np.ndarray, size: int = 32) -> np.ndarray:
   """Returns uint8 (k, size, size, 3): each box of `image` (H, W, 3) as a centred square crop.
 
   As format 2 was made: a (left, top, width, height) box is widened to a square of side
   max(width, height) about its centre (top-left corner rounded down), pixels beyond the photo's
-  edge repeat the edge pixel, and the square is resized bilinearly to size x size.
+  edge repeat the edge pixel, and the square is resized bilinearly to size x size. A square of
+  side above _MAX_SQUARE pixels (far above SVHN's) is first sampled down to that side by nearest
+  pixel, so that any finite box costs no more than that.
   """
   image = np.asarray(image)
   height, width = image.shape[:2]
@@ -962,10 +989,11 @@ def square_crops(image: np.ndarray, boxes: np.ndarray, size: int = 32) -> np.nda
     side = max(1, int(round(max(box_w, box_h))))
     x0 = int(np.floor(left + box_w / 2 - side / 2))
     y0 = int(np.floor(top + box_h / 2 - side / 2))
-    rows = np.clip(np.arange(y0, y0 + side), 0, height - 1)
-    cols = np.clip(np.arange(x0, x0 + side), 0, width - 1)
+    count = min(side, _MAX_SQUARE)
+    rows = _square_pixels(y0, side, count, height)
+    cols = _square_pixels(x0, side, count, width)
     square = image[rows[:, None], cols[None, :]]
-    if side != size:
+    if count != size:
       square = np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.BILINEAR))
     crops[j] = square
   return crops
@@ -1229,7 +1257,7 @@ def _describe_archive(archive: Path) -> str:
         name = member.name.rsplit("/", 1)[-1]
         f = tar.extractfile(member)
         if name == "digitStruct.mat":
-          digit_struct = f.read()
+          digit_struct, member_name = f.read(), member.name
         elif name.endswith(".png") and (size := _png_size(f.read(24))) is not None:
           sizes[name] = size
   except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
@@ -1241,7 +1269,7 @@ def _describe_archive(archive: Path) -> str:
   with tempfile.TemporaryDirectory() as tmp:
     mat = Path(tmp) / "digitStruct.mat"
     mat.write_bytes(digit_struct)
-    photos = read_digit_struct(mat)
+    photos = read_digit_struct(mat, f"{archive}: {member_name}")
   missing = sum(photo.name not in sizes for photo in photos)
   text = _describe_photos(archive, photos, sizes)
   return text + (f"\n  photos listed but missing from the archive: {missing:,}" if missing else "")

@@ -594,6 +594,17 @@ def test_square_crops_resize_a_64_pixel_square_to_32():
   assert (crop[:, :15] == 0).all() and (crop[:, 17:] == 200).all()
 
 
+def test_square_crops_of_huge_boxes_repeat_the_edge_without_filling_memory():
+  photo = np.zeros((30, 40, 3), np.uint8)
+  photo[:, 20:] = 200
+  # Valid boxes (finite, width and height > 0): one 1e30 pixels wide, one 1e12 pixels away.
+  boxes = np.array([[5, 5, 1e30, 10], [-1e12, 3, 8, 8]], np.float32)
+  crops = so.square_crops(photo, boxes)
+  assert crops.shape == (2, 32, 32, 3)
+  assert (crops[0] == 200).all()  # centred far right of the photo: its right edge
+  assert (crops[1] == 0).all()  # far left: its left edge
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the shared SVHN samples are not here")
 def test_digit_crops_of_real_svhn_photos_match_the_shipped_crops(tmp_path):
   """The 4 real photos of SVHN train/1..4.png, as a format-1 archive, give crops close to the
