@@ -558,6 +558,8 @@ class _FastReader:
   def fields(self, i: int) -> dict[str, list[float]]:
     fields = {}
     for name, address in self._links(self.boxes[i]).items():
+      if name not in BOX_FIELDS:
+        continue
       dims, type_class, element, data = self._dataset(address)
       count = len(data) // 8
       if type_class == 1 and element == 8:
@@ -578,14 +580,42 @@ def _raw_addresses(dataset: h5py.Dataset) -> np.ndarray:
   return addresses.ravel()
 
 
+_NAME = "a MATLAB char array (uint16) holding a file name such as 1.png"
+_STRUCT = f"a MATLAB struct with fields {', '.join(BOX_FIELDS)}"
+_FIELD = "one double per digit, inline or as references to (1, 1) doubles"
+_NUMBER = "a (1, 1) double"
+# What h5py raises on an object it cannot open or read (a filter it lacks, a broken link).
+_H5PY_ERRORS = (KeyError, TypeError, ValueError, IndexError, OSError, RuntimeError)
+
+
+def _kind(obj: h5py.HLObject | None) -> str:
+  """Says what an HDF5 object is, for an error message: 'a group', 'a dataset of float32 ...'."""
+  if obj is None:
+    return "a dangling link"
+  if isinstance(obj, h5py.Group):
+    return "a group"
+  if isinstance(obj, h5py.Datatype):
+    return "a named datatype"
+  if obj.shape is None:
+    return "an empty dataset (null dataspace)"
+  dtype = obj.dtype
+  if h5py.check_string_dtype(dtype):
+    return f"a dataset of strings, shape {obj.shape}"
+  if h5py.check_ref_dtype(dtype):
+    return f"a dataset of {h5py.check_ref_dtype(dtype).__name__}s, shape {obj.shape}"
+  return f"a dataset of {dtype}, shape {obj.shape}"
+
+
 class _H5pyReader:
   """Reads photo i through h5py: slow (~50 us an object) but any valid HDF5 form, and the one
-  that says what is wrong with a broken reference."""
+  that says what is wrong: every malformed object, and every error h5py raises on one, ends in
+  a DataError naming the file, the record (digitStruct(3).bbox.label) and what was expected.
+  Fields other than BOX_FIELDS are not read."""
 
   def __init__(self, f: h5py.File, path: Path):
     self.f, self.path = f, path
-    self.names = f["digitStruct/name"][()].ravel()
-    self.boxes = f["digitStruct/bbox"][()].ravel()
+    self.names = self._values(f["digitStruct/name"], "/digitStruct/name", _V73).ravel()
+    self.boxes = self._values(f["digitStruct/bbox"], "/digitStruct/bbox", _V73).ravel()
 
   def _object(self, ref, what: str) -> h5py.HLObject:
     if not ref:
@@ -593,35 +623,63 @@ class _H5pyReader:
                       "MATLAB value")
     try:
       return self.f[ref]
-    except (KeyError, ValueError, OSError, RuntimeError) as e:
+    except _H5PY_ERRORS as e:
       raise DataError(f"{self.path}: {what} refers to nothing (a dangling reference): "
                       f"{_one_line(e)}") from e
+
+  def _wrong(self, obj: h5py.HLObject | None, what: str, expected: str) -> DataError:
+    return DataError(f"{self.path}: {what} is {_kind(obj)}; expected {expected}")
+
+  def _values(self, obj: h5py.HLObject | None, what: str, expected: str) -> np.ndarray:
+    """Returns the values of the dataset `obj`; raises DataError for anything else."""
+    if not isinstance(obj, h5py.Dataset) or obj.shape is None:
+      raise self._wrong(obj, what, expected)
+    try:
+      return np.asarray(obj[()])
+    except _H5PY_ERRORS as e:
+      raise DataError(f"{self.path}: {what} cannot be read ({_one_line(e)}); expected "
+                      f"{expected}") from e
 
   def name(self, i: int) -> str:
     what = f"digitStruct({i + 1}).name"
     dataset = self._object(self.names[i], what)
-    if not isinstance(dataset, h5py.Dataset) or dataset.dtype != np.uint16:
-      raise DataError(f"{self.path}: {what} is not a MATLAB char array (uint16); expected a "
-                      "file name such as 1.png")
-    return dataset[()].astype("<u2").tobytes().decode("utf-16-le")
+    codes = self._values(dataset, what, _NAME)
+    # Any 2-byte integer, as the fast reader takes: MATLAB writes uint16.
+    if codes.dtype.kind not in "iu" or codes.dtype.itemsize != 2:
+      raise self._wrong(dataset, what, _NAME)
+    try:
+      return codes.astype("<u2").tobytes().decode("utf-16-le")
+    except UnicodeDecodeError as e:
+      raise DataError(f"{self.path}: {what} is not valid UTF-16 ({_one_line(e)}); expected "
+                      f"{_NAME}") from e
 
   def fields(self, i: int) -> dict[str, list[float]]:
     what = f"digitStruct({i + 1}).bbox"
     group = self._object(self.boxes[i], what)
     if not isinstance(group, h5py.Group):
-      raise DataError(f"{self.path}: {what} is not a MATLAB struct; expected fields "
-                      f"{', '.join(BOX_FIELDS)}")
-    fields = {}
-    for name, dataset in group.items():
-      values = dataset[()] if isinstance(dataset, h5py.Dataset) else None
-      if values is not None and values.dtype == h5py.ref_dtype:
-        values = [self._object(ref, f"{what}.{name}")[()] for ref in values.ravel()]
-      try:
-        fields[name] = np.asarray(values, np.float64).ravel().tolist()
-      except (TypeError, ValueError) as e:
-        raise DataError(f"{self.path}: {what}.{name} is not numeric; expected a double per "
-                        "digit") from e
-    return fields
+      raise self._wrong(group, what, _STRUCT)
+    try:
+      members = {name: group.get(name) for name in group if name in BOX_FIELDS}
+    except _H5PY_ERRORS as e:
+      raise DataError(f"{self.path}: {what}'s fields cannot be listed ({_one_line(e)}); "
+                      f"expected {_STRUCT}") from e
+    return {name: self._field(member, f"{what}.{name}") for name, member in members.items()}
+
+  def _field(self, dataset: h5py.HLObject | None, what: str) -> list[float]:
+    values = self._values(dataset, what, _FIELD)
+    if h5py.check_ref_dtype(values.dtype) is h5py.Reference:
+      values = np.array([self._number(ref, f"{what} (digit {j + 1})")
+                         for j, ref in enumerate(values.ravel())])
+    elif values.dtype.kind not in "iuf":  # MATLAB's numeric classes
+      raise self._wrong(dataset, what, _FIELD)
+    return values.astype(np.float64).ravel().tolist()
+
+  def _number(self, ref, what: str) -> float:
+    number = self._object(ref, what)
+    value = self._values(number, what, _NUMBER)
+    if value.dtype.kind not in "iuf" or value.size != 1:
+      raise self._wrong(number, what, _NUMBER)
+    return float(value.ravel()[0])
 
 
 def _check_v73(path: Path) -> None:
@@ -650,7 +708,8 @@ def _reference_datasets(path: Path, f: h5py.File) -> int:
   shapes = {}
   for field in ("name", "bbox"):
     dataset = f["digitStruct"].get(field)
-    if not isinstance(dataset, h5py.Dataset) or dataset.dtype != h5py.ref_dtype:
+    if not isinstance(dataset, h5py.Dataset) or dataset.shape is None or \
+        h5py.check_ref_dtype(dataset.dtype) is not h5py.Reference:
       raise DataError(f"{path}: /digitStruct/{field} is missing or not a dataset of object "
                       f"references; expected {_V73}")
     shapes[field] = dataset.shape
@@ -672,11 +731,28 @@ def _first_photo(ends: np.ndarray, bad_digits: np.ndarray) -> int | None:
   return int(np.searchsorted(ends, np.argmax(bad_digits), side="right"))
 
 
+_BOX_RULES = {
+    "left": "finite pixel coordinates (float32; they may lie outside the photo)",
+    "top": "finite pixel coordinates (float32; they may lie outside the photo)",
+    "width": "finite pixel sizes > 0 (float32)",
+    "height": "finite pixel sizes > 0 (float32)",
+}
+
+
+def _valid_boxes(boxes: np.ndarray) -> np.ndarray:
+  """bool (k, 4): which fields of (k, 4) (left, top, width, height) boxes are valid: all finite,
+  width and height > 0. Coordinates may lie outside the photo: official boxes do."""
+  return np.isfinite(boxes) & ((boxes > 0) | np.array([True, True, False, False]))
+
+
 def _photos(path: Path, raw: Sequence[tuple[str, Mapping[str, list[float]]]]) -> list[Photo]:
   """Returns the photos' records from their names and box fields, after checking the fields
   of each photo, then the labels and boxes of all photos at once."""
   lengths = []
   for i, (name, fields) in enumerate(raw):
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+      raise DataError(f"{path}: digitStruct({i + 1}).name is {name!r}; expected a file name such "
+                      "as 1.png")
     missing = [field for field in BOX_FIELDS if field not in fields]
     if missing:
       raise DataError(f"{_box_of(path, i, name)} has no field {', '.join(missing)}; expected "
@@ -695,17 +771,21 @@ def _photos(path: Path, raw: Sequence[tuple[str, Mapping[str, list[float]]]]) ->
   if i is not None:
     raise DataError(f"{_box_of(path, i, raw[i][0])} has labels {raw[i][1]['label']}; expected "
                     "1..10 (10 is the digit zero)")
-  i = _first_photo(ends, ~np.isfinite(boxes).all(axis=1))
+  # Checked as float32, as kept: a double beyond float32's range becomes infinite.
+  with np.errstate(over="ignore"):
+    boxes = boxes.astype(np.float32)
+  i = _first_photo(ends, ~_valid_boxes(boxes).all(axis=1))
   if i is not None:
-    values = {field: raw[i][1][field] for field in BOX_FIELDS[:4]}
-    raise DataError(f"{_box_of(path, i, raw[i][0])} has boxes {values}; expected finite pixel "
-                    "values")
-  labels, boxes = remap_labels(labels), boxes.astype(np.float32)
+    valid = _valid_boxes(boxes[ends[i] - lengths[i]:ends[i]]).all(axis=0)
+    field = BOX_FIELDS[int(np.argmin(valid))]
+    raise DataError(f"{_box_of(path, i, raw[i][0])} has {field} {raw[i][1][field]}; expected "
+                    f"{_BOX_RULES[field]}")
+  labels = remap_labels(labels)
   return [Photo(name, photo_labels, photo_boxes) for (name, _), photo_labels, photo_boxes
           in zip(raw, np.split(labels, ends[:-1]), np.split(boxes, ends[:-1]))]
 
 
-def read_digit_struct(path: str | os.PathLike) -> list[Photo]:
+def read_digit_struct(path: str | os.PathLike, source: str | None = None) -> list[Photo]:
   """Returns the photos of a format-1 digitStruct.mat, in file order.
 
   The file is MATLAB v7.3 (HDF5): /digitStruct/name and /digitStruct/bbox are (N, 1) object
@@ -715,10 +795,24 @@ def read_digit_struct(path: str | os.PathLike) -> list[Photo]:
   seconds (see _FastReader).
 
   Raises DataError for: a missing, empty, HTML, MATLAB v5 or non-HDF5 file, a missing
-  /digitStruct, a null or dangling reference, a box without one of the five fields, fields of
-  unequal lengths, and labels outside 1..10.
+  /digitStruct, a null or dangling reference, an object of another kind, type or shape than a
+  name, a bbox struct or a field should be (naming the record, e.g. digitStruct(3).bbox.label),
+  a name that is empty or not a plain file name, a box without one of the five fields (others
+  are not read), fields of unequal lengths, labels outside 1..10, and a box with a NaN or
+  infinite field (as float32) or a width or height <= 0; its left and top may lie outside the
+  photo. The message names `source` in place of `path` when given: the file as the user knows
+  it, for one taken out of an archive into a temporary place.
   """
   path = Path(path)
+  try:
+    return _read_photos(path)
+  except DataError as e:
+    if source is None:
+      raise
+    raise DataError(str(e).replace(str(path), source)) from e
+
+
+def _read_photos(path: Path) -> list[Photo]:
   _check_v73(path)
   with _open_h5(path) as f:
     count = _reference_datasets(path, f)
@@ -791,7 +885,9 @@ def _split(folder: Path, source: Path) -> FullSplit:
   if not digit_struct.is_file():
     raise DataError(f"{source} has no digitStruct.mat in {folder}; expected the folder of a "
                     "format-1 split: 1.png ... N.png and digitStruct.mat")
-  photos = read_digit_struct(digit_struct)
+  # An archive's extraction may be a temporary folder, gone by the time the message is read.
+  shown = None if source.is_dir() else f"{source}: {folder.name}/digitStruct.mat"
+  photos = read_digit_struct(digit_struct, shown)
   present = set(os.listdir(folder))
   missing = [photo.name for photo in photos if photo.name not in present]
   if missing:
@@ -861,12 +957,26 @@ def _extract_all(archive: Path, target: Path) -> None:
                     f"{_one_line(e)}") from e
 
 
+# The largest square square_crops resizes whole: 3 MB of pixels.
+_MAX_SQUARE = 1024
+
+
+def _square_pixels(start: int, side: int, count: int, extent: int) -> np.ndarray:
+  """Returns intp (count,): pixel indices spread evenly over [start, start + side), each
+  clipped to [0, extent); for count == side, start, start + 1, ... (floats: `start` and `side`
+  may exceed int64)."""
+  positions = np.floor(start + (np.arange(count) + 0.5) * (side / count))
+  return np.clip(positions, 0, extent - 1).astype(np.intp)
+
+
 def square_crops(image: np.ndarray, boxes: np.ndarray, size: int = 32) -> np.ndarray:
   """Returns uint8 (k, size, size, 3): each box of `image` (H, W, 3) as a centred square crop.
 
   As format 2 was made: a (left, top, width, height) box is widened to a square of side
   max(width, height) about its centre (top-left corner rounded down), pixels beyond the photo's
-  edge repeat the edge pixel, and the square is resized bilinearly to size x size.
+  edge repeat the edge pixel, and the square is resized bilinearly to size x size. A square of
+  side above _MAX_SQUARE pixels (far above SVHN's) is first sampled down to that side by nearest
+  pixel, so that any finite box costs no more than that.
   """
   image = np.asarray(image)
   height, width = image.shape[:2]
@@ -875,10 +985,11 @@ def square_crops(image: np.ndarray, boxes: np.ndarray, size: int = 32) -> np.nda
     side = max(1, int(round(max(box_w, box_h))))
     x0 = int(np.floor(left + box_w / 2 - side / 2))
     y0 = int(np.floor(top + box_h / 2 - side / 2))
-    rows = np.clip(np.arange(y0, y0 + side), 0, height - 1)
-    cols = np.clip(np.arange(x0, x0 + side), 0, width - 1)
+    count = min(side, _MAX_SQUARE)
+    rows = _square_pixels(y0, side, count, height)
+    cols = _square_pixels(x0, side, count, width)
     square = image[rows[:, None], cols[None, :]]
-    if side != size:
+    if count != size:
       square = np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.BILINEAR))
     crops[j] = square
   return crops
@@ -1142,7 +1253,7 @@ def _describe_archive(archive: Path) -> str:
         name = member.name.rsplit("/", 1)[-1]
         f = tar.extractfile(member)
         if name == "digitStruct.mat":
-          digit_struct = f.read()
+          digit_struct, member_name = f.read(), member.name
         elif name.endswith(".png") and (size := _png_size(f.read(24))) is not None:
           sizes[name] = size
   except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
@@ -1154,7 +1265,7 @@ def _describe_archive(archive: Path) -> str:
   with tempfile.TemporaryDirectory() as tmp:
     mat = Path(tmp) / "digitStruct.mat"
     mat.write_bytes(digit_struct)
-    photos = read_digit_struct(mat)
+    photos = read_digit_struct(mat, f"{archive}: {member_name}")
   missing = sum(photo.name not in sizes for photo in photos)
   text = _describe_photos(archive, photos, sizes)
   return text + (f"\n  photos listed but missing from the archive: {missing:,}" if missing else "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -18,6 +19,7 @@ import pytest
 from PIL import Image
 
 from configs import ann1, numbers
+import official_files
 from support import good_arrays, run_cli, with_changes, write_h5
 from svhn_jax import checkpoint, models, steps
 from svhn_jax import config as config_lib
@@ -50,6 +52,24 @@ def html_page(tmp: Path) -> Path:
 def empty(tmp: Path) -> Path:
   (tmp / "d.h5").touch()
   return tmp / "d.h5"
+
+
+def photos_with_a_bad_box(tmp: Path, archived: bool = True) -> Path:
+  """A format-1 folder, train and test as archives or extracted (no extraction to log), whose
+  train photo 2 has digit boxes of negative width."""
+  folder = tmp / "full"
+  folder.mkdir(exist_ok=True)
+  for split, count in (("train", 12), ("test", 4)):
+    pairs = official_files.sample_photos(count, seed=1)
+    if split == "train":
+      photo, image = pairs[1]
+      pairs[1] = (photo._replace(boxes=photo.boxes * [1, 1, -1, 1]), image)
+    archive = official_files.write_full_tar(folder / f"{split}.tar.gz", split, pairs)
+    if not archived:
+      with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+      archive.unlink()
+  return folder
 
 
 def other_models_workdir(tmp: Path) -> Path:
@@ -199,6 +219,18 @@ CASES = {
                                    r"d\.h5 is not a readable HDF5 file"),
     "inspect_html_saved_as_h5": Case("data", lambda t: ["inspect", str(html_page(t))],
                                      r"d\.h5 looks like an HTML page"),
+    # A digit box of negative width in format 1, met by `data inspect` and by a numbers run.
+    "inspect_box_of_negative_width": Case(
+        "data", lambda t: ["inspect", str(photos_with_a_bad_box(t) / "train.tar.gz")],
+        r"^error: .*/full/train\.tar\.gz: train/digitStruct\.mat: digitStruct\(2\)\.bbox \(2\.png\) has width \[-\d.*\]; "
+        r"expected finite pixel sizes > 0"),
+    "main_numbers_box_of_negative_width": Case(
+        "main", lambda t: ["--config=configs/numbers.py", f"--workdir={t / 'run'}",
+                           "--config.data.source=svhn_full",
+                           f"--config.data.path={photos_with_a_bad_box(t, False)}",
+                           f"--config.data.cache_dir={t / 'cache'}", "--config.data.val_size=2"],
+        r"^error: .*/full/train/digitStruct\.mat: digitStruct\(2\)\.bbox \(2\.png\) has width \[-\d.*\]; "
+        r"expected finite pixel sizes > 0"),
     # Images given to predict, and the workdir it reads.
     "predict_missing_image": Case(
         "predict", lambda t: [f"--workdir={run_workdir(t)}", str(t / "nope.png")],

@@ -1,12 +1,14 @@
 """Where config.data points: the file a run reads, found, downloaded or generated once."""
 
 import os
+import tarfile
 from pathlib import Path
 
 import ml_collections
 import numpy as np
 import pytest
 
+import configs.default
 import official_files
 from support import good_arrays, write_h5
 from svhn_jax import data, sources, transforms
@@ -142,3 +144,34 @@ def test_svhn_full_cuts_each_digit_of_the_photos(tmp_path):
   assert dataset.test.images.shape == (sum(len(p.labels) for p, _ in test), 32, 32)
   np.testing.assert_array_equal(dataset.test.labels,
                                 np.concatenate([photo.labels for photo, _ in test]))
+
+
+@pytest.mark.parametrize("task", ["digit", "number"])
+@pytest.mark.parametrize("archived", [True, False])
+def test_a_bad_box_stops_both_tasks_in_one_line_before_anything_is_written(tmp_path, task,
+                                                                            archived):
+  folder, cache = tmp_path / "full", tmp_path / "cache"
+  folder.mkdir()
+  train = official_files.sample_photos(12, seed=1, max_digits=3)
+  photo, image = train[1]
+  boxes = np.array(photo.boxes)
+  boxes[-1, 2] = -5  # the last digit's width
+  train[1] = (photo._replace(boxes=boxes), image)
+  for split, pairs in (("train", train), ("test", official_files.sample_photos(4, seed=2))):
+    official_files.write_full_tar(folder / f"{split}.tar.gz", split, pairs)
+  if not archived:
+    with tarfile.open(folder / "train.tar.gz") as tar:
+      tar.extractall(folder, filter="data")
+    (folder / "train.tar.gz").unlink()
+  cfg = data_config(tmp_path, source="svhn_full", path=str(folder), cache_dir=str(cache),
+                    use_extra=False, val_size=2, split_seed=0, color="grey",
+                    numbers=configs.default.get_config().data.numbers)
+  with pytest.raises(DataError) as info:
+    sources.load(cfg, task)
+  assert "\n" not in str(info.value)
+  # Named as the user knows it: not the archive's temporary extraction.
+  shown = f"{folder}/train.tar.gz: train/" if archived else f"{folder}/train/"
+  assert str(info.value).startswith(
+      f"{shown}digitStruct.mat: digitStruct(2).bbox (2.png) has width {boxes[:, 2].tolist()}; "
+      "expected finite pixel sizes > 0")
+  assert not [p for p in cache.rglob("*") if p.is_file()]

@@ -383,6 +383,123 @@ def test_bad_references_raise_one_line_errors(tmp_path):
                  "refers to nothing")
 
 
+def _repoint(dataset: h5py.Dataset, row: int, target: h5py.HLObject) -> None:
+  """Makes reference `row` of a (k, 1) reference dataset point to `target`."""
+  refs = dataset[()]
+  refs[row, 0] = target.ref
+  dataset[...] = refs
+
+
+def _new(f: h5py.File, **kwargs) -> h5py.Dataset:
+  return f["#refs#"].create_dataset("zz", **kwargs)
+
+
+def _char(text: str) -> np.ndarray:
+  return np.frombuffer(text.encode("utf-16-le"), np.uint16).reshape(-1, 1)
+
+
+def _third_label(f: h5py.File) -> h5py.Dataset:
+  """3.png's label field: (3, 1) references to (1, 1) doubles."""
+  return f[f["digitStruct/bbox"][2, 0]]["label"]
+
+
+def _first_label_is(f: h5py.File, value) -> None:
+  """Replaces 1.png's inline (1, 1) label field by `value`: an array, an object, a link."""
+  box = f[f["digitStruct/bbox"][0, 0]]
+  del box["label"]
+  box["label"] = value
+
+
+def _named_datatype(f: h5py.File) -> h5py.Datatype:
+  f["#refs#/tt"] = np.dtype("f8")
+  return f["#refs#/tt"]
+
+
+def _region_references(f: h5py.File) -> None:
+  del f["digitStruct/name"]
+  f["digitStruct"].create_dataset("name", (3, 1), h5py.regionref_dtype)
+
+
+# Valid HDF5, invalid digitStruct: (change, fragments of the one-line error).
+MALFORMED = {
+    "label reference to a group": (
+        lambda f: _repoint(_third_label(f), 1, f[f["digitStruct/bbox"][0, 0]]),
+        ["digitStruct(3).bbox.label (digit 2) is a group; expected a (1, 1) double"]),
+    "label reference to a char array": (
+        lambda f: _repoint(_third_label(f), 0, f[f["digitStruct/name"][0, 0]]),
+        ["digitStruct(3).bbox.label (digit 1) is a dataset of uint16, shape (5, 1)",
+         "expected a (1, 1) double"]),
+    "label reference to two doubles": (
+        lambda f: _repoint(_third_label(f), 2, _new(f, data=np.array([[7.0], [8.0]]))),
+        ["digitStruct(3).bbox.label (digit 3) is a dataset of float64, shape (2, 1)"]),
+    "label reference to a string": (
+        lambda f: _repoint(_third_label(f), 1, _new(f, data="7", dtype=h5py.string_dtype())),
+        ["digitStruct(3).bbox.label (digit 2) is a dataset of strings"]),
+    "label reference to a named datatype": (
+        lambda f: _repoint(_third_label(f), 1, _named_datatype(f)),
+        ["digitStruct(3).bbox.label (digit 2) is a named datatype"]),
+    "inline label of strings": (
+        lambda f: _first_label_is(f, np.array([[b"3"]])),
+        ["digitStruct(1).bbox.label is a dataset of strings, shape (1, 1); expected one double "
+         "per digit"]),
+    "inline complex label": (
+        lambda f: _first_label_is(f, np.array([[3 + 1j]])),
+        ["digitStruct(1).bbox.label is a dataset of complex128"]),
+    "inline empty label": (
+        lambda f: _first_label_is(f, h5py.Empty("f8")),
+        ["digitStruct(1).bbox.label is an empty dataset (null dataspace)"]),
+    "label a group": (
+        lambda f: _first_label_is(f, f["#refs#"].create_group("zz")),
+        ["digitStruct(1).bbox.label is a group; expected one double per digit"]),
+    "label a dangling soft link": (
+        lambda f: _first_label_is(f, h5py.SoftLink("/nowhere")),
+        ["digitStruct(1).bbox.label is a dangling link"]),
+    "name reference to a group": (
+        lambda f: _repoint(f["digitStruct/name"], 1, f[f["digitStruct/bbox"][0, 0]]),
+        ["digitStruct(2).name is a group; expected a MATLAB char array (uint16)"]),
+    "name of doubles": (
+        lambda f: _repoint(f["digitStruct/name"], 2, _new(f, data=np.zeros((5, 1)))),
+        ["digitStruct(3).name is a dataset of float64, shape (5, 1)"]),
+    "name a null dataspace": (
+        lambda f: _repoint(f["digitStruct/name"], 2, _new(f, data=h5py.Empty("u2"))),
+        ["digitStruct(3).name is an empty dataset (null dataspace)"]),
+    "name not UTF-16": (
+        lambda f: _repoint(f["digitStruct/name"], 2, _new(f, data=np.array([[0xD800]], np.uint16))),
+        ["digitStruct(3).name is not valid UTF-16"]),
+    "name empty": (
+        lambda f: _repoint(f["digitStruct/name"], 2, _new(f, data=np.zeros((0, 1), np.uint16))),
+        ["digitStruct(3).name is ''; expected a file name such as 1.png"]),
+    "name a path": (
+        lambda f: _repoint(f["digitStruct/name"], 0, _new(f, data=_char("../1.png"))),
+        ["digitStruct(1).name is '../1.png'; expected a file name"]),
+    "bbox reference to a char array": (
+        lambda f: _repoint(f["digitStruct/bbox"], 1, f[f["digitStruct/name"][0, 0]]),
+        ["digitStruct(2).bbox is a dataset of uint16, shape (5, 1); expected a MATLAB struct "
+         "with fields left, top, width, height, label"]),
+    "region references": (
+        _region_references,
+        ["/digitStruct/name is missing or not a dataset of object references"]),
+}
+
+
+@pytest.mark.parametrize("libver", ["earliest", "latest"])  # the fast reader first, h5py only
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_digit_struct_raises_one_line_errors(tmp_path, case, libver):
+  change, fragments = MALFORMED[case]
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos(), libver=libver)
+  with h5py.File(path, "r+") as f:
+    change(f)
+  one_line_error(lambda: so.read_digit_struct(path), "digitStruct.mat", *fragments)
+
+
+def test_fields_beyond_the_five_are_not_read(tmp_path):
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
+  with h5py.File(path, "r+") as f:
+    for row in range(3):
+      f[f["digitStruct/bbox"][row, 0]].create_group("note")
+  _assert_same(so.read_digit_struct(path), _photos())
+
+
 @pytest.mark.parametrize("row", [0, 2])  # an inline field and a field of references
 def test_missing_box_field_raises(tmp_path, row):
   path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
@@ -398,6 +515,26 @@ def test_labels_outside_1_to_10_raise(tmp_path):
   path = files.write_digit_struct(tmp_path / "digitStruct.mat", photos)
   one_line_error(lambda: so.read_digit_struct(path), "digitStruct(3).bbox (3.png)",
                  "labels [4.0, 11.0, 7.0]", "expected 1..10")
+
+
+@pytest.mark.parametrize("row, digit, field, value", [
+    (1, 1, "width", -5),  # the issue's example, a field of references
+    (0, 0, "height", 0),  # an inline field
+    (2, 2, "width", 1e-50),  # > 0 as a double, 0 as float32
+    (2, 0, "left", np.nan),
+    (1, 0, "top", -np.inf),
+    (0, 0, "width", 1e300),  # finite as a double, infinite as float32
+])
+def test_bad_box_geometry_raises_like_bad_labels(tmp_path, row, digit, field, value):
+  photos = _photos()
+  boxes = photos[row].boxes.astype(np.float64)
+  boxes[digit, so.BOX_FIELDS.index(field)] = value
+  photos[row] = photos[row]._replace(boxes=boxes)
+  path = files.write_digit_struct(tmp_path / "digitStruct.mat", photos)
+  stored = boxes[:, so.BOX_FIELDS.index(field)].tolist()
+  one_line_error(lambda: so.read_digit_struct(path), "digitStruct.mat",
+                 f"digitStruct({row + 1}).bbox ({row + 1}.png) has {field} {stored}; expected "
+                 "finite pixel")
 
 
 def test_wrong_files_for_digit_struct_raise(tmp_path, crops):
@@ -543,6 +680,17 @@ def test_square_crops_resize_a_64_pixel_square_to_32():
   crop = so.square_crops(photo, np.array([[34, 8, 32, 64]], np.float32))[0]
   # The square spans columns 18..81 (side 64 about x = 50): the edge falls at crop column 16.
   assert (crop[:, :15] == 0).all() and (crop[:, 17:] == 200).all()
+
+
+def test_square_crops_of_huge_boxes_repeat_the_edge_without_filling_memory():
+  photo = np.zeros((30, 40, 3), np.uint8)
+  photo[:, 20:] = 200
+  # Valid boxes (finite, width and height > 0): one 1e30 pixels wide, one 1e12 pixels away.
+  boxes = np.array([[5, 5, 1e30, 10], [-1e12, 3, 8, 8]], np.float32)
+  crops = so.square_crops(photo, boxes)
+  assert crops.shape == (2, 32, 32, 3)
+  assert (crops[0] == 200).all()  # centred far right of the photo: its right edge
+  assert (crops[1] == 0).all()  # far left: its left edge
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the shared SVHN samples are not here")
