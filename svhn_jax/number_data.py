@@ -85,13 +85,10 @@ def open_split(path: Path, data_cfg: ml_collections.ConfigDict) -> svhn_official
 
 def _identity(path: Path) -> str:
   """What names a photos' file in a cache key: its path, size and modification time (for a
-  folder, those of its digitStruct.mat)."""
+  folder, those of its digitStruct.mat, found as open_full finds it)."""
   path = Path(path).expanduser().resolve()
   if path.is_dir():
-    found = sorted(path.glob("digitStruct.mat")) or sorted(path.glob("*/digitStruct.mat"))
-    if not found:
-      raise DataError(f"{path} has no digitStruct.mat; expected the folder of a format-1 split")
-    path = found[0]
+    path = svhn_official.digit_struct_file(path)
   stat = path.stat()
   return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
