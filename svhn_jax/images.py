@@ -4,6 +4,9 @@ Greyscale is the study's luma, 0.299 R + 0.587 G + 0.114 B, as Pillow's convert(
 (rounded to whole levels), so a plain RGB or L file gives the grey levels SVHN's crops were made
 with, pixel for pixel. Crops are then made as SVHN's were: widened to a square around the centre,
 resized bilinearly to 32x32. Every problem with a file is a one-line DataError naming it.
+
+`read_photo` gives the same pixels as uint8 RGB, the way format 1's photos are read for training,
+and `reading` names the rules a file is read by, for `svhn_jax.data inspect`.
 """
 
 from __future__ import annotations

@@ -1163,8 +1163,10 @@ def _describe_archive(archive: Path) -> str:
   structs: dict[str, bytes] = {}
   readings: dict[str, images.Reading | DataError] = {}
   try:
-    with tarfile.open(archive, "r|*") as tar:
+    with tarfile.open(archive, "r|*") as tar, tempfile.TemporaryDirectory() as target:
       for member in tar:
+        # What extraction for training refuses (links out of the folder, devices, ...).
+        tarfile.data_filter(member, target)
         if not member.isfile():
           continue
         name = posixpath.normpath(member.name)

@@ -614,10 +614,18 @@ def test_inspect_refuses_what_training_refuses(tmp_path, photos_with_images):
   broken = files.write_full_tar(tmp_path / "c.tar.gz", "train", [
       (photo, b"not a photo" if i == 1 else image)
       for i, (photo, image) in enumerate(photos_with_images)])
+  linked = tmp_path / "d.tar.gz"
+  with tarfile.open(linked, "w:gz") as out, tarfile.open(missing) as tar:
+    for member in tar:
+      out.addfile(member, tar.extractfile(member))
+    link = tarfile.TarInfo("train/3.png")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/hostname"
+    out.addfile(link)
   for archive, fragments in ((no_struct, ["has no digitStruct.mat", "at any depth"]),
                              (missing, ["1 photos listed in digitStruct.mat are missing",
                                         "e.g. 3.png"]),
-                             (broken, ["2.png is not an image that Pillow can read"])):
+                             (broken, ["2.png is not an image that Pillow can read"]),
+                             (linked, ["not a readable .tar.gz", "train/3.png' is a link"])):
     one_line_error(lambda: so.describe(archive), archive.name, *fragments)
     with pytest.raises(DataError) as loading:
       so.digit_crops(so.open_full(archive, tmp_path / "cache"))
