@@ -518,9 +518,9 @@ def plain_on_white(tmp_path_factory):
   folder = tmp_path_factory.mktemp("plain")
   pairs = files.photos_on_white(3, seed=5)
   out = {}
-  for name, images in (("colour", [image for _, image in pairs]),
-                       ("grey", [files.grey_of(image) for _, image in pairs])):
-    plain = [(photo, image) for (photo, _), image in zip(pairs, images)]
+  for name, pictures in (("colour", [image for _, image in pairs]),
+                         ("grey", [files.grey_of(image) for _, image in pairs])):
+    plain = [(photo, image) for (photo, _), image in zip(pairs, pictures)]
     split = so.open_full(files.write_full_tar(folder / f"{name}.tar.gz", "train", plain))
     out[name] = plain, so.digit_crops(split)[0]
   return pairs, out
