@@ -287,7 +287,7 @@ def number_arrays(photos: FullSplit | Sequence[tuple[Photo, np.ndarray]], *,
                   progress: Callable[[int], None] | None = None) -> NumberArrays:
   """Returns every photo's house number: `crop_number` of its `number_box`, and its labels.
 
-  `photos` is a FullSplit (open_full: PNGs read one at a time) or (Photo, uint8 (H, W, 3)
+  `photos` is a FullSplit (open_full: photos read one at a time) or (Photo, uint8 (H, W, 3)
   pixels) pairs. `margin` is one share for every photo (Goodfellow's 0.15 a side by default) or
   (low, high): one margin per photo drawn by `draw_margins(N, low, high, seed)` (TRAIN_MARGINS
   for training), so the same seed gives the same crops. `workers` threads read and crop the
@@ -300,7 +300,7 @@ def number_arrays(photos: FullSplit | Sequence[tuple[Photo, np.ndarray]], *,
   train's 33,402 take about 30 s.
 
   Raises ValueError for a bad `margin`, `color`, `size` or `max_digits` (see crop_number,
-  number_labels) and a photo without digits; DataError (svhn_jax.errors) for an unreadable PNG.
+  number_labels) and a photo without digits; DataError (svhn_jax.errors) for an unreadable photo.
   """
   count = len(photos)
   if isinstance(margin, (int, float)):

@@ -4,6 +4,9 @@ Greyscale is the study's luma, 0.299 R + 0.587 G + 0.114 B, as Pillow's convert(
 (rounded to whole levels), so a plain RGB or L file gives the grey levels SVHN's crops were made
 with, pixel for pixel. Crops are then made as SVHN's were: widened to a square around the centre,
 resized bilinearly to 32x32. Every problem with a file is a one-line DataError naming it.
+
+`read_photo` gives the same pixels as uint8 RGB, the way format 1's photos are read for training,
+and `reading` names the rules a file is read by, for `svhn_jax.data inspect`.
 """
 
 from __future__ import annotations
@@ -11,17 +14,22 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from svhn_jax.data import IMAGE_SHAPE
+# The module, not its names: svhn_jax.data imports svhn_official, which reads photos here.
+from svhn_jax import data
 from svhn_jax.errors import DataError
 
 COLORS = ("grey", "rgb")
 # What a viewer shows behind transparent pixels: its usual page is white.
 BACKGROUND = (255, 255, 255, 255)
 _SAVE_SMALLER = "crop or shrink it around the digit first"
+_GREY = ("1", "L", "LA", "La")
+# EXIF orientations that ImageOps.exif_transpose turns; 1 is upright, other values are ignored.
+_TURNED = range(2, 9)
 
 
 def read_image(path: str | Path, color: str = "grey") -> np.ndarray:
@@ -47,12 +55,47 @@ def read_image(path: str | Path, color: str = "grey") -> np.ndarray:
   if not path.is_file():
     kind = "a folder" if path.is_dir() else "not a regular file"
     raise DataError(f"{path} is {kind}; give image files (PNG, JPEG, ...)")
-  try:
-    return pixels(_open(path), color)
-  except MemoryError as e:
-    raise DataError(f"{path} is too large to decode in the free memory; {_SAVE_SMALLER}") from e
-  except ValueError as e:  # from `pixels`: about what the file holds, so name the file
-    raise DataError(f"{path}: {e}") from e
+  return _decode(path, None, color)[1]
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+  """The image file at `path` as uint8 (H, W, 3) RGB: `read_image(path, "rgb")` rounded to whole
+  levels, so an 8-bit RGB file gives its own pixels. Format 1's photos are read with it for
+  training (svhn_official.FullSplit.image), by the rules `read` and `predict` read a file with.
+  Raises as read_image does."""
+  return np.round(read_image(path, "rgb")).astype(np.uint8)
+
+
+class Reading(NamedTuple):
+  """How read_image reads one image file."""
+  size: tuple[int, int]  # (width, height) as read: after its EXIF orientation
+  kind: str  # its format and pixel mode as stored, e.g. "PNG RGBA"
+  rules: tuple[str, ...]  # each rule of read_image and `pixels` that changes its stored pixels
+
+
+def reading(path: str | Path, file: BinaryIO | None = None) -> Reading:
+  """How read_image reads the image file at `path`, or the seekable binary `file` (named `path`
+  in errors): the file is decoded and converted as read_image does, so this raises the same
+  DataError for the same file. Rules named: an EXIF orientation applied, palette colours, 16-bit
+  divided by 257, 32-bit or float scaled, CMYK and other modes converted to RGB, transparency
+  composited over white, grey repeated in R, G and B."""
+  opened, _ = _decode(Path(path), file, "rgb")
+  image, rules = opened.image, []
+  if opened.orientation != 1:
+    rules.append(f"turned upright by EXIF orientation {opened.orientation}")
+  if image.mode.startswith("I;16"):
+    rules.append("16-bit, divided by 257")
+  elif image.mode in ("I", "F"):
+    rules.append("32-bit or float, scaled to 0..255")
+  elif image.mode in ("P", "PA"):
+    rules.append("palette colours")
+  elif image.mode not in ("RGB", "RGBA", "RGBa", "RGBX") + _GREY:
+    rules.append(f"{image.mode} converted to RGB")
+  if image.has_transparency_data:
+    rules.append("transparency composited over white")
+  if image.mode in _GREY or image.mode in ("I", "F") or image.mode.startswith("I;16"):
+    rules.append("grey repeated in R, G and B")
+  return Reading(image.size, f"{opened.format} {image.mode}", tuple(rules))
 
 
 def pixels(image: Image.Image, color: str = "grey") -> np.ndarray:
@@ -110,7 +153,7 @@ def to_crop(image: np.ndarray) -> np.ndarray:
   channels = square[..., np.newaxis] if image.ndim == 2 else square
   crop = np.stack([
       np.asarray(Image.fromarray(np.ascontiguousarray(channels[..., c]))
-                 .resize(IMAGE_SHAPE[::-1], Image.BILINEAR), np.float32)
+                 .resize(data.IMAGE_SHAPE[::-1], Image.BILINEAR), np.float32)
       for c in range(channels.shape[-1])
   ], axis=-1)
   return np.clip(crop[..., 0] if image.ndim == 2 else crop, 0, 255)
@@ -127,18 +170,37 @@ def _check_color(color: str) -> None:
     raise ValueError(f"color={color!r}: expected one of {COLORS}")
 
 
-def _open(path: Path) -> Image.Image:
-  """The first frame of the image file at `path`, decoded and turned upright by its EXIF
-  orientation; raises DataError for each problem with the file."""
+class _Opened(NamedTuple):
+  image: Image.Image  # the first frame, decoded and upright
+  format: str | None  # Pillow's name of the file format, e.g. "PNG"
+  orientation: int  # the EXIF orientation it was turned by; 1 for none
+
+
+def _decode(path: Path, file: BinaryIO | None, color: str) -> tuple[_Opened, np.ndarray]:
+  """The image file at `path` (read from `file` if given) opened, and its `pixels`; raises
+  DataError naming `path` for each problem with the file."""
+  try:
+    opened = _open(path, file)
+    return opened, pixels(opened.image, color)
+  except MemoryError as e:
+    raise DataError(f"{path} is too large to decode in the free memory; {_SAVE_SMALLER}") from e
+  except ValueError as e:  # from `pixels`: about what the file holds, so name the file
+    raise DataError(f"{path}: {e}") from e
+
+
+def _open(path: Path, file: BinaryIO | None = None) -> _Opened:
+  """The first frame of the image file at `path` (read from `file` if given), decoded and turned
+  upright by its EXIF orientation; raises DataError for each problem with the file."""
   try:
     with warnings.catch_warnings():
       # Pillow only warns between MAX_IMAGE_PIXELS and twice it: decoding such a file could
       # still exhaust memory, so it is refused like a larger one.
       warnings.simplefilter("error", Image.DecompressionBombWarning)
-      with Image.open(path) as image:
+      with Image.open(file or path) as image:
         image.load()
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
         ImageOps.exif_transpose(image, in_place=True)
-        return image
+        return _Opened(image, image.format, orientation if orientation in _TURNED else 1)
   except PermissionError as e:
     raise DataError(f"{path}: permission denied; make it readable (chmod +r) or copy it where "
                     "it can be read") from e

@@ -15,13 +15,16 @@ Source: http://ufldl.stanford.edu/housenumbers/. Pure numpy: no JAX here.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import errno
+import io
 import itertools
 import logging
 import math
 import mmap
 import os
+import posixpath
 import re
 import shutil
 import struct
@@ -41,7 +44,7 @@ from PIL import Image
 from scipy.io.matlab import MatReadError
 from tqdm import tqdm
 
-from svhn_jax import content_cache, fileio
+from svhn_jax import content_cache, fileio, images
 from svhn_jax.errors import DataError
 from svhn_jax.transforms import remap_labels
 
@@ -851,49 +854,73 @@ class FullSplit:
     return len(self.photos)
 
   def image(self, i: int) -> np.ndarray:
-    """Returns photo i as uint8 (H, W, 3) RGB; raises DataError for an unreadable PNG."""
-    path = self.folder / self.photos[i].name
-    try:
-      with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-      raise DataError(f"{path} is not a readable image: {_one_line(e)}") from e
+    """Returns photo i as uint8 (H, W, 3) RGB, read as `read` and `predict` read a file
+    (images.read_photo: EXIF orientation, 16-bit, palette, transparency over white); raises
+    DataError for an unreadable photo."""
+    return images.read_photo(self.folder / self.photos[i].name)
 
 
 def open_full(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> FullSplit:
   """Returns the split in a format-1 archive (train.tar.gz) or its extracted folder (train/).
 
-  A folder may also be the one above the split's (holding train/). An archive is extracted
+  The split's photos lie beside its digitStruct.mat, found at any depth of the archive or folder
+  (`digit_struct_file`): train/digitStruct.mat as in the official archive, the folder itself, or
+  deeper (SVHN/train/digitStruct.mat). An archive is extracted
   once, atomically, into `<stem>.<key>/` (in `cache_dir`, else beside
   it, else in the user cache when that folder is read-only); `key` follows the archive's bytes
   (content_cache), and the extractions of the content_cache.KEEP_PER_NAME most recently used
   contents of a file name are kept in a folder, older ones deleted. A gzip stream cannot seek,
   so reading photos from the archive itself would decompress it from the start for each one.
 
-  Raises DataError for: an unreadable or truncated archive, no digitStruct.mat, a bad
-  digitStruct.mat (see read_digit_struct), and a photo listed there whose PNG is missing.
+  Raises DataError for: an unreadable or truncated archive, no digitStruct.mat or several, a bad
+  digitStruct.mat (see read_digit_struct), and a photo listed there whose file is missing.
   """
   path = Path(path)
   if path.is_dir():
-    return _split(_split_folder(path) or path, path)
+    return _split(_split_folder(path, path), path)
   _require_file(path, "a format-1 archive such as train.tar.gz")
   return _extracted(path, cache_dir)
 
 
-def _split(folder: Path, source: Path) -> FullSplit:
-  digit_struct = folder / "digitStruct.mat"
-  if not digit_struct.is_file():
-    raise DataError(f"{source} has no digitStruct.mat in {folder}; expected the folder of a "
-                    "format-1 split: 1.png ... N.png and digitStruct.mat")
+def _split(folder: Path, source: Path, root: Path | None = None) -> FullSplit:
+  """The split whose digitStruct.mat and photos are in `folder`, checked; errors name `source`
+  (an archive's extraction into `root`: the member's path in the archive)."""
   # An archive's extraction may be a temporary folder, gone by the time the message is read.
-  shown = None if source.is_dir() else f"{source}: {folder.name}/digitStruct.mat"
-  photos = read_digit_struct(digit_struct, shown)
-  present = set(os.listdir(folder))
+  member = folder.relative_to(root) / "digitStruct.mat" if root else None
+  shown = None if source.is_dir() else f"{source}: {member.as_posix()}"
+  photos = read_digit_struct(folder / "digitStruct.mat", shown)
+  _check_present(photos, set(os.listdir(folder)), source)
+  return FullSplit(folder, photos)
+
+
+def _check_present(photos: Sequence[Photo], present: set[str], source: Path) -> None:
+  """Raises DataError unless every photo's file name is in `present`, the names of the files
+  beside digitStruct.mat."""
   missing = [photo.name for photo in photos if photo.name not in present]
   if missing:
     raise DataError(f"{source}: {len(missing)} photos listed in digitStruct.mat are missing, "
-                    f"e.g. {missing[0]}; expected one PNG per photo")
-  return FullSplit(folder, photos)
+                    f"e.g. {missing[0]}; expected one image file per photo beside it")
+
+
+def digit_struct_file(folder: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
+  """The digitStruct.mat of the format-1 split in `folder`: the one file of that name at any
+  depth below it, `folder` itself included. Raises DataError, naming `source` (default: the
+  folder), for none or several, listing those found."""
+  folder = Path(folder)
+  found = sorted(str(p.relative_to(folder)) for p in folder.rglob("digitStruct.mat") if p.is_file())
+  return folder / _one_digit_struct(found, Path(source or folder))
+
+
+def _one_digit_struct(found: Sequence[str], source: Path) -> str:
+  """The one path in `found`, the digitStruct.mat files of `source` (an archive's members or a
+  folder's files, relative to it); raises DataError for none or several, listing them."""
+  if not found:
+    raise DataError(f"{source} has no digitStruct.mat; expected one at any depth, beside the "
+                    "split's photos, as train/digitStruct.mat in the official train.tar.gz")
+  if len(found) > 1:
+    raise DataError(f"{source} holds {len(found)} digitStruct.mat files: {', '.join(found)}; "
+                    "expected one per split: give each split's archive or folder on its own")
+  return found[0]
 
 
 def _extracted(archive: Path, cache_dir: str | os.PathLike | None) -> FullSplit:
@@ -901,10 +928,10 @@ def _extracted(archive: Path, cache_dir: str | os.PathLike | None) -> FullSplit:
   key = _cache_key(archive, cache_dir)
   name = f"{_stem(archive)}.{key}"
   for folder in _cache_folders(archive, cache_dir):
-    found = _split_folder(folder / name)
+    found = _split_folder(folder / name, archive)
     if found is not None:
       content_cache.touch(folder / name)
-      return _split(found, archive)
+      return _split(found, archive, folder / name)
   for folder in _cache_folders(archive, cache_dir):
     try:
       folder.mkdir(parents=True, exist_ok=True)
@@ -914,34 +941,26 @@ def _extracted(archive: Path, cache_dir: str | os.PathLike | None) -> FullSplit:
       continue
     try:
       _extract_all(archive, tmp)
-      split_folder = _split_folder(tmp)
-      if split_folder is None:
-        raise DataError(f"{archive} has no digitStruct.mat; expected <split>/digitStruct.mat "
-                        "beside the PNGs, as in the official train.tar.gz")
       # Checked before the rename, so that a broken archive leaves no extraction behind.
-      photos = _split(split_folder, archive).photos
+      photos = _split(_split_folder(tmp, archive), archive, tmp).photos
       try:
         os.replace(tmp, folder / name)
       except OSError:  # another process finished the same extraction first
-        if _split_folder(folder / name) is None:
+        if _split_folder(folder / name, archive) is None:
           raise
     finally:
       shutil.rmtree(tmp, ignore_errors=True)
     content_cache.touch(folder / name)  # its time was the extraction's start
     content_cache.evict(folder, _stem(archive))
-    return FullSplit(_split_folder(folder / name), photos)
+    return FullSplit(_split_folder(folder / name, archive), photos)
   raise DataError(f"{archive}: no writable folder to extract it into among "
                   f"{[str(f) for f in _cache_folders(archive, cache_dir)]}; pass cache_dir=FOLDER")
 
 
-def _split_folder(root: Path) -> Path | None:
-  """Returns the folder under `root` that holds digitStruct.mat (root itself or one below)."""
-  if not root.is_dir():
-    return None
-  if (root / "digitStruct.mat").is_file():
-    return root
-  found = sorted(root.glob("*/digitStruct.mat"))
-  return found[0].parent if found else None
+def _split_folder(root: Path, source: Path) -> Path | None:
+  """Returns the folder under `root` that holds its one digitStruct.mat (`digit_struct_file`,
+  errors naming `source`), or None when `root` is not a folder."""
+  return digit_struct_file(root, source).parent if root.is_dir() else None
 
 
 def _extract_all(archive: Path, target: Path) -> None:
@@ -1139,8 +1158,12 @@ def describe(path: str | os.PathLike) -> str:
 
   Accepts a format-2 .mat, a digitStruct.mat, a format-1 .tar.gz (read in one pass, without
   extracting it) or an extracted split folder. Reports counts, shapes, dtypes, label range and
-  per-class counts, and for format 1 the digits per photo and boxes reaching outside the photo.
-  Raises DataError for a file of none of these kinds.
+  per-class counts, and for format 1 the digits per photo, boxes reaching outside the photo, and
+  the photos' formats and modes with the rules they are read by (images.reading). A format-1
+  archive or folder is located and checked by the code that training opens it with
+  (`digit_struct_file`, read_digit_struct, every photo present and decoded as images.read_photo
+  decodes it), so it is described exactly when training can load it, and raises the same
+  DataError otherwise. Raises DataError for a file of none of these kinds.
   """
   path = Path(path)
   if path.is_dir():
@@ -1184,8 +1207,9 @@ def _describe_cropped(path: Path) -> str:
 
 
 def _describe_photos(source: Path, photos: Sequence[Photo],
-                     sizes: Mapping[str, tuple[int, int]] | None) -> str:
-  """Describes photos; `sizes` ({name: (width, height)}) lets it count boxes outside photos."""
+                     readings: Mapping[str, images.Reading] | None) -> str:
+  """Describes photos; `readings` ({name: how it is read}) lets it count boxes outside photos and
+  say how the photos are read."""
   lengths = np.array([len(photo.labels) for photo in photos], np.int64)
   labels = np.concatenate([photo.labels for photo in photos]) if photos else np.zeros(0, int)
   boxes = np.concatenate([photo.boxes for photo in photos]) if photos else np.zeros((0, 4))
@@ -1200,18 +1224,28 @@ def _describe_photos(source: Path, photos: Sequence[Photo],
   if len(boxes):
     lines.append(f"  box width {boxes[:, 2].min():g}..{boxes[:, 2].max():g} px, height "
                  f"{boxes[:, 3].min():g}..{boxes[:, 3].max():g} px")
-  if sizes is None:
+  if readings is None:
     off = int(np.count_nonzero((boxes[:, 0] < 0) | (boxes[:, 1] < 0)))
     lines.append(f"  boxes starting left of or above their photo: {off:,} (photo sizes need the "
-                 "PNGs)")
-  else:
-    lines.append(f"  boxes reaching outside their photo: {_outside(photos, sizes):,}")
+                 "photos)")
+    return "\n".join(lines)
+  sizes = {name: reading.size for name, reading in readings.items()}
+  lines.append(f"  boxes reaching outside their photo: {_outside(photos, sizes):,}")
+  if readings:
     widths = [w for w, _ in sizes.values()]
     heights = [h for _, h in sizes.values()]
-    if sizes:
-      lines.append(f"  photo size {min(widths)}..{max(widths)} x {min(heights)}..{max(heights)}"
-                   " px (width x height), PNG, RGB: photo i loads as uint8 (H, W, 3)")
+    lines.append(f"  photo size {min(widths)}..{max(widths)} x {min(heights)}..{max(heights)}"
+                 " px (width x height, upright): photo i loads as uint8 (H, W, 3) RGB")
+    kinds = collections.Counter(reading.kind for reading in readings.values())
+    rules = collections.Counter(rule for reading in readings.values() for rule in reading.rules)
+    lines.append(f"  photo files: {_counts(kinds)}")
+    lines.append(f"  read by svhn_jax.images' rules: {_counts(rules)}" if rules else
+                 "  read as stored: 8-bit RGB, no EXIF orientation, no transparency")
   return "\n".join(lines)
+
+
+def _counts(counter: collections.Counter) -> str:
+  return ", ".join(f"{what}: {count:,}" for what, count in sorted(counter.items()))
 
 
 def _outside(photos: Sequence[Photo], sizes: Mapping[str, tuple[int, int]]) -> int:
@@ -1225,47 +1259,47 @@ def _outside(photos: Sequence[Photo], sizes: Mapping[str, tuple[int, int]]) -> i
   return count
 
 
-def _png_size(head: bytes) -> tuple[int, int] | None:
-  """Returns (width, height) from a PNG's first 24 bytes (its IHDR chunk), or None."""
-  if len(head) < 24 or not head.startswith(b"\x89PNG\r\n\x1a\n"):
-    return None
-  return struct.unpack(">II", head[16:24])
-
-
 def _describe_folder(folder: Path) -> str:
-  split = _split(folder, folder)
-  sizes = {}
-  for photo in split.photos:
-    with open(folder / photo.name, "rb") as f:
-      size = _png_size(f.read(24))
-    if size is not None:
-      sizes[photo.name] = size
-  return _describe_photos(folder, split.photos, sizes)
+  split = open_full(folder)
+  readings = {photo.name: images.reading(split.folder / photo.name) for photo in split.photos}
+  return _describe_photos(folder, split.photos, readings)
 
 
 def _describe_archive(archive: Path) -> str:
-  sizes, digit_struct = {}, None
+  """Describes a format-1 archive in one pass: each file is decoded as a photo as it streams by
+  (only digitStruct.mat, read last, says which files are photos), and kept as its reading or
+  its error, so that memory holds no photo once decoded."""
+  structs: dict[str, bytes] = {}
+  readings: dict[str, images.Reading | DataError] = {}
   try:
-    with tarfile.open(archive, "r|*") as tar:
+    with tarfile.open(archive, "r|*") as tar, tempfile.TemporaryDirectory() as target:
       for member in tar:
+        # What extraction for training refuses (links out of the folder, devices, ...).
+        tarfile.data_filter(member, target)
         if not member.isfile():
           continue
-        name = member.name.rsplit("/", 1)[-1]
-        f = tar.extractfile(member)
-        if name == "digitStruct.mat":
-          digit_struct, member_name = f.read(), member.name
-        elif name.endswith(".png") and (size := _png_size(f.read(24))) is not None:
-          sizes[name] = size
+        name = posixpath.normpath(member.name)
+        payload = tar.extractfile(member).read()
+        if posixpath.basename(name) == "digitStruct.mat":
+          structs[name] = payload
+          continue
+        try:
+          readings[name] = images.reading(archive / name, io.BytesIO(payload))
+        except DataError as e:
+          readings[name] = e
   except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
     raise DataError(f"{archive} is not a readable .tar.gz (truncated or corrupt?): "
                     f"{_one_line(e)}") from e
-  if digit_struct is None:
-    raise DataError(f"{archive} has no digitStruct.mat; expected <split>/digitStruct.mat beside "
-                    "the PNGs, as in the official train.tar.gz")
+  chosen = _one_digit_struct(sorted(structs), archive)
   with tempfile.TemporaryDirectory() as tmp:
     mat = Path(tmp) / "digitStruct.mat"
-    mat.write_bytes(digit_struct)
-    photos = read_digit_struct(mat, f"{archive}: {member_name}")
-  missing = sum(photo.name not in sizes for photo in photos)
-  text = _describe_photos(archive, photos, sizes)
-  return text + (f"\n  photos listed but missing from the archive: {missing:,}" if missing else "")
+    mat.write_bytes(structs[chosen])
+    photos = read_digit_struct(mat, f"{archive}: {chosen}")
+  folder = posixpath.dirname(chosen)
+  _check_present(photos, {posixpath.basename(name) for name in readings
+                          if posixpath.dirname(name) == folder}, archive)
+  found = {photo.name: readings[posixpath.join(folder, photo.name)] for photo in photos}
+  for reading in found.values():
+    if isinstance(reading, DataError):
+      raise reading
+  return _describe_photos(archive, photos, found)

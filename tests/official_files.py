@@ -5,6 +5,8 @@
   with the tree MATLAB writes: struct groups, `#refs#`, object references, `MATLAB_class`; the
   product's writer (svhn_official.write_digit_struct), which the synthetic photos use too.
 - `write_full_tar`: a format-1 archive, `<split>/1.png ... <split>/N.png` and the digitStruct.mat.
+- `photos_on_white`, `photo_file`: photos as the image files of other modes a user may have
+  (transparent, EXIF-rotated, palette, 16-bit, ...) that read back as the same pixels.
 
 Images show seven-segment digits, so a crop or a photo can be checked by eye; everything is
 deterministic. Tests and benchmarks share these builders.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from PIL import Image, ImageDraw
+from PIL import ExifTags, Image, ImageDraw
 
 from svhn_jax.svhn_official import Photo, write_digit_struct
 
@@ -93,6 +95,72 @@ def sample_photos(count: int, seed: int = 0, max_digits: int = 4) -> list[tuple[
   return pairs
 
 
+INK = (20, 40, 120)  # the digits' colour in photos_on_white
+GREY_INK = 60  # and their grey in photo_file's grey files
+
+
+def photos_on_white(count: int, seed: int = 0) -> list[tuple[Photo, np.ndarray]]:
+  """`sample_photos`, with digits of colour INK on white: white is what transparency reads as."""
+  pairs = []
+  for photo, image in sample_photos(count, seed):
+    ink = (image != image[0, 0]).any(axis=-1, keepdims=True)  # the corner is background
+    pairs.append((photo, np.where(ink, np.uint8(INK), np.uint8(255)).astype(np.uint8)))
+  return pairs
+
+
+def grey_of(image: np.ndarray) -> np.ndarray:
+  """A photos_on_white image as its grey files read in RGB: GREY_INK on white, in 3 channels."""
+  white = (image == 255).all(axis=-1, keepdims=True)
+  return np.repeat(np.where(white, 255, GREY_INK).astype(np.uint8), 3, axis=-1)
+
+
+PHOTO_FILES = ("rgba", "exif_png", "exif_jpeg", "palette", "cmyk_jpeg", "l", "la", "i16")
+LOSSY = ("exif_jpeg", "cmyk_jpeg")
+GREY = ("l", "la", "i16")
+
+
+def photo_file(image: np.ndarray, how: str) -> bytes:
+  """A photos_on_white `image` (uint8 (H, W, 3)) as the bytes of an image file that reads back,
+  by svhn_jax.images' rules, as `image` (as `grey_of(image)` for the GREY kinds; near it, within
+  JPEG's loss, for the LOSSY ones). `how`, one of PHOTO_FILES: "rgba", the digits on a
+  transparent canvas whose hidden colour is black; "exif_png", "exif_jpeg", stored turned a
+  quarter with EXIF orientation 6; "palette", a 'P' PNG whose transparent index hides black;
+  "cmyk_jpeg"; "l", 8-bit grey; "la", grey on a transparent canvas; "i16", 16-bit grey PNG."""
+  white = (image == 255).all(axis=-1)
+  grey = np.where(white, 255, GREY_INK).astype(np.uint8)
+  rgb = Image.fromarray(image)
+  exif = Image.Exif()
+  exif[ExifTags.Base.Orientation] = 6  # shown turned a quarter clockwise from how it is stored
+  buffer = io.BytesIO()
+  if how == "rgba":
+    alpha = np.where(white, 0, 255).astype(np.uint8)
+    hidden = np.where(white[..., None], 0, image).astype(np.uint8)
+    Image.fromarray(np.dstack([hidden, alpha])).save(buffer, "PNG")
+  elif how in ("exif_png", "exif_jpeg"):
+    stored = rgb.transpose(Image.Transpose.ROTATE_90)
+    stored.save(buffer, "PNG" if how == "exif_png" else "JPEG", exif=exif, quality=95)
+  elif how == "palette":
+    palette_image = rgb.quantize(colors=2)
+    background = palette_image.getpixel((0, 0))
+    palette = palette_image.getpalette()
+    palette[3 * background:3 * background + 3] = [0, 0, 0]
+    palette_image.putpalette(palette)
+    palette_image.save(buffer, "PNG", transparency=background)
+  elif how == "cmyk_jpeg":
+    rgb.convert("CMYK").save(buffer, "JPEG", quality=95)
+  elif how == "l":
+    Image.fromarray(grey).save(buffer, "PNG")
+  elif how == "la":
+    alpha = np.where(white, 0, 255).astype(np.uint8)
+    Image.fromarray(np.dstack([np.where(white, 0, grey), alpha]).astype(np.uint8)).save(
+        buffer, "PNG")
+  elif how == "i16":
+    Image.fromarray(grey.astype(np.uint16) * 257).save(buffer, "PNG")
+  else:
+    raise ValueError(f"photo_file: how={how!r}, expected one of {PHOTO_FILES}")
+  return buffer.getvalue()
+
+
 def write_cropped_mat(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray, *,
                       compress: bool = True) -> Path:
   """Writes format 2: `images` uint8 (N, 32, 32, 3) NHWC stored as X (32, 32, 3, N), and
@@ -121,18 +189,20 @@ def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
 
 
 def write_full_tar(path: str | os.PathLike, split: str,
-                   photos: Sequence[tuple[Photo, np.ndarray | None]], *,
+                   photos: Sequence[tuple[Photo, np.ndarray | bytes | None]], *,
                    digit_struct: bool = True) -> Path:
   """Writes format 1: a .tar.gz of `<split>/<photo.name>` PNGs and `<split>/digitStruct.mat`.
 
-  An image of None lists the photo in digitStruct.mat without its PNG, and `digit_struct=False`
-  leaves digitStruct.mat out: both are broken archives, for tests.
+  An image is uint8 pixels, saved as PNG, or the bytes of an image file, stored as they are.
+  `split` may hold folders (SVHN/train). An image of None lists the photo in digitStruct.mat
+  without its file, and `digit_struct=False` leaves digitStruct.mat out: both are broken
+  archives, for tests.
   """
   path = Path(path)
   with tarfile.open(path, "w:gz") as tar:
     for photo, image in photos:
       if image is not None:
-        _add(tar, f"{split}/{photo.name}", png_bytes(image))
+        _add(tar, f"{split}/{photo.name}", image if isinstance(image, bytes) else png_bytes(image))
     if digit_struct:
       mat = path.with_name(f".{path.name}.digitStruct.mat")
       try:

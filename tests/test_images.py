@@ -1,6 +1,7 @@
 """Image files of every Pillow mode to the study's pixel units, each against hand-computed values,
 and every problem with a file as one line naming it."""
 
+import io
 import struct
 import zlib
 
@@ -461,3 +462,41 @@ def test_unknown_colour_is_a_value_error(tmp_path):
                lambda: images.pixels(Image.new("L", (4, 4)), "cmyk")):
     with pytest.raises(ValueError, match="color="):
       call()
+
+
+# Photos: read_photo, which format-1 training reads with, and reading, which inspect reports.
+
+
+def test_read_photo_is_read_image_in_whole_rgb_levels(tmp_path):
+  rgb = RNG.integers(0, 256, (5, 7, 3)).astype(np.uint8)
+  plain = images.read_photo(saved(tmp_path, Image.fromarray(rgb), "rgb.png"))
+  assert plain.dtype == np.uint8
+  np.testing.assert_array_equal(plain, rgb)
+  deep = np.array([[0, 300, 65535, 129 * 257 + 129]], np.uint16)  # / 257: 0, 1.17, 255, 129.502
+  got = images.read_photo(saved(tmp_path, Image.fromarray(deep), "deep.png"))
+  np.testing.assert_array_equal(got, np.repeat(np.array([[0, 1, 255, 130]])[..., None], 3, -1))
+
+
+def test_reading_names_the_rules_a_file_is_read_by(tmp_path):
+  rgba = Image.fromarray(np.zeros((4, 6, 4), np.uint8))
+  exif = Image.Exif()
+  exif[0x0112] = 8  # EXIF orientation: stored turned a quarter
+  assert images.reading(saved(tmp_path, rgba, "a.png", exif=exif)) == images.Reading(
+      (4, 6), "PNG RGBA", ("turned upright by EXIF orientation 8",
+                          "transparency composited over white"))
+  plain = saved(tmp_path, Image.new("RGB", (3, 2)), "plain.jpg")
+  assert images.reading(plain) == images.Reading((3, 2), "JPEG RGB", ())
+  grey = saved(tmp_path, Image.fromarray(np.zeros((2, 2), np.uint16)), "g.png")
+  assert images.reading(grey).rules == ("16-bit, divided by 257", "grey repeated in R, G and B")
+
+
+def test_reading_refuses_what_read_image_refuses(tmp_path):
+  notes = tmp_path / "notes.png"
+  notes.write_text("not an image")
+  message = one_line_error(notes, "not an image")
+  with pytest.raises(DataError) as caught:
+    images.reading(notes)
+  assert str(caught.value) == message
+  with pytest.raises(DataError) as caught:
+    images.reading(tmp_path / "in.tar.gz" / "1.png", io.BytesIO(b"not an image"))
+  assert str(caught.value).startswith(f"{tmp_path / 'in.tar.gz' / '1.png'} is not an image")

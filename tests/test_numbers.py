@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import tarfile
 from pathlib import Path
 
 import jax
@@ -16,11 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import official_files
+import official_files as files
 from configs import numbers
 from support import metrics_rows, read_json, run_cli, start_paused, table_rows
 from svhn_jax import (checkpoint, house_numbers, inference, number_data, read, report, sources,
-                      synthetic_photos, train)
+                      svhn_official, synthetic_photos, train)
 
 EPOCHS = 2
 # 80 photos, 16 carved for validation: 4 steps of 16 per epoch.
@@ -87,6 +88,52 @@ def test_svhn_full_reads_a_folder_of_official_archives(finished, cache):
     np.testing.assert_array_equal(ours.images, theirs.images)
     np.testing.assert_array_equal(ours.labels, theirs.labels)
   assert official.train.images.shape == (64, 64, 64) and official.test.labels.shape == (24, 6)
+
+
+@pytest.mark.parametrize("how", ["rgba", "exif_jpeg", "palette", "la", "i16"])
+def test_number_crops_of_photos_in_every_mode_are_reads(tmp_path, how):
+  """The number task reads format-1 photos as `read` does (transparency over white, EXIF
+  orientation, palette, 16-bit): its crops of the photos equal those of the same photos saved as
+  plain 8-bit RGB, and `read`'s crops of each file with the photo's box."""
+  config = numbers.get_config()
+  config.data.update({"source": "svhn_full", "cache_dir": str(tmp_path / "cache")})
+  pairs = files.photos_on_white(3, seed=7)
+  suffix = ".jpg" if "jpeg" in how else ".png"
+  renamed = [(photo._replace(name=photo.name.replace(".png", suffix)),
+              files.photo_file(image, how)) for photo, image in pairs]
+  plain = [(photo, files.grey_of(image) if how in files.GREY else image)
+           for photo, image in pairs]
+  for name, photos in (("mode", renamed), ("plain", plain)):
+    (tmp_path / name).mkdir()
+    files.write_full_tar(tmp_path / name / "test.tar.gz", "test", photos)
+  folder = svhn_official.open_full(tmp_path / "mode" / "test.tar.gz").folder
+  for color in ("grey", "rgb"):
+    config.data.color = color
+    got = number_data.test_at_margin(config.data, tmp_path / "mode" / "test.tar.gz", 0.15)
+    want = number_data.test_at_margin(config.data, tmp_path / "plain" / "test.tar.gz", 0.15)
+    difference = np.abs(got.images.astype(int) - want.images)
+    assert difference.mean() < 4 if how in files.LOSSY else not difference.any()
+    np.testing.assert_array_equal(got.labels, want.labels)
+  # In colour: `read` takes grey before the resize, training after it (a level apart at most).
+  for i, (photo, _) in enumerate(renamed):
+    union = house_numbers.number_box(photo.boxes, 0)
+    np.testing.assert_array_equal(
+        got.images[i], read.number_crop(str(folder / photo.name), "rgb", union, 0.15))
+
+
+def test_the_number_task_finds_a_split_at_any_depth(tmp_path):
+  """As inspect and the digit task do: SVHN/test/digitStruct.mat in the archive, or its folder
+  extracted and given from above."""
+  config = numbers.get_config()
+  config.data.update({"source": "svhn_full", "cache_dir": str(tmp_path / "cache")})
+  archive = files.write_full_tar(tmp_path / "test.tar.gz", "SVHN/test",
+                                 files.sample_photos(3, seed=4))
+  from_archive = number_data.test_at_margin(config.data, archive, 0.15)
+  with tarfile.open(archive) as tar:
+    tar.extractall(tmp_path / "x", filter="data")
+  from_folder = number_data.test_at_margin(config.data, tmp_path / "x", 0.15)
+  np.testing.assert_array_equal(from_folder.images, from_archive.images)
+  assert from_archive.images.shape == (3, 64, 64)
 
 
 def outcome(workdir: Path) -> dict:
@@ -216,8 +263,8 @@ def test_a_replaced_photo_in_a_folder_is_cropped_again(tmp_path, monkeypatch):
   and the first contents' crops are kept for when the photo is put back."""
   folder = tmp_path / "test"
   folder.mkdir()
-  pairs = official_files.sample_photos(4, seed=3)
-  official_files.write_digit_struct(folder / "digitStruct.mat", [photo for photo, _ in pairs])
+  pairs = files.sample_photos(4, seed=3)
+  files.write_digit_struct(folder / "digitStruct.mat", [photo for photo, _ in pairs])
   for photo, image in pairs:
     Image.fromarray(image).save(folder / photo.name)
   second = folder / pairs[1][0].name

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from svhn_jax import images
 from svhn_jax import svhn_official as so
 from svhn_jax.errors import DataError
 import official_files as files
@@ -736,6 +737,135 @@ def test_describe_archive_and_folder(tmp_path):
   html = tmp_path / "page.bin"
   html.write_text("<!doctype html><p>moved</p>")
   one_line_error(lambda: so.describe(html), "page.bin", "HTML")
+
+
+def _same_pixels(got: np.ndarray, expected: np.ndarray, lossy: bool) -> None:
+  assert got.dtype == np.uint8 and got.shape == expected.shape
+  if lossy:  # JPEG: near, not equal
+    assert np.abs(got.astype(int) - expected).mean() < 4
+  else:
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.fixture(scope="module")
+def plain_on_white(tmp_path_factory):
+  """Photos of digits on white, as 8-bit RGB PNGs: (pairs, split, digit crops) of the grey and
+  the colour ones."""
+  folder = tmp_path_factory.mktemp("plain")
+  pairs = files.photos_on_white(3, seed=5)
+  out = {}
+  for name, pictures in (("colour", [image for _, image in pairs]),
+                         ("grey", [files.grey_of(image) for _, image in pairs])):
+    plain = [(photo, image) for (photo, _), image in zip(pairs, pictures)]
+    split = so.open_full(files.write_full_tar(folder / f"{name}.tar.gz", "train", plain))
+    out[name] = plain, so.digit_crops(split)[0]
+  return pairs, out
+
+
+@pytest.mark.parametrize("how", files.PHOTO_FILES)
+def test_photos_of_every_mode_train_as_read_reads_them(tmp_path, plain_on_white, how):
+  """The issue's example (RGBA on transparent, EXIF-rotated JPEG) and the other modes: training's
+  digit crops, its photos and inspect follow svhn_jax.images' rules, as `read` does."""
+  pairs, plain = plain_on_white
+  renamed = [(photo._replace(name=photo.name.replace(".png", ".jpg" if "jpeg" in how else ".png")),
+              files.photo_file(image, how)) for photo, image in pairs]
+  archive = files.write_full_tar(tmp_path / "train.tar.gz", "train", renamed)
+  split = so.open_full(archive)
+  expected_photos, expected_crops = plain["grey" if how in files.GREY else "colour"]
+  for i, (photo, expected) in enumerate(expected_photos):
+    got = split.image(i)
+    _same_pixels(got, expected, how in files.LOSSY)
+    _same_pixels(got, images.read_photo(split.folder / renamed[i][0].name), False)
+  _same_pixels(so.digit_crops(split)[0], expected_crops, how in files.LOSSY)
+
+  text = so.describe(archive)
+  kind = images.reading(split.folder / renamed[0][0].name)
+  assert f"photo files: {kind.kind}: 3" in text
+  for rule in kind.rules:
+    assert f"{rule}: 3" in text, (rule, text)
+  widths, heights = [image.shape[1] for _, image in pairs], [image.shape[0] for _, image in pairs]
+  # Upright, as loaded, EXIF orientation or not.
+  assert f"photo size {min(widths)}..{max(widths)} x {min(heights)}..{max(heights)} px" in text
+
+
+def test_inspect_says_photos_are_read_as_stored(tmp_path, plain_on_white):
+  pairs, _ = plain_on_white
+  text = so.describe(files.write_full_tar(tmp_path / "test.tar.gz", "test", pairs))
+  assert "photo files: PNG RGB: 3" in text
+  assert "read as stored: 8-bit RGB, no EXIF orientation, no transparency" in text
+
+
+def _deeper(tmp_path, photos_with_images, split="SVHN/train") -> Path:
+  return files.write_full_tar(tmp_path / "train.tar.gz", split, photos_with_images)
+
+
+def test_a_split_one_folder_deeper_is_inspected_and_loaded_alike(tmp_path, photos_with_images):
+  """The issue's example: SVHN/train/digitStruct.mat in train.tar.gz, then the same extracted."""
+  archive = _deeper(tmp_path, photos_with_images)
+  split = so.open_full(archive)
+  assert split.folder.relative_to(tmp_path).parts[1:] == ("SVHN", "train")
+  _assert_same(split.photos, [photo for photo, _ in photos_with_images])
+  np.testing.assert_array_equal(split.image(2), photos_with_images[2][1])
+  text = so.describe(archive)
+  assert "4 photos" in text and "photo files: PNG RGB: 4" in text
+
+  with tarfile.open(archive) as tar:
+    tar.extractall(tmp_path / "x" / "deeper", filter="data")
+  for folder in (tmp_path / "x", tmp_path / "x" / "deeper", tmp_path / "x" / "deeper" / "SVHN"):
+    assert so.open_full(folder).folder == tmp_path / "x" / "deeper" / "SVHN" / "train"
+    assert so.describe(folder).splitlines()[1:] == text.splitlines()[1:]
+
+
+def _two_splits(path: Path, photos_with_images) -> Path:
+  """An archive of two splits: train/ and test/, each with its digitStruct.mat."""
+  parts = [files.write_full_tar(path.with_name(f"{split}.part.tar.gz"), split, photos_with_images)
+           for split in ("train", "test")]
+  with tarfile.open(path, "w:gz") as out:
+    for part in parts:
+      with tarfile.open(part) as tar:
+        for member in tar:
+          out.addfile(member, tar.extractfile(member))
+  return path
+
+
+def test_several_digit_structs_in_one_split_are_refused_alike(tmp_path, photos_with_images):
+  archive = _two_splits(tmp_path / "both.tar.gz", photos_with_images)
+  for call in (so.open_full, so.describe):
+    one_line_error(lambda: call(archive), "both.tar.gz holds 2 digitStruct.mat files",
+                   "test/digitStruct.mat, train/digitStruct.mat", "one per split")
+  assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no extraction left behind
+  with tarfile.open(archive) as tar:
+    tar.extractall(tmp_path / "x", filter="data")
+  for call in (so.open_full, so.describe):
+    one_line_error(lambda: call(tmp_path / "x"), "holds 2 digitStruct.mat files",
+                   "test/digitStruct.mat, train/digitStruct.mat")
+  assert so.open_full(tmp_path / "x" / "test").folder == tmp_path / "x" / "test"
+
+
+def test_inspect_refuses_what_training_refuses(tmp_path, photos_with_images):
+  no_struct = files.write_full_tar(tmp_path / "a.tar.gz", "train", photos_with_images,
+                                   digit_struct=False)
+  missing = files.write_full_tar(tmp_path / "b.tar.gz", "train", [
+      (photo, None if i == 2 else image) for i, (photo, image) in enumerate(photos_with_images)])
+  broken = files.write_full_tar(tmp_path / "c.tar.gz", "train", [
+      (photo, b"not a photo" if i == 1 else image)
+      for i, (photo, image) in enumerate(photos_with_images)])
+  linked = tmp_path / "d.tar.gz"
+  with tarfile.open(linked, "w:gz") as out, tarfile.open(missing) as tar:
+    for member in tar:
+      out.addfile(member, tar.extractfile(member))
+    link = tarfile.TarInfo("train/3.png")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/hostname"
+    out.addfile(link)
+  for archive, fragments in ((no_struct, ["has no digitStruct.mat", "at any depth"]),
+                             (missing, ["1 photos listed in digitStruct.mat are missing",
+                                        "e.g. 3.png"]),
+                             (broken, ["2.png is not an image that Pillow can read"]),
+                             (linked, ["not a readable .tar.gz", "train/3.png' is a link"])):
+    one_line_error(lambda: so.describe(archive), archive.name, *fragments)
+    with pytest.raises(DataError) as loading:
+      so.digit_crops(so.open_full(archive, tmp_path / "cache"))
+    assert all(fragment in str(loading.value) for fragment in fragments), str(loading.value)
 
 
 # ---------------------------------------------------------------------------------------------
