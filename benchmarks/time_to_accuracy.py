@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
 # Run as a script from anywhere: the configs import `configs.default` from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,9 +33,8 @@ from svhn_jax import (checkpoint, cli, config as config_lib, evaluate, inference
                       models, parallel, recipes, sources, steps, train, trainer)
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", str(Path(__file__).resolve().parents[1] / "configs" / "cnn2.py"), "The run config to time.", lock_config=True,
-    sys_argv=config_lib.split_overrides(sys.argv, config_lib.RUN_SCHEMA, strict=False)[0])
+cli.define_config(str(Path(__file__).resolve().parents[1] / "configs" / "cnn2.py"),
+                  "The run config to time.")
 flags.DEFINE_integer("seeds", 3, "Seeds to time: config.seed, config.seed + 1, ...",
                      lower_bound=1)
 flags.DEFINE_list("targets", ["0.9222", "0.95"], "Test accuracies to time, as fractions.")

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
 from svhn_jax import cli, data, data_stats, plots, report, sources
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", "configs/demo.py", "A run config; its `data` field picks the file, its seed the "
-    "random samples.", lock_config=True)
+cli.define_config("configs/demo.py", "A run config; its `data` field picks the file, its seed "
+                  "the random samples.")
 flags.DEFINE_string("results_dir", "results/eda", "Where report.md and its figures go.")
 flags.DEFINE_integer("samples", 5, "Random samples shown per class.")
 

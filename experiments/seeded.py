@@ -1,16 +1,13 @@
 """The flags and settings the multi-seed experiments share: config, results, runs, seeds."""
 
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import ml_collections
 from absl import flags
-from ml_collections import config_flags
 
 from configs import study
-from svhn_jax import config as config_lib
-from svhn_jax import multiseed, report
+from svhn_jax import cli, multiseed, report
 
 FLAGS = flags.FLAGS
 
@@ -25,11 +22,7 @@ class Settings(NamedTuple):
 def define_flags(config_file: str, results_dir: str, unit: str) -> None:
   """Defines --config, --results_dir, --runs_dir, --seeds and --multiseed; `unit` is what
   trains each group of seeds ('model' or 'arm')."""
-  # ml_collections reads sys.argv itself, already here for a flag with a default, and cannot
-  # parse a list field: it is given argv without the overrides that cli.parse_flags parses.
-  config_flags.DEFINE_config_file(
-      "config", config_file, "The study's settings.", lock_config=True,
-      sys_argv=config_lib.split_overrides(sys.argv, config_lib.STUDY_SCHEMA, strict=False)[0])
+  cli.define_config(config_file, "The study's settings.")
   flags.DEFINE_string("results_dir", results_dir, "Where report.md and figures go.")
   flags.DEFINE_string("runs_dir", None,
                       "Where the runs' workdirs go (default: <results_dir>/runs).")
