@@ -13,6 +13,7 @@ import numpy as np
 from absl import app, flags
 
 from svhn_jax import cli, data, data_stats, plots, report, sources
+from svhn_jax import config as config_lib
 
 FLAGS = flags.FLAGS
 cli.define_config("configs/demo.py", "A run config; its `data` field picks the file, its seed "
@@ -96,6 +97,7 @@ def markdown(numbers: dict, figs: dict, out: Path) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  config_lib.validate(FLAGS.config)
   out = Path(FLAGS.results_dir)
   dataset, path = sources.load(FLAGS.config.data)
   numbers = summary(path, dataset)
