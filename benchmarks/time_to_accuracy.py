@@ -54,7 +54,8 @@ def parse_targets(texts: list[str]) -> list[float]:
     if not 0 < value <= 100:
       raise ConfigError(f"--targets={','.join(texts)}: {text!r} is no accuracy; expected "
                         "fractions in (0, 1] or percents in (1, 100]")
-    targets.add(value if value <= 1 else value / 100)
+    # Rounded, so that 95 and 0.95 are one target.
+    targets.add(value if value <= 1 else round(value / 100, 10))
   return sorted(targets)
 
 
