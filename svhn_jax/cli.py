@@ -156,6 +156,8 @@ def parse_flags(argv: list[str], schema: Mapping[str, config_lib.Field] | None =
   file or field that cannot be used as one line."""
   schema = config_lib.RUN_SCHEMA if schema is None else schema
   try:
+    # A --flagfile's lines too, so that its list and optional-boolean overrides are parsed here.
+    argv = FLAGS.read_flags_from_files(argv, force_gnu=False)
     argv, values = config_lib.split_overrides(argv, schema)
     if "config" in FLAGS:
       argv = _naming_the_config(argv)

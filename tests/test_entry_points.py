@@ -52,14 +52,20 @@ COMMANDS = {
     "list_override": (["-c", PARSED, "--config=configs/ann1.py",
                        "--config.train.augment.ops=['rotate', 'shear_x']",
                        "--config.train.epochs=2"], None, "['rotate', 'shear_x'] 2\n"),
+    "list_override_in_a_flagfile": (["-c", PARSED, "--config=configs/ann1.py",
+                                     "--flagfile={flagfile}"], None, "['rotate', 'contrast'] 3\n"),
     "targets_as_fractions_or_percents": (["-c", TARGETS], None,
                                          "['0.9222', '0.9500', '1.0000']\n"),
 }
 
 
 @pytest.fixture(scope="module")
-def results() -> dict[str, subprocess.CompletedProcess]:
+def results(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+  flagfile = tmp_path_factory.mktemp("flags") / "flags.txt"
+  flagfile.write_text("--config.train.augment.ops=rotate,contrast\n--config.train.epochs=3\n")
+
   def run(argv):
+    argv = [arg.replace("{flagfile}", str(flagfile)) for arg in argv]
     return subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env=without_jax_backend())
 
