@@ -333,12 +333,15 @@ def split_overrides(argv: Sequence[str], schema: Mapping[str, Field]
 
 
 def apply_overrides(config: ml_collections.ConfigDict, values: Mapping[str, Any]) -> None:
-  """Sets the values `split_overrides` took out of argv on the parsed config."""
+  """Sets the values `split_overrides` took out of argv on the parsed config. Raises
+  ConfigError for a field the config lacks (a config file of another kind)."""
   for dotted, value in values.items():
     *parents, name = dotted.split(".")
     node = config
     for parent in parents:
-      node = node[parent]
+      node = node.get(parent) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+      raise ConfigError(f"--config.{dotted}: the config has no such field")
     node[name] = value
 
 

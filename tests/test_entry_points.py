@@ -139,3 +139,10 @@ def test_an_experiment_refuses_a_later_seeds_workdir_of_other_settings(tmp_path)
   with pytest.raises(ConfigError, match=r"holds a run made with other settings "
                      r"\(train\.learning_rate\)"):
     seeded.check_runs(config, [("ann1", "raw"), ("ann1", "mask")], [0, 1], tmp_path)
+
+
+def test_a_list_override_for_a_field_the_config_lacks_names_it():
+  """A run config's list field given to a config file of another kind (the study's)."""
+  with pytest.raises(ConfigError, match=r"^--config\.train\.augment\.ops: the config has no such "
+                     r"field$"):
+    config_lib.apply_overrides(study.get_config(), {"train.augment.ops": ["rotate"]})
