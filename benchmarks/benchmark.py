@@ -272,7 +272,14 @@ def parse_args(argv=None):
   parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
   parser.add_argument("--model", help=argparse.SUPPRESS)
   parser.add_argument("--data", help=argparse.SUPPRESS)
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  # Checked before the data is written and the first model trains.
+  for flag, names, known in (("--models", args.models, MODELS),
+                             ("--frameworks", args.frameworks, FRAMEWORKS)):
+    unknown = [n for n in names.split(",") if n not in known]
+    if unknown:
+      parser.error(f"{flag}={names}: unknown {unknown}; expected names from {', '.join(known)}")
+  return args
 
 
 def main(argv=None) -> None:

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.official_data import write_cropped  # noqa: E402
+from svhn_jax import config as config_lib  # noqa: E402
 
 
 def log_time(line: str) -> float:
@@ -42,10 +43,13 @@ def main() -> None:
   parser.add_argument("--extra", type=int, default=531_131)
   parser.add_argument("--test", type=int, default=26_032)
   parser.add_argument("--epochs", type=int, default=1)
-  parser.add_argument("--color", default="rgb")
+  parser.add_argument("--color", default="rgb", choices=config_lib.COLORS)
   parser.add_argument("--to-first-step", action="store_true",
                       help="stop the run at its first step: time to it, and peak RSS until then")
   args = parser.parse_args()
+  # Checked before the files are written, rather than by the run after.
+  if min(args.train, args.test) < 1 or args.extra < 0 or args.epochs < 1:
+    parser.error("expected --train, --test and --epochs of at least 1 and --extra of at least 0")
   args.dir.mkdir(parents=True, exist_ok=True)
   for name, count in (("train", args.train), ("extra", args.extra), ("test", args.test)):
     path = args.dir / f"{name}_32x32.mat"

@@ -25,21 +25,38 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
 # Run as a script from anywhere: the configs import `configs.default` from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from svhn_jax import (checkpoint, cli, config as config_lib, evaluate, inference, input_pipeline,
                       models, parallel, recipes, sources, steps, train, trainer)
+from svhn_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", str(Path(__file__).resolve().parents[1] / "configs" / "cnn2.py"), "The run config to time.", lock_config=True,
-    sys_argv=config_lib.split_overrides(sys.argv, config_lib.RUN_SCHEMA, strict=False)[0])
+cli.define_config(str(Path(__file__).resolve().parents[1] / "configs" / "cnn2.py"),
+                  "The run config to time.")
 flags.DEFINE_integer("seeds", 3, "Seeds to time: config.seed, config.seed + 1, ...",
                      lower_bound=1)
-flags.DEFINE_list("targets", ["0.9222", "0.95"], "Test accuracies to time, as fractions.")
+flags.DEFINE_list("targets", ["0.9222", "0.95"], "Test accuracies to time: fractions in (0, 1] "
+                  "or percents in (1, 100] (0.95 and 95 are the same target).")
+
+
+def parse_targets(texts: list[str]) -> list[float]:
+  """The --targets as sorted distinct fractions: a value in (0, 1] is one already, a value in
+  (1, 100] a percent. Raises ConfigError naming any other text."""
+  targets = set()
+  for text in texts:
+    try:
+      value = float(text)
+    except ValueError:
+      value = math.nan
+    if not 0 < value <= 100:
+      raise ConfigError(f"--targets={','.join(texts)}: {text!r} is no accuracy; expected "
+                        "fractions in (0, 1] or percents in (1, 100]")
+    # Rounded, so that 95 and 0.95 are one target.
+    targets.add(value if value <= 1 else round(value / 100, 10))
+  return sorted(targets)
 
 
 def time_seed(config, seed: int, dataset, targets: list[float]) -> dict:
@@ -117,7 +134,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = FLAGS.config
   config_lib.validate(config)
-  targets = sorted(float(t) for t in FLAGS.targets)
+  if config.task != "digit":
+    raise ConfigError(f"config.task={config.task!r}: this benchmark times digit classifiers to a "
+                      "digit accuracy; expected a digit run config (config.task=digit)")
+  targets = parse_targets(FLAGS.targets)
   loaded = sources.load_checked(config.data)
   dataset, _, _ = loaded.take()
   (train_split, val, test), _ = input_pipeline.prepare(dataset, config.data.preprocess)

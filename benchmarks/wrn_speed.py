@@ -104,7 +104,17 @@ def main() -> None:
   if args.depths:
     pairs = [(d, w) for d in args.depths for w in args.widths]
   else:
-    pairs = [tuple(int(v) for v in item.split("-")) for item in args.models.split(",")]
+    try:
+      pairs = [tuple(int(v) for v in item.split("-")) for item in args.models.split(",")]
+    except ValueError:
+      pairs = []
+    if not pairs or any(len(pair) != 2 for pair in pairs):
+      parser.error(f"--models={args.models}: expected depth-width pairs, e.g. 16-4,28-2")
+  # Checked before the first network compiles.
+  bad = [f"{d}-{w}" for d, w in pairs if d < 10 or (d - 4) % 6 or w < 1]
+  if bad:
+    parser.error(f"WRN {', '.join(bad)}: a Wide ResNet's depth is 6n+4 (10, 16, 22, 28, ...) "
+                 "and its width at least 1")
 
   print(f"# {cpu_model()}, {os.cpu_count()} CPUs, jax {jax.__version__} "
         f"({jax.default_backend()}), batch {args.batch}, {args.dtype}, "

@@ -108,7 +108,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.augment.cutout = 0  # side of the zeroed square, pixels
   config.train.augment.num_ops = 0  # RandAugment's N operations per image
   config.train.augment.magnitude = 0.0  # RandAugment's M, 0..10
-  config.train.augment.ops = list(config_lib.AUGMENT_OPS)  # on the command line: rotate,contrast
+  # on the command line: --config.train.augment.ops=rotate,contrast (or "['rotate','contrast']")
+  config.train.augment.ops = list(config_lib.AUGMENT_OPS)
 
   config.train.early_stopping = ml_collections.ConfigDict()
   config.train.early_stopping.enabled = True  # False: train every epoch, evaluate the last

@@ -122,6 +122,8 @@ def main(argv):
   if FLAGS.mask_model not in names:
     raise ConfigError(f"--mask_model={FLAGS.mask_model}: expected one of the models trained, "
                       f"{', '.join(names)}")
+  seeded.check_runs(config, [*((name, None) for name in names), (FLAGS.mask_model, "mask")],
+                    seeds, runs_dir)
   groups = {name: seeded.trained_runs(config, name, seeds, runs_dir, FLAGS.multiseed)
             for name in names}
   masked = seeded.trained_runs(config, FLAGS.mask_model, seeds, runs_dir, FLAGS.multiseed,

@@ -67,9 +67,11 @@ def parameters(run) -> int:
 
 
 def run_groups(config, seeds: list[int], runs_dir: Path, mode: str) -> dict[str, list]:
-  """Trains (or reuses) every config's seeds; returns each config's runs as read from disk."""
-  return {name: seeded.trained_runs(config, name, seeds, runs_dir, mode)
-          for name in study.model_names(config)}
+  """Trains (or reuses) every config's seeds, all checked first; returns each config's runs as
+  read from disk."""
+  names = study.model_names(config)
+  seeded.check_runs(config, [(name, None) for name in names], seeds, runs_dir)
+  return {name: seeded.trained_runs(config, name, seeds, runs_dir, mode) for name in names}
 
 
 def results_table(groups: dict[str, list]) -> str:

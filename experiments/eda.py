@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
 from svhn_jax import cli, data, data_stats, plots, report, sources
+from svhn_jax import config as config_lib
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", "configs/demo.py", "A run config; its `data` field picks the file, its seed the "
-    "random samples.", lock_config=True)
+cli.define_config("configs/demo.py", "A run config; its `data` field picks the file, its seed "
+                  "the random samples.")
 flags.DEFINE_string("results_dir", "results/eda", "Where report.md and its figures go.")
 flags.DEFINE_integer("samples", 5, "Random samples shown per class.")
 
@@ -98,6 +97,7 @@ def markdown(numbers: dict, figs: dict, out: Path) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  config_lib.validate(FLAGS.config)
   out = Path(FLAGS.results_dir)
   dataset, path = sources.load(FLAGS.config.data)
   numbers = summary(path, dataset)

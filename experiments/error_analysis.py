@@ -21,19 +21,19 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
 from svhn_jax import (cli, data, evaluate, house_numbers, inference, plots, report, sources,
                       tasks, train)
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", "configs/demo.py", "The run config, used to train "
-                                "--workdir if it holds no finished run.", lock_config=True)
+cli.define_config("configs/demo.py", "The run config, used to train --workdir if it holds no "
+                  "finished run.")
 flags.DEFINE_string("workdir", None, "The run to analyse (default: <results_dir>/run).")
 flags.DEFINE_string("results_dir", "results/error_analysis", "Where report.md and figures go.")
-flags.DEFINE_float("threshold", 0.85, "Errors made with a probability above this are listed as "
+flags.DEFINE_float("threshold", 0.85, lower_bound=0.0, upper_bound=1.0,
+                   help="Errors made with a probability above this (0..1) are listed as "
                    "high-confidence errors.")
-flags.DEFINE_integer("grid", 20, "Images per grid (4 rows of 5).")
+flags.DEFINE_integer("grid", 20, "Images per grid (4 rows of 5).", lower_bound=1)
 
 GREEN, RED = "tab:green", "tab:red"
 

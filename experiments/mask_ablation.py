@@ -102,8 +102,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config, out, runs_dir, seeds = seeded.settings()
-  per_model = {m: run_arms(config, m, seeds, runs_dir, FLAGS.multiseed)
-               for m in study.model_names(config)}
+  names = study.model_names(config)
+  seeded.check_runs(config, [(m, arm) for m in names for arm in ARMS], seeds, runs_dir)
+  per_model = {m: run_arms(config, m, seeds, runs_dir, FLAGS.multiseed) for m in names}
   settings = report.settings_text(
       {f"{m.upper()} {a}": runs for m, arms in per_model.items() for a, runs in arms.items()},
       seeds)

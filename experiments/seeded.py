@@ -1,16 +1,16 @@
 """The flags and settings the multi-seed experiments share: config, results, runs, seeds."""
 
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import ml_collections
 from absl import flags
-from ml_collections import config_flags
 
 from configs import study
+from svhn_jax import cli, multiseed, report, train
 from svhn_jax import config as config_lib
-from svhn_jax import multiseed, report
+from svhn_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
 
@@ -25,11 +25,7 @@ class Settings(NamedTuple):
 def define_flags(config_file: str, results_dir: str, unit: str) -> None:
   """Defines --config, --results_dir, --runs_dir, --seeds and --multiseed; `unit` is what
   trains each group of seeds ('model' or 'arm')."""
-  # ml_collections reads sys.argv itself, already here for a flag with a default, and cannot
-  # parse a list field: it is given argv without the overrides that cli.parse_flags parses.
-  config_flags.DEFINE_config_file(
-      "config", config_file, "The study's settings.", lock_config=True,
-      sys_argv=config_lib.split_overrides(sys.argv, config_lib.STUDY_SCHEMA, strict=False)[0])
+  cli.define_config(config_file, "The study's settings.")
   flags.DEFINE_string("results_dir", results_dir, "Where report.md and figures go.")
   flags.DEFINE_string("runs_dir", None,
                       "Where the runs' workdirs go (default: <results_dir>/runs).")
@@ -56,3 +52,27 @@ def trained_runs(config: ml_collections.ConfigDict, name: str, seeds: list[int],
   group = multiseed.group_dir(runs_dir, run, name)
   multiseed.train_seeds(run, seeds, group, mode=mode)
   return [report.read_run(multiseed.seed_workdir(group, s)) for s in seeds]
+
+
+def check_runs(config: ml_collections.ConfigDict, arms: Sequence[tuple[str, str | None]],
+               seeds: list[int], runs_dir: Path) -> None:
+  """Checks every run an experiment will train before the first starts, so that a config it
+  cannot run stops it at once rather than after hours: each (name, preprocess) of `arms` built
+  as `trained_runs` builds it, for every seed, validated as a run config; a digit classifier
+  (these experiments score digits: config.task=number is refused); and its workdir free or
+  holding a run of the same settings. Raises ConfigError naming the config file."""
+  for name, preprocess in arms:
+    run = study.run_config(config, name, preprocess=preprocess)
+    if run.get("task", "digit") != "digit":
+      raise ConfigError(f"config.models: configs/{name}.py reads whole house numbers "
+                        f"(config.task={run.task}), and this experiment scores digit "
+                        f"classifiers; train it alone with python -m svhn_jax.main "
+                        f"--config=configs/{name}.py")
+    group = multiseed.group_dir(runs_dir, run, name)
+    for seed in seeds:
+      one = train.seed_config(run, seed)
+      try:
+        config_lib.validate(one)
+      except ConfigError as e:
+        raise ConfigError(f"configs/{name}.py under the experiment's settings: {e}") from None
+      multiseed.check_reusable(multiseed.seed_workdir(group, seed), one)

@@ -1,6 +1,7 @@
 """What every command-line entry point shares (main, predict, data, the experiments): flag
 parsing with the config's own spellings, a user's error as one line, the console log, progress.
 
+  cli.define_config("configs/demo.py", "A run config.")  # instead of DEFINE_config_file
   cli.run(main)                      # instead of absl's app.run(main)
 
 `run` parses `--config` files and their `--config.<field>=` overrides (an override naming no
@@ -21,11 +22,15 @@ from pathlib import Path
 
 import ml_collections
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 from svhn_jax import config as config_lib
 from svhn_jax.errors import SvhnError
 
 FLAGS = flags.FLAGS
+# The command line --config reads its overrides from: `parse_flags` fills it with its argv less
+# the overrides it parses itself (ml_collections reads sys.argv whole, and refuses a list field).
+_CONFIG_ARGV: list[str] = []
 # XLA's words for an allocation that failed.
 _OUT_OF_MEMORY = ("Out of memory", "out of memory", "Allocator", "allocate")
 
@@ -120,6 +125,15 @@ class progress_bar:
     self._bar.close()
 
 
+def define_config(default: str | None, help_string: str) -> None:
+  """Defines --config, a config file with get_config() (`default` where the command line names
+  none, e.g. 'configs/demo.py'), for `run` to parse with its `--config.<field>=` overrides.
+  ml_collections, left to itself, parses a default and the overrides from sys.argv as the flag
+  is defined, on import, where a misspelt field is a traceback rather than one line."""
+  config_flags.DEFINE_config_file("config", default, help_string, lock_config=True,
+                                  sys_argv=_CONFIG_ARGV)
+
+
 def run(main: Callable[[list[str]], None], *, on_interrupt: str = "stopped by Ctrl-C",
         schema: Mapping[str, config_lib.Field] | None = None) -> None:
   """absl's `app.run(main)` with this codebase's flag parsing, log and one-line errors;
@@ -142,7 +156,12 @@ def parse_flags(argv: list[str], schema: Mapping[str, config_lib.Field] | None =
   file or field that cannot be used as one line."""
   schema = config_lib.RUN_SCHEMA if schema is None else schema
   try:
+    # A --flagfile's lines too, so that its list and optional-boolean overrides are parsed here.
+    argv = FLAGS.read_flags_from_files(argv, force_gnu=False)
     argv, values = config_lib.split_overrides(argv, schema)
+    if "config" in FLAGS:
+      argv = _naming_the_config(argv)
+      _CONFIG_ARGV[:] = argv
     # FLAGS(argv) rather than app.parse_flags_with_usage, which prints absl's two-line FATAL
     # message for a value of the wrong type (--config.train.epochs=2.5).
     rest = FLAGS(argv)
@@ -159,6 +178,17 @@ def parse_flags(argv: list[str], schema: Mapping[str, config_lib.Field] | None =
   except TypeError as e:
     sys.exit(f"error: {e}")
   return rest
+
+
+def _naming_the_config(argv: list[str]) -> list[str]:
+  """`argv` with --config=<its default> first where it names no config file, so that the file
+  and its overrides are parsed here rather than when the flag was defined."""
+  flag = FLAGS["config"]
+  given = any(arg in ("--config", "-config") or re.match(r"^--?config=", arg) for arg in argv)
+  if given or flag.default is None:
+    return argv
+  default = flag.default_as_str.strip("'")
+  return [*argv[:1], f"--config={default}", *argv[1:]]
 
 
 def _config_argument(argv: list[str]) -> str:

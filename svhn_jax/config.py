@@ -308,13 +308,11 @@ def _special(schema: Mapping[str, Field]) -> dict[str, Field]:
   return {k: f for k, f in schema.items() if f.kind in ("optional_bool", "names")}
 
 
-def split_overrides(argv: Sequence[str], schema: Mapping[str, Field], *, strict: bool = True
+def split_overrides(argv: Sequence[str], schema: Mapping[str, Field]
                     ) -> tuple[list[str], dict[str, Any]]:
   """Takes the `--config.<field>=<text>` overrides of optional-boolean and list fields out of
   `argv` (ml-collections cannot parse 'auto' or 'ann1,cnn2'); returns the rest of argv and the
-  parsed values by dotted field name. Raises ConfigError for a text the field cannot take,
-  unless not `strict` (for a caller that only needs the rest of argv: the text is left out of
-  the values, for the strict parse that follows to report)."""
+  parsed values by dotted field name. Raises ConfigError for a text the field cannot take."""
   special = _special(schema)
   rest, values = [], {}
   args = list(argv)
@@ -327,11 +325,7 @@ def split_overrides(argv: Sequence[str], schema: Mapping[str, Field], *, strict:
       if text is None and i + 1 < len(args):
         i += 1
         text = args[i]
-      try:
-        values[dotted] = parse_override(special[dotted], dotted, text or "")
-      except ConfigError:
-        if strict:
-          raise
+      values[dotted] = parse_override(special[dotted], dotted, text or "")
     else:
       rest.append(arg)
     i += 1
@@ -339,12 +333,15 @@ def split_overrides(argv: Sequence[str], schema: Mapping[str, Field], *, strict:
 
 
 def apply_overrides(config: ml_collections.ConfigDict, values: Mapping[str, Any]) -> None:
-  """Sets the values `split_overrides` took out of argv on the parsed config."""
+  """Sets the values `split_overrides` took out of argv on the parsed config. Raises
+  ConfigError for a field the config lacks (a config file of another kind)."""
   for dotted, value in values.items():
     *parents, name = dotted.split(".")
     node = config
     for parent in parents:
-      node = node[parent]
+      node = node.get(parent) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+      raise ConfigError(f"--config.{dotted}: the config has no such field")
     node[name] = value
 
 

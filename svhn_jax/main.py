@@ -26,8 +26,7 @@ from svhn_jax import cli, interrupts, parallel, preflight, runlock, train
 from svhn_jax import config as config_lib
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", None, "A config file with get_config(), e.g. configs/cnn2.py.", lock_config=True)
+cli.define_config(None, "A config file with get_config(), e.g. configs/cnn2.py.")
 flags.DEFINE_string("workdir", None, "Where the run's checkpoints, metrics and figures go "
                     "(default: runs/<config file name>).")
 flags.DEFINE_bool("restart", False, "Discard the workdir's previous run (checkpoints, metrics, "
