@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from svhn_jax import cli
+
 MODELS = ("ann1", "ann2", "cnn1", "cnn2")
 STUDY = {"ann1": (128, 20), "ann2": (128, 30), "cnn1": (32, 20), "cnn2": (128, 30)}  # (batch, epochs)
 STUDY_LR = {"ann1": 1e-3, "ann2": 5e-4, "cnn1": 1e-3, "cnn2": 1e-3}
@@ -251,7 +253,7 @@ def ratios(rows: list[dict]) -> dict:
 
 
 def parse_args(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--models", default=",".join(MODELS))
   parser.add_argument("--train", type=int, default=42_000, help="training images")
   parser.add_argument("--val", type=int, default=60_000, help="validation images")

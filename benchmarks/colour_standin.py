@@ -13,7 +13,6 @@ each run's test accuracy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import scipy.io
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from svhn_jax import synthetic  # noqa: E402
+from svhn_jax import cli, synthetic  # noqa: E402
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -62,7 +61,7 @@ def write_mat(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--dir", required=True, type=Path)
   parser.add_argument("--train", type=int, default=10_000, help="train file: train + validation")
   parser.add_argument("--val-size", type=int, default=2_000)

@@ -29,6 +29,8 @@ import numpy as np
 # The builders live with the tests; running this file puts benchmarks/, not the repo, on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from svhn_jax import cli  # noqa: E402
+
 # Train's photos by number of digits (1 to 6): 33,402 photos, 73,257 digits.
 TRAIN_LENGTHS = (5137, 18130, 8691, 1434, 9, 1)
 _BLOCK = 1000  # distinct crops, repeated: far apart enough that zlib compresses each on its own
@@ -117,7 +119,7 @@ def cpu_model() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--dir", help="folder for the stand-in files")
   parser.add_argument("--train", type=int, default=73_257, help="crops in train_32x32.mat")
   parser.add_argument("--extra", type=int, default=531_131, help="crops in extra_32x32.mat")

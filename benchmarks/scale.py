@@ -14,7 +14,6 @@ command's start to the first training step's start, and the seconds of the first
 
 from __future__ import annotations
 
-import argparse
 import re
 import resource
 import subprocess
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.official_data import write_cropped  # noqa: E402
+from svhn_jax import cli  # noqa: E402
 from svhn_jax import config as config_lib  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def log_time(line: str) -> float:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--dir", required=True, type=Path)
   parser.add_argument("--train", type=int, default=73_257)
   parser.add_argument("--extra", type=int, default=531_131)

@@ -13,7 +13,6 @@ average is printed before and after).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -25,7 +24,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from svhn_jax import models, steps, xla_flags
+from svhn_jax import cli, models, steps, xla_flags
 
 
 def parse_ints(text: str) -> list[int]:
@@ -89,7 +88,7 @@ def cpu_model() -> str:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--models", default="10-1,10-2,16-1,16-2,16-4,28-2",
                       help="comma-separated depth-width pairs (ignored if --depths is given)")
   parser.add_argument("--depths", type=parse_ints, default=None, help="e.g. 10,16,28")

@@ -11,6 +11,7 @@ field, or a file that cannot load, is one line), sets up the log once, and runs 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import logging as std_logging
@@ -108,6 +109,28 @@ def _quiet_closed_loops(hook):
     hook(unraisable)
 
   return quiet
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse's parser for the entry points that take no --config (`svhn_jax.data`, the
+  generators, benchmarks): a bad argument is one line, `error: <prog>: <what>; see --help`, with
+  exit status 2, where argparse prints its usage block first. Subcommands' parsers are of this
+  class too."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.register("action", "parsers", _SubParsers)
+
+  def error(self, message: str):
+    print(f"error: {self.prog}: {' '.join(message.split())}; see {self.prog} --help",
+          file=sys.stderr)
+    sys.exit(2)
+
+
+class _SubParsers(argparse._SubParsersAction):  # argparse's documented `parser_class` hook
+  def __init__(self, *args, **kwargs):
+    kwargs["parser_class"] = ArgumentParser
+    super().__init__(*args, **kwargs)
 
 
 class progress_bar:

@@ -8,7 +8,6 @@ Command line: `python -m svhn_jax.data inspect FILE` lists every dataset in an H
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -350,7 +349,7 @@ def _is_official(path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m svhn_jax.data",
+  parser = cli.ArgumentParser(prog="python -m svhn_jax.data",
                                    description="Look into SVHN data files: the study's HDF5, "
                                    "SVHN's .mat files, .tar.gz archives and photo folders.")
   commands = parser.add_subparsers(dest="command", required=True)

@@ -49,7 +49,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from svhn_jax import plots
+from svhn_jax import cli, plots
 from svhn_jax.data import Dataset, Split, save_h5
 
 log = logging.getLogger(__name__)
@@ -571,7 +571,7 @@ def count(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m svhn_jax.synthetic",
+  parser = cli.ArgumentParser(prog="python -m svhn_jax.synthetic",
                                    description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="HDF5 file to write")
   parser.add_argument("--train", type=count, required=True, help="training crops")
@@ -583,13 +583,14 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--preview", help="also save a PNG grid of the first 50 training crops")
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(message)s")
-  path = write(args.out, train=args.train, val=args.val, test=args.test, seed=args.seed,
-               version=args.version)
-  log.info("wrote %s", path)
-  if args.preview:
-    with h5py.File(path, "r") as f:
-      images, labels = f["X_train"][:50], f["y_train"][:50]
-    log.info("wrote %s", save_preview(args.preview, images, labels))
+  with cli.user_errors():
+    path = write(args.out, train=args.train, val=args.val, test=args.test, seed=args.seed,
+                 version=args.version)
+    log.info("wrote %s", path)
+    if args.preview:
+      with h5py.File(path, "r") as f:
+        images, labels = f["X_train"][:50], f["y_train"][:50]
+      log.info("wrote %s", save_preview(args.preview, images, labels))
 
 
 if __name__ == "__main__":

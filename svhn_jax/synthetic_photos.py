@@ -530,7 +530,7 @@ def _count(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m svhn_jax.synthetic_photos",
+  parser = cli.ArgumentParser(prog="python -m svhn_jax.synthetic_photos",
                                    description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="folder to write train.tar.gz, test.tar.gz")
   parser.add_argument("--train", type=_count, required=True, help="training photos")

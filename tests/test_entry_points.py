@@ -146,3 +146,25 @@ def test_a_list_override_for_a_field_the_config_lacks_names_it():
   with pytest.raises(ConfigError, match=r"^--config\.train\.augment\.ops: the config has no such "
                      r"field$"):
     config_lib.apply_overrides(study.get_config(), {"train.augment.ops": ["rotate"]})
+
+
+@pytest.mark.parametrize("main, argv, says", [
+    ("svhn_jax.data", [], "python -m svhn_jax.data: the following arguments are required: command"),
+    ("svhn_jax.data", ["inspect"], "python -m svhn_jax.data inspect: the following arguments are "
+     "required: file"),
+    ("svhn_jax.data", ["look", "f.h5"], "python -m svhn_jax.data: argument command: invalid choice"),
+    ("svhn_jax.synthetic", ["--out=s.h5", "--train=-1", "--val=1", "--test=1"],
+     "python -m svhn_jax.synthetic: argument --train: expected a count >= 0, got -1"),
+    ("svhn_jax.synthetic_photos", ["--out=p", "--train=1"], "python -m svhn_jax.synthetic_photos: "
+     "the following arguments are required: --test"),
+])
+def test_an_entry_point_without_config_says_a_bad_argument_in_one_line(main, argv, says, capsys):
+  """The argparse entry points (data inspection, the generators, benchmarks) share
+  `cli.ArgumentParser`: one line and exit status 2, not argparse's usage block."""
+  module = __import__(main, fromlist=["main"])
+  with pytest.raises(SystemExit) as info:
+    module.main(argv)
+  assert info.value.code == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and err.startswith(f"error: {says}"), err
+  assert err.rstrip().endswith("--help")
