@@ -256,12 +256,13 @@ def test_resumable_fields_may_change():
 
 
 def test_a_field_the_saved_config_predates_reads_as_its_default():
-  saved, new = saved_and_new()
+  saved, new = saved_and_new(**{"data.source": "svhn_cropped"})
+  saved["data"]["source"] = "svhn_cropped"
   del saved["data"]["color"], saved["data"]["use_extra"]
   saved["train"]["scan_epoch"] = "auto"
   assert config_lib.from_dict(saved).data.use_extra is False
   assert config_lib.resume_conflicts(saved, new) == []
-  _, colour = saved_and_new(**{"data.color": "rgb"})
+  _, colour = saved_and_new(**{"data.source": "svhn_cropped", "data.color": "rgb"})
   assert config_lib.resume_conflicts(saved, colour) == ["data.color: 'grey' -> 'rgb'"]
 
 
