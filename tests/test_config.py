@@ -66,6 +66,8 @@ def test_the_defaults_and_every_shipped_config_are_valid():
   import importlib
   for name in study.run_config_names() + ["default"]:
     config_lib.validate(importlib.import_module(f"configs.{name}").get_config())
+  # configs/numbers.py:svhn_full, as its docstring and README run it on SVHN's photos.
+  config_lib.validate(importlib.import_module("configs.numbers").get_config("svhn_full"))
   for module in (study, mask_ablation):
     config_lib.validate(module.get_config(), config_lib.STUDY_SCHEMA)
 
