@@ -1,7 +1,9 @@
 """Defaults shared by every run; the per-model files override what the study set per model.
 
 Every field can be overridden on the command line, e.g. `--config.train.epochs=3`;
-svhn_jax/config.py holds each field's type, allowed values and range.
+svhn_jax/config.py holds each field's type, allowed values and range, and when a run reads it
+(`Field.applies_to`): a field the comments below mark for some runs only ("sgd only", "wrn",
+"task=number", ...) and set away from its value here is refused in a run that does not read it.
 """
 
 import ml_collections
@@ -19,7 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "cnn2"  # ann1 | ann2 | cnn1 | cnn2 | wrn | multidigit (task=number)
-  # auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax layers elsewhere | fast | flax
+  # The study's models only. auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax
+  # layers elsewhere | fast | flax
   config.model.impl = "auto"
   # Wide ResNet WRN-depth-width (Zagoruyko & Komodakis 2016), model.name=wrn only: depth 6n+4,
   # width the channel multiplier k, dropout between the convolutions of each block.
@@ -40,15 +43,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.path = ""
   config.data.cache_dir = ""  # empty: $SVHN_JAX_CACHE or ~/.cache/svhn_jax
   config.data.preprocess = "raw"  # raw | mask (background-normalized, data-driven mask)
-  # grey: the study's luma 0.299 R + 0.587 G + 0.114 B | rgb: colour crops (svhn_cropped only)
+  # grey: the study's luma 0.299 R + 0.587 G + 0.114 B | rgb: colour crops (svhn_cropped,
+  # svhn_full and task=number only)
   config.data.color = "grey"
   # svhn_cropped: SVHN format 2 (train_32x32.mat, test_32x32.mat, extra_32x32.mat) in the folder
   # config.data.path, or downloaded into the cache. It has no validation split: val_size crops
   # are carved from the training ones, stratified by class and seeded by split_seed (not by
   # config.seed, so the seeds of an ablation share one split); at most a fifth of them.
-  config.data.use_extra = False  # add extra_32x32.mat's 531,131 crops to the training split
+  # add extra_32x32.mat's 531,131 crops to the training split (svhn_cropped, svhn_full and
+  # task=number only; val_size and split_seed likewise, or with train_on_val)
+  config.data.use_extra = False
   config.data.val_size = 6_000
   config.data.split_seed = 0
+  # source=synthetic with an empty path only (val and version: task=digit only)
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.train = 42_000
   config.data.synthetic.val = 60_000
@@ -80,7 +87,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.epochs = 30
   config.train.batch_size = 128
   config.train.learning_rate = 1e-3
-  config.train.adam_eps = 1e-7  # Keras's Adam default, not optax's 1e-8
+  config.train.adam_eps = 1e-7  # adam, adamw: Keras's Adam default, not optax's 1e-8
   config.train.eval_batch_size = 2048  # inference chunk; at most 128 for a CNN on the CPU
   # Whole epochs under lax.scan: None (auto: accelerators, and the ANNs on the CPU), True or
   # False; on the command line auto, true or false.
@@ -97,8 +104,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.label_smoothing = 0.0  # Szegedy et al. 2016: targets (1 - a) one-hot + a / 10
   # Evaluate an exponential moving average of the weights, decay per step (0: off; e.g. 0.999)
   config.train.ema_decay = 0.0
-  # bfloat16: activations and matmuls in bfloat16, parameters and optimizer state in float32
-  # (for GPU/TPU; the CPU has no fast bfloat16 and stays float32 by default)
+  # wrn only. bfloat16: activations and matmuls in bfloat16, parameters and optimizer state in
+  # float32 (for GPU/TPU; the CPU has no fast bfloat16 and stays float32 by default)
   config.train.compute_dtype = "float32"
   config.train.val_examples = 0  # validate on the first n validation crops each epoch (0: all)
   config.train.tta = 0  # test-time augmentation: mean softmax over shifts of up to n pixels
@@ -107,16 +114,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.augment.translate = 0  # pad and random crop, up to n pixels each way
   config.train.augment.cutout = 0  # side of the zeroed square, pixels
   config.train.augment.num_ops = 0  # RandAugment's N operations per image
-  config.train.augment.magnitude = 0.0  # RandAugment's M, 0..10
+  # RandAugment's M, 0..10, and the operations it draws from: read only with num_ops > 0
+  config.train.augment.magnitude = 0.0
   # on the command line: --config.train.augment.ops=rotate,contrast (or "['rotate','contrast']")
   config.train.augment.ops = list(config_lib.AUGMENT_OPS)
 
   config.train.early_stopping = ml_collections.ConfigDict()
-  config.train.early_stopping.enabled = True  # False: train every epoch, evaluate the last
+  # False: train every epoch, evaluate the last (and patience and min_delta are not read)
+  config.train.early_stopping.enabled = True
   config.train.early_stopping.patience = 5  # on val_accuracy; best weights restored at the end
   config.train.early_stopping.min_delta = 0.0
 
-  config.train.plateau = ml_collections.ConfigDict()
+  config.train.plateau = ml_collections.ConfigDict()  # train.schedule=plateau only
   config.train.plateau.factor = 0.5  # on val_loss, as Keras's ReduceLROnPlateau
   config.train.plateau.patience = 3
   config.train.plateau.min_delta = 1e-4

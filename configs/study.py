@@ -8,6 +8,11 @@ keeps that config's own value, and one set overrides it for every run, e.g.
 `data.train_on_val` left at None (`auto`) likewise keeps each run config's own (the Wide ResNet
 recipes train on the training and validation crops, the study's models on the training ones),
 and `--config.data.train_on_val=true|false` sets it for every run.
+
+The shared data goes to every run, so it may hold what one run does not read (the generated
+data's sizes beside a data.path, data.numbers in a digit run; `Field.applies_to` in
+svhn_jax/config.py): such a field is ignored by that run (left at configs/default.py's value in
+its config), not refused; one set away from this file's value that no run reads is refused.
 """
 
 import importlib
@@ -16,7 +21,7 @@ from pathlib import Path
 import ml_collections
 from ml_collections import config_dict
 
-from configs import demo
+from configs import default, demo
 from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError
 
@@ -61,14 +66,38 @@ def model_names(config: ml_collections.ConfigDict) -> list[str]:
   if unknown:
     raise ConfigError(f"config.models={','.join(config.models)}: no run config "
                       f"configs/{unknown[0]}.py; expected names from {', '.join(known)}")
+  refuse_unread(config, list(config.models))
   return list(config.models)
+
+
+def refuse_unread(config: ml_collections.ConfigDict, names: list[str]) -> None:
+  """Raises ConfigError for a shared field set away from this file's value that none of the
+  runs `names` reads (`config.refuse_unread`'s line, with the first run's settings)."""
+  shared = config_lib.flat(config.to_dict())
+  runs = [config_lib.flat(_shared_run(config, name).to_dict()) for name in names]
+  baseline = config_lib.flat(get_config().to_dict())
+  for dotted in config_lib.STUDY_SCHEMA:
+    field = config_lib.RUN_SCHEMA.get(dotted)
+    if (field is not None and shared[dotted] != baseline.get(dotted)
+        and not any(config_lib.applies(field, run) for run in runs)):
+      raise ConfigError(config_lib.unread_message(dotted, runs[0]))
 
 
 def run_config(config: ml_collections.ConfigDict, name: str,
                preprocess: str | None = None) -> ml_collections.ConfigDict:
   """The run config of configs/<name>.py under the experiment's settings: its own file, then
   the shared data (its `train_on_val` where the experiment leaves that None), seed and
-  training overrides, and `preprocess` if given."""
+  training overrides, and `preprocess` if given; the shared fields the run does not read at
+  configs/default.py's values."""
+  run = _shared_run(config, name, preprocess)
+  defaults = config_lib.default_values()
+  unread = config_lib.unread(config_lib.flat(run.to_dict())) & set(config_lib.STUDY_SCHEMA)
+  config_lib.apply_overrides(run, {dotted: defaults[dotted] for dotted in unread})
+  return run
+
+
+def _shared_run(config: ml_collections.ConfigDict, name: str,
+                preprocess: str | None = None) -> ml_collections.ConfigDict:
   run = importlib.import_module(f"configs.{name}").get_config()
   run.seed = config.seed
   own_train_on_val = run.data.train_on_val

@@ -3,7 +3,11 @@
 `validate(config)` runs before anything is written and before JAX starts, so a bad value is one
 line on stderr within a second. The schema also says which fields may differ when a workdir is
 resumed (`Field.resumable`): those change how a run computes (chunk sizes, devices, fused or
-plain layers, checkpointing, how many epochs), never what it computes.
+plain layers, checkpointing, how many epochs), never what it computes. And it says when a field
+is read at all (`Field.applies_to`): a new run that sets a field away from configs/default.py
+where its model, optimizer, schedule, source or task does not read it is refused in one line
+naming the field and the setting it needs, rather than training as if it were not set. Saved
+configs (`from_dict`) are not held to this, so older runs still resume and predict.
 
 Two kinds of field have a command-line spelling that ml-collections cannot parse by itself,
 kept as documented: an optional boolean (`auto|true|false`, None meaning auto) and a list of
@@ -53,10 +57,24 @@ AUGMENT_OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "post
 
 
 @dataclasses.dataclass(frozen=True)
+class Not:
+  """In a `Field.applies_to` condition: any value but `values`."""
+
+  values: tuple[Any, ...]
+
+  def __contains__(self, value: Any) -> bool:
+    return value not in self.values
+
+
+@dataclasses.dataclass(frozen=True)
 class Field:
   """One config field. `kind` is int, float, bool, str, 'optional_bool' or 'names' (a list of
   strings); `low`/`high` bound numbers (inclusive unless `open_high`); `choices` bound strings
-  (and each name of a 'names' field); `also` lists extra allowed values outside the range."""
+  (and each name of a 'names' field); `also` lists extra allowed values outside the range.
+
+  `applies_to`: when a run reads the field, as alternatives ({dotted field: allowed values}, the
+  values a tuple or `Not`); the field is read when every field of one alternative holds one of
+  its values, and always when there are none."""
 
   kind: Any
   low: float | None = None
@@ -69,6 +87,7 @@ class Field:
   expected: str = ""
   # The value a config.json written before the field existed is read with.
   default: Any = None
+  applies_to: tuple[Mapping[str, Any], ...] = ()
 
   def problem(self, value: Any) -> str | None:
     """What is wrong with `value`, as 'expected ...', or None."""
@@ -119,59 +138,88 @@ class Field:
     return None if low_ok and high_ok else f"expected {self._range(noun)}"
 
 
+# When fields are read (`Field.applies_to`), by what reads them: models.py, number_models.py,
+# recipes.py, steps.py, train.py, sources.py and number_data.py.
+_WRN = ({"model.name": ("wrn",)},)
+_STUDY_MODELS = ({"model.name": ("ann1", "ann2", "cnn1", "cnn2")},)
+_NUMBERS = ({"task": ("number",)},)
+_OFFICIAL_OR_NUMBERS = ({"data.source": ("svhn_cropped", "svhn_full")}, *_NUMBERS)
+_CARVED = (*_OFFICIAL_OR_NUMBERS, {"data.train_on_val": (True,)})
+_GENERATED = ({"data.source": ("synthetic",), "data.path": ("",)},)
+_GENERATED_CROPS = ({"task": ("digit",), "data.source": ("synthetic",), "data.path": ("",)},)
+_RAND_AUGMENT = ({"train.augment.num_ops": Not((0,))},)
+_EARLY_STOPPING = ({"train.early_stopping.enabled": (True,)},)
+_PLATEAU = ({"train.schedule": ("plateau",)},)
+
 # Every field of a run config (configs/default.py).
 RUN_SCHEMA: dict[str, Field] = {
     "seed": Field(int, low=0),
     # Config files written before the task existed trained digits.
     "task": Field(str, choices=TASKS, default="digit"),
     "model.name": Field(str, choices=MODEL_NAMES),
-    "model.impl": Field(str, choices=IMPLS, resumable=True),
+    # The study's layers only: the WRN's and the number reader's are plain Flax.
+    "model.impl": Field(str, choices=IMPLS, resumable=True, applies_to=_STUDY_MODELS),
     # Wide ResNets (model.name=wrn) only; WRN-depth-width, Zagoruyko & Komodakis 2016.
-    "model.depth": Field(int, low=10, default=28),
-    "model.width": Field(int, low=1, default=2),
-    "model.dropout": Field(float, low=0, high=1, open_high=True, default=0.0),
+    "model.depth": Field(int, low=10, default=28, applies_to=_WRN),
+    "model.width": Field(int, low=1, default=2, applies_to=_WRN),
+    "model.dropout": Field(float, low=0, high=1, open_high=True, default=0.0,
+                           applies_to=({"model.name": ("wrn", "multidigit")},)),
     # Per-image standardization of the WRN's input (models.PerImageStandardization).
-    "model.standardize": Field(bool, default=False),
+    "model.standardize": Field(bool, default=False, applies_to=_WRN),
     # The number reader (model.name=multidigit) only: small (CPU) or Goodfellow et al.'s.
-    "model.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small"),
+    "model.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small",
+                        applies_to=({"model.name": ("multidigit",)},)),
     "data.source": Field(str, choices=DATA_SOURCES),
     # Where the data lives may change on resume; its fingerprint must not (see `data`).
     "data.path": Field(str, resumable=True),
     "data.cache_dir": Field(str, resumable=True),
     "data.preprocess": Field(str, choices=PREPROCESS_MODES),
-    "data.color": Field(str, choices=COLORS, default="grey"),
-    "data.use_extra": Field(bool, default=False),
-    "data.val_size": Field(int, low=1, default=6_000),
-    "data.split_seed": Field(int, low=0, default=0),
-    "data.synthetic.train": Field(int, low=1),
-    "data.synthetic.val": Field(int, low=1),
-    "data.synthetic.test": Field(int, low=1),
-    "data.synthetic.seed": Field(int, low=0),
+    # The study's file and the generated crops are grey; SVHN's own files and photos in colour.
+    "data.color": Field(str, choices=COLORS, default="grey", applies_to=_OFFICIAL_OR_NUMBERS),
+    "data.use_extra": Field(bool, default=False, applies_to=_OFFICIAL_OR_NUMBERS),
+    # The validation crops carved from the training ones: by SVHN's own sources and the number
+    # task always, by the others with train_on_val.
+    "data.val_size": Field(int, low=1, default=6_000, applies_to=_CARVED),
+    "data.split_seed": Field(int, low=0, default=0, applies_to=_CARVED),
+    # The generated data's, made only when no data.path is given; the number task's photos
+    # come in train and test splits of the generator's own version.
+    "data.synthetic.train": Field(int, low=1, applies_to=_GENERATED),
+    "data.synthetic.val": Field(int, low=1, applies_to=_GENERATED_CROPS),
+    "data.synthetic.test": Field(int, low=1, applies_to=_GENERATED),
+    "data.synthetic.seed": Field(int, low=0, applies_to=_GENERATED),
     # Config files written before version 2 existed used version 1.
-    "data.synthetic.version": Field(int, low=1, high=max(SYNTHETIC_VERSIONS), default=1),
+    "data.synthetic.version": Field(int, low=1, high=max(SYNTHETIC_VERSIONS), default=1,
+                                    applies_to=_GENERATED_CROPS),
+    # Always read: SVHN's own sources and the number task already train on all but the carved
+    # validation crops, which is what true asks for.
     "data.train_on_val": Field(bool, default=False),
     # task=number: each number's box widened by a margin per side, as a share of its width and
     # height; training photos draw theirs uniformly in [margin_low, margin_high], evaluation
     # uses eval_margin (Goodfellow's 0.15); jitter: random 54x54 windows of the 64x64 crops in
     # training rather than the centre one.
-    "data.numbers.margin_low": Field(float, low=0, default=0.15),
-    "data.numbers.margin_high": Field(float, low=0, default=1.0),
-    "data.numbers.eval_margin": Field(float, low=0, default=0.15),
-    "data.numbers.jitter": Field(bool, default=True),
+    "data.numbers.margin_low": Field(float, low=0, default=0.15, applies_to=_NUMBERS),
+    "data.numbers.margin_high": Field(float, low=0, default=1.0, applies_to=_NUMBERS),
+    "data.numbers.eval_margin": Field(float, low=0, default=0.15, applies_to=_NUMBERS),
+    "data.numbers.jitter": Field(bool, default=True, applies_to=_NUMBERS),
     "train.epochs": Field(int, low=1, resumable=True),
     "train.batch_size": Field(int, low=1),
     "train.learning_rate": Field(float, low=0, open_low=True),
-    "train.adam_eps": Field(float, low=0, open_low=True),
+    "train.adam_eps": Field(float, low=0, open_low=True,
+                            applies_to=({"train.optimizer": ("adam", "adamw")},)),
     "train.eval_batch_size": Field(int, low=1, resumable=True),
     "train.scan_epoch": Field("optional_bool", resumable=True),
     "train.optimizer": Field(str, choices=OPTIMIZERS, default="adam"),
-    "train.momentum": Field(float, low=0, high=1, open_high=True, default=0.9),
+    "train.momentum": Field(float, low=0, high=1, open_high=True, default=0.9,
+                            applies_to=({"train.optimizer": ("sgd",)},)),
+    # Every optimizer's: an L2 gradient for adam and sgd, decoupled for adamw.
     "train.weight_decay": Field(float, low=0, default=0.0),
     "train.schedule": Field(str, choices=SCHEDULES, default="plateau"),
-    "train.warmup_epochs": Field(float, low=0, default=0.0),
+    "train.warmup_epochs": Field(float, low=0, default=0.0,
+                                 applies_to=({"train.schedule": ("cosine", "onecycle")},)),
     "train.label_smoothing": Field(float, low=0, high=1, open_high=True, default=0.0),
     "train.ema_decay": Field(float, low=0, high=1, open_high=True, default=0.0),
-    "train.compute_dtype": Field(str, choices=COMPUTE_DTYPES, default="float32"),
+    # The study's models keep Keras's float32 layers; the number reader computes in float32.
+    "train.compute_dtype": Field(str, choices=COMPUTE_DTYPES, default="float32", applies_to=_WRN),
     # Validation on the first val_examples crops of the validation split (0: all of it).
     "train.val_examples": Field(int, low=0, resumable=True, default=0),
     # Test-time augmentation: average the softmax over shifts of up to tta pixels (0: off).
@@ -179,18 +227,20 @@ RUN_SCHEMA: dict[str, Field] = {
     "train.augment.translate": Field(int, low=0, high=16, default=0),
     "train.augment.cutout": Field(int, low=0, high=32, default=0),
     "train.augment.num_ops": Field(int, low=0, high=10, default=0),
-    "train.augment.magnitude": Field(float, low=0, high=10, default=0.0),
-    "train.augment.ops": Field("names", choices=AUGMENT_OPS, default=list(AUGMENT_OPS)),
+    # RandAugment's, read only when it draws operations.
+    "train.augment.magnitude": Field(float, low=0, high=10, default=0.0, applies_to=_RAND_AUGMENT),
+    "train.augment.ops": Field("names", choices=AUGMENT_OPS, default=list(AUGMENT_OPS),
+                               applies_to=_RAND_AUGMENT),
     "train.early_stopping.enabled": Field(bool, default=True),
     # Keras's EarlyStopping and ReduceLROnPlateau take these ranges; ReduceLROnPlateau refuses
     # factor >= 1 (a factor of 2 would double the rate at every plateau).
-    "train.early_stopping.patience": Field(int, low=0),
-    "train.early_stopping.min_delta": Field(float, low=0),
-    "train.plateau.factor": Field(float, low=0, high=1, open_high=True),
-    "train.plateau.patience": Field(int, low=0),
-    "train.plateau.min_delta": Field(float, low=0),
-    "train.plateau.min_lr": Field(float, low=0),
-    "train.plateau.cooldown": Field(int, low=0),
+    "train.early_stopping.patience": Field(int, low=0, applies_to=_EARLY_STOPPING),
+    "train.early_stopping.min_delta": Field(float, low=0, applies_to=_EARLY_STOPPING),
+    "train.plateau.factor": Field(float, low=0, high=1, open_high=True, applies_to=_PLATEAU),
+    "train.plateau.patience": Field(int, low=0, applies_to=_PLATEAU),
+    "train.plateau.min_delta": Field(float, low=0, applies_to=_PLATEAU),
+    "train.plateau.min_lr": Field(float, low=0, applies_to=_PLATEAU),
+    "train.plateau.cooldown": Field(int, low=0, applies_to=_PLATEAU),
     "checkpoint.enabled": Field(bool, resumable=True),
     "mesh.devices": Field(int, low=1, also=(-1,), resumable=True,
                           expected="-1 (every device) or a number of devices of at least 1"),
@@ -223,9 +273,13 @@ def get(config: Mapping, dotted: str) -> Any:
   return node
 
 
-def validate(config: Mapping, schema: Mapping[str, Field] = RUN_SCHEMA) -> None:
+def validate(config: Mapping, schema: Mapping[str, Field] = RUN_SCHEMA, *,
+             new_run: bool = True) -> None:
   """Raises ConfigError naming the first field whose value `schema` does not allow, e.g.
-  `config.train.plateau.factor=2.0: expected a number of at least 0 below 1`."""
+  `config.train.plateau.factor=2.0: expected a number of at least 0 below 1`; for a run config
+  also a rule between fields broken and, for a `new_run`, a field set where the run does not
+  read it (`refuse_unread`). False for a saved config.json: an older run may hold such a value,
+  and still resumes and predicts."""
   if isinstance(config, ml_collections.ConfigDict):
     config = config.to_dict()
   for dotted, field in schema.items():
@@ -235,19 +289,70 @@ def validate(config: Mapping, schema: Mapping[str, Field] = RUN_SCHEMA) -> None:
       raise ConfigError(f"config.{dotted}={_show(value)}: {problem}")
   if schema is RUN_SCHEMA:
     _check_combinations(config)
+    if new_run:
+      refuse_unread(config)
+
+
+def applies(field: Field, values: Mapping[str, Any]) -> bool:
+  """Whether a run of the flat config `values` ({'train.optimizer': 'sgd', ...}) reads `field`
+  (`Field.applies_to`)."""
+  return not field.applies_to or any(
+      all(values.get(dotted) in allowed for dotted, allowed in when.items())
+      for when in field.applies_to)
+
+
+def unread(values: Mapping[str, Any], schema: Mapping[str, Field] = RUN_SCHEMA) -> set[str]:
+  """The fields of `schema` a run of the flat config `values` does not read, whatever their
+  value."""
+  return {dotted for dotted, field in schema.items() if not applies(field, values)}
+
+
+def default_values() -> dict[str, Any]:
+  """configs/default.py's values, flat by dotted name: what a field left unset holds."""
+  from configs import default  # it imports this module
+  return flat(default.get_config().to_dict())
+
+
+def refuse_unread(config: Mapping, baseline: Mapping[str, Any] | None = None) -> None:
+  """Raises ConfigError for the first field of run `config` set away from `baseline` (flat;
+  default: `default_values`) that the run does not read, e.g. `config.train.momentum=0.95:
+  only read with config.train.optimizer=sgd (this run has config.train.optimizer=adam); remove
+  it or set config.train.optimizer=sgd`."""
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.to_dict()
+  values = flat(config)
+  baseline = default_values() if baseline is None else baseline
+  for dotted in sorted(unread(values), key=list(RUN_SCHEMA).index):
+    if dotted in baseline and values[dotted] != baseline[dotted]:
+      raise ConfigError(unread_message(dotted, values))
+
+
+def unread_message(dotted: str, values: Mapping[str, Any]) -> str:
+  """The line that refuses `dotted`, set in the flat config `values` of a run that does not
+  read it: the settings it is read with, and this run's."""
+  clauses = [" and ".join(f"config.{name}{_condition(allowed)}" for name, allowed in when.items())
+             for when in RUN_SCHEMA[dotted].applies_to]
+  named = dict.fromkeys(name for when in RUN_SCHEMA[dotted].applies_to for name in when)
+  has = ", ".join(f"config.{name}={_spelling(values.get(name))}" for name in named)
+  return (f"config.{dotted}={_show(values[dotted])}: only read with {', or with '.join(clauses)} "
+          f"(this run has {has}); remove it or set {clauses[0]}")
+
+
+def _condition(allowed: Any) -> str:
+  if isinstance(allowed, Not):
+    return f" other than {' or '.join(map(_spelling, allowed.values))}"
+  return f"={' or '.join(map(_spelling, allowed))}"
+
+
+def _spelling(value: Any) -> str:
+  """A value as the command line spells it ('' for an empty text)."""
+  return "''" if value == "" else _show(value).strip("'")
 
 
 def _check_combinations(config: Mapping) -> None:
   """The rules between fields of a run config, as one-line ConfigErrors."""
   train, model = config["train"], config["model"]
   _check_task(config)
-  if train["compute_dtype"] != "float32" and model["name"] != "wrn":
-    raise ConfigError(f"config.train.compute_dtype={train['compute_dtype']!r}: only "
-                      "config.model.name=wrn computes in bfloat16; the study's models keep "
-                      "Keras's float32 layers")
-  if model["standardize"] and model["name"] != "wrn":
-    raise ConfigError("config.model.standardize=True: only config.model.name=wrn standardizes "
-                      "its input; the other models read [0, 1] pixels")
   if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:
     raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
                       f"warm-up epochs than config.train.epochs={train['epochs']}")
@@ -389,10 +494,15 @@ def resume_conflicts(saved: Mapping, new: Mapping,
                      schema: Mapping[str, Field] = RUN_SCHEMA) -> list[str]:
   """The fields that differ between a workdir's saved config and `new` and change what a run
   computes ('train.batch_size: 128 -> 64'). Resumable fields (`Field.resumable`) are left out;
-  so are fields the saved config predates, when `new` holds their default."""
+  so are fields the saved config predates, when `new` holds their default, and fields that
+  neither config's run reads (`Field.applies_to`)."""
   saved, new = flat(normalize(dict(saved), schema)), flat(normalize(dict(new), schema))
+  # A field neither run reads changes nothing: an older run that set one resumes without it.
+  neither = unread(saved, schema) & unread(new, schema)
   conflicts = []
   for dotted, field in schema.items():
+    if dotted in neither:
+      continue
     # A per-step schedule spans the run's epochs: more or fewer of them change its every rate.
     fixed_length = dotted == "train.epochs" and saved.get("train.schedule", "plateau") != "plateau"
     if field.resumable and not fixed_length:
@@ -416,7 +526,8 @@ def _json_ready(value: Any) -> Any:
 
 
 def from_dict(tree: Mapping, schema: Mapping[str, Field] = RUN_SCHEMA) -> ml_collections.ConfigDict:
-  """A ConfigDict from a saved config.json, its legacy spellings normalized and validated."""
+  """A ConfigDict from a saved config.json, its legacy spellings normalized and validated (as
+  a saved run's: it may set fields its run does not read)."""
   config = ml_collections.ConfigDict(normalize(dict(tree), schema))
-  validate(config, schema)
+  validate(config, schema, new_run=False)
   return config

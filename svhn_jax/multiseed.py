@@ -128,7 +128,10 @@ def check_reusable(workdir: Path, config: ml_collections.ConfigDict) -> None:
     return
   have = config_lib.flat(config_lib.normalize(json.loads(saved.read_text())))
   want = config_lib.flat(config_lib.to_dict(config))
-  fields = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+  # As on resume: a field neither run reads changes nothing (config.resume_conflicts).
+  neither = config_lib.unread(have) & config_lib.unread(want)
+  fields = sorted(k for k in set(want) | set(have)
+                  if want.get(k) != have.get(k) and k not in neither)
   if fields:
     raise ConfigError(f"{workdir} holds a run made with other settings ({', '.join(fields)}). "
                       "Use another --runs_dir (or --results_dir, where the runs go under it), "

@@ -190,6 +190,16 @@ CASES = {
     "plateau_factor_above_1": Case(
         "main", lambda t: train_args(t, tiny(t), "--config.train.plateau.factor=2"),
         r"^error: config\.train\.plateau\.factor=2\.0: expected a number of at least 0 below 1$"),
+    "setting_its_run_does_not_read": Case(
+        "main", lambda t: train_args(t, tiny(t), "--config.train.momentum=0.95"),
+        r"^error: config\.train\.momentum=0\.95: only read with config\.train\.optimizer=sgd "
+        r"\(this run has config\.train\.optimizer=adam\); remove it or set "
+        r"config\.train\.optimizer=sgd$"),
+    "experiment_setting_no_run_reads": Case(
+        "compare", lambda t: ["--config.models=ann1", f"--config.data.path={tiny(t)}",
+                              "--config.data.synthetic.version=3", f"--results_dir={t}"],
+        r"^error: config\.data\.synthetic\.version=3: only read with config\.task=digit and "
+        r"config\.data\.source=synthetic and config\.data\.path=''"),
     "scan_epoch_spelling": Case(
         "main", lambda t: train_args(t, tiny(t), "--config.train.scan_epoch=sometimes"),
         r"^error: config\.train\.scan_epoch='sometimes': expected auto, true or false$"),

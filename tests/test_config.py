@@ -66,6 +66,8 @@ def test_the_defaults_and_every_shipped_config_are_valid():
   import importlib
   for name in study.run_config_names() + ["default"]:
     config_lib.validate(importlib.import_module(f"configs.{name}").get_config())
+  # configs/numbers.py:svhn_full, as its docstring and README run it on SVHN's photos.
+  config_lib.validate(importlib.import_module("configs.numbers").get_config("svhn_full"))
   for module in (study, mask_ablation):
     config_lib.validate(module.get_config(), config_lib.STUDY_SCHEMA)
 
@@ -256,12 +258,13 @@ def test_resumable_fields_may_change():
 
 
 def test_a_field_the_saved_config_predates_reads_as_its_default():
-  saved, new = saved_and_new()
+  saved, new = saved_and_new(**{"data.source": "svhn_cropped"})
+  saved["data"]["source"] = "svhn_cropped"
   del saved["data"]["color"], saved["data"]["use_extra"]
   saved["train"]["scan_epoch"] = "auto"
   assert config_lib.from_dict(saved).data.use_extra is False
   assert config_lib.resume_conflicts(saved, new) == []
-  _, colour = saved_and_new(**{"data.color": "rgb"})
+  _, colour = saved_and_new(**{"data.source": "svhn_cropped", "data.color": "rgb"})
   assert config_lib.resume_conflicts(saved, colour) == ["data.color: 'grey' -> 'rgb'"]
 
 
@@ -305,3 +308,135 @@ def test_a_config_json_without_a_task_trains_digits():
   assert config.task == "digit" and config.model.size == "small"
   assert config.data.numbers.margin_high == 1.0 and config.data.numbers.jitter is True
   assert config_lib.resume_conflicts(saved, default.get_config().to_dict()) == []
+
+
+# Settings a run does not read (`Field.applies_to`): refused for a new run, kept for a saved one.
+
+def test_momentum_with_adam_is_refused_in_one_line():
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate(run_config(**{"train.momentum": 0.95}))
+  assert str(e.value) == ("config.train.momentum=0.95: only read with config.train.optimizer=sgd "
+                          "(this run has config.train.optimizer=adam); remove it or set "
+                          "config.train.optimizer=sgd")
+  config_lib.validate(run_config(**{"train.momentum": 0.95, "train.optimizer": "sgd"}))
+
+
+def shipped_and_varied():
+  """Valid run configs between them reading and not reading every conditional field: the
+  shipped ones, and the default with another source, optimizer or path."""
+  from configs import numbers, wrn
+  return [default.get_config(), wrn.get_config(), numbers.get_config(),
+          run_config(**{"data.source": "synthetic", "data.path": "/elsewhere/synthetic.h5"}),
+          run_config(**{"data.source": "svhn_cropped"}),
+          run_config(**{"data.source": "synthetic"}),
+          run_config(**{"train.optimizer": "adamw"}),
+          run_config(**{"data.train_on_val": True})]
+
+
+# A value away from the default where the obvious one breaks another rule (depth 6n+4).
+OTHER_VALUE = {"model.depth": 22}
+
+
+def other_value(dotted, value):
+  """A valid value of `dotted` other than `value`."""
+  field = config_lib.RUN_SCHEMA[dotted]
+  if dotted in OTHER_VALUE:
+    return OTHER_VALUE[dotted]
+  if field.kind is bool:
+    return not value
+  if field.kind is int:
+    return value - 1 if field.high is not None and value + 1 > field.high else value + 1
+  if field.kind is float:
+    return value / 2 if value else 0.5
+  if field.kind == "names":
+    return [name for name in field.choices if name not in value][:1] or value[:1]
+  return next(choice for choice in field.choices if choice != value)
+
+
+CONDITIONAL = [k for k, f in config_lib.RUN_SCHEMA.items() if f.applies_to]
+
+
+def test_the_conditional_fields_are_the_documented_ones():
+  assert "train.momentum" in CONDITIONAL and "train.weight_decay" not in CONDITIONAL
+  assert {"model.depth", "model.width", "model.standardize", "train.compute_dtype",
+          "data.synthetic.version", "train.warmup_epochs", "train.plateau.factor",
+          "data.numbers.jitter", "train.augment.ops"} <= set(CONDITIONAL)
+
+
+@pytest.mark.parametrize("dotted", CONDITIONAL)
+def test_a_conditional_field_is_read_where_it_applies_and_refused_elsewhere(dotted):
+  field = config_lib.RUN_SCHEMA[dotted]
+  reading, refusing = 0, 0
+  for config in shipped_and_varied():
+    values = config_lib.flat(config.to_dict())
+    config.update_from_flattened_dict({dotted: other_value(dotted, values[dotted])})
+    if config_lib.applies(field, values):
+      # Another rule may refuse the value here (use_extra with the generated photos), this one
+      # never.
+      try:
+        config_lib.validate(config)
+        reading += 1
+      except ConfigError as e:
+        assert ": only read with" not in str(e)
+      continue
+    with pytest.raises(ConfigError) as e:
+      config_lib.validate(config)
+    line = str(e.value)
+    assert line.startswith(f"config.{dotted}=") and "\n" not in line
+    assert ": only read with config." in line
+    for when in field.applies_to:
+      for name in when:
+        assert f"config.{name}" in line
+    refusing += 1
+  assert reading and refusing, (reading, refusing)
+
+
+def test_a_setting_left_at_its_default_is_never_refused():
+  config = run_config(**{"train.optimizer": "adam", "train.momentum": 0.9,
+                         "train.schedule": "plateau", "train.warmup_epochs": 0.0})
+  config_lib.validate(config)
+
+
+def test_a_saved_config_with_a_setting_its_run_ignored_still_resumes_and_predicts():
+  """An older run may have been trained with --config.train.momentum=0.95 under Adam: its
+  config.json loads (predict, read, the experiments' reports), and the same run resumes without
+  the setting, which changed nothing."""
+  saved = run_config(**{"train.momentum": 0.95, "data.synthetic.version": 2}).to_dict()
+  assert config_lib.from_dict(saved).train.momentum == 0.95
+  with pytest.raises(ConfigError, match=r": only read with"):
+    config_lib.validate(saved)
+  assert config_lib.resume_conflicts(saved, default.get_config().to_dict()) == []
+  sgd = run_config(**{"train.optimizer": "sgd"}).to_dict()
+  assert config_lib.resume_conflicts(saved, sgd) == ["train.optimizer: 'adam' -> 'sgd'",
+                                                     "train.momentum: 0.95 -> 0.9"]
+
+
+def test_the_experiments_ignore_a_shared_field_a_run_does_not_read():
+  """The shared data goes to every run: a field one run reads and another does not is left at
+  its default in the other (here the carved validation size, read by wrn_cpu with train_on_val,
+  and the demo's generated sizes beside a data file, read by none), and every run validates."""
+  config = study.get_config()
+  config.models = ["cnn2", "wrn_cpu", "numbers"]
+  config.data.val_size = 3_000
+  assert study.model_names(config) == ["cnn2", "wrn_cpu", "numbers"]
+  runs = {name: study.run_config(config, name) for name in config.models}
+  assert (runs["cnn2"].data.val_size, runs["wrn_cpu"].data.val_size) == (6_000, 3_000)
+  config.data.path = "/d.h5"
+  for name in config.models:
+    run = study.run_config(config, name)
+    config_lib.validate(run)
+    assert run.data.synthetic == default.get_config().data.synthetic or name == "numbers"
+  for module in (study, mask_ablation):
+    for name in study.model_names(module.get_config()):
+      config_lib.validate(study.run_config(module.get_config(), name))
+
+
+def test_the_experiments_refuse_a_shared_field_no_run_reads():
+  config = study.get_config()
+  config.models = ["ann1", "cnn2"]
+  config.data.path = "/d.h5"
+  config.data.synthetic.version = 3
+  with pytest.raises(ConfigError) as e:
+    study.model_names(config)
+  assert str(e.value).startswith("config.data.synthetic.version=3: only read with config.task=digit "
+                                 "and config.data.source=synthetic and config.data.path=''")

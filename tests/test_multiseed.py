@@ -2,12 +2,14 @@
 `train.train_and_evaluate` runs give, on a fixed schedule of epochs; finished seeds are reused,
 half-finished ones resumed, and seeds that do not fit in memory trained one at a time."""
 
+import json
 import shutil
 
 import pytest
 
 from support import metrics_rows, read_json, tiny_config
 from svhn_jax import callbacks, multiseed
+from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError
 
 SEEDS = (3, 4)
@@ -187,3 +189,16 @@ def test_a_loop_stopped_between_seeds_still_records_the_finished_ones(tmp_path, 
                           mode="loop")
   timing = multiseed.read_timing(tmp_path / "g")
   assert timing["mode"] == "loop" and timing["seeds"] == [0] and timing["seconds"] >= 0
+
+
+def test_a_workdir_differing_only_in_a_setting_neither_run_reads_is_reused(tmp_path):
+  """An older run's config.json may hold a value its run ignored (momentum under Adam, the
+  generated data's sizes beside a data file): reusing it changes nothing."""
+  config = tiny_config("ann1", tmp_path / "d.h5")
+  saved = config_lib.to_dict(config)
+  saved["train"]["momentum"], saved["data"]["synthetic"]["train"] = 0.95, 8_000
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  multiseed.check_reusable(tmp_path, config)
+  config.train.optimizer = "sgd"
+  with pytest.raises(ConfigError, match=r"\(train\.momentum, train\.optimizer\)"):
+    multiseed.check_reusable(tmp_path, config)

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from configs import default
+from configs import default, wrn
 from svhn_jax import config as config_lib, inference, recipes, sources, steps, train
 from svhn_jax.data import Dataset, Split
 from svhn_jax.errors import ConfigError
@@ -188,7 +188,8 @@ def test_combinations_refused_in_one_line():
     config_lib.validate(config)
   config = default.get_config()
   config.model.standardize = True
-  with pytest.raises(ConfigError, match=r"^config\.model\.standardize=True: only config\.model"):
+  with pytest.raises(ConfigError, match=r"^config\.model\.standardize=True: only read with "
+                     r"config\.model\.name=wrn \(this run has config\.model\.name=cnn2\)"):
     config_lib.validate(config)
   config.model.name = "wrn"
   config_lib.validate(config)
@@ -197,13 +198,13 @@ def test_combinations_refused_in_one_line():
 def test_a_run_cannot_switch_per_image_standardization_on_resume():
   # It changes the model's function, so a resume that flips it is refused; a config.json
   # written before the field existed reads as False.
-  saved = config_lib.to_dict(default.get_config())
-  new = default.get_config()
+  saved = config_lib.to_dict(wrn.get_config())
+  new = wrn.get_config()
   new.model.standardize = True
   assert config_lib.resume_conflicts(saved, config_lib.to_dict(new)) == [
       "model.standardize: False -> True"]
   del saved["model"]["standardize"]
-  assert config_lib.resume_conflicts(saved, config_lib.to_dict(default.get_config())) == []
+  assert config_lib.resume_conflicts(saved, config_lib.to_dict(wrn.get_config())) == []
 
 
 def test_a_scheduled_run_cannot_change_its_length_on_resume():
