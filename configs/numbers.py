@@ -5,12 +5,10 @@ and clutter) are made once into the cache in SVHN format 1's layout (train.tar.g
 and read through the same loader as SVHN's own; 2,000 training photos are carved off for
 validation. Each number is cropped with a margin drawn per photo between 15% and 100% of its
 box per side, resized to 64x64, and read from random 54x54 windows (Goodfellow et al. 2013,
-arXiv 1312.6082, with wider margins). On SVHN itself (`:svhn_full` leaves out the generated
-photos' counts, which --config.data.source=svhn_full would leave set where they are not read, a
-setting a run refuses):
+arXiv 1312.6082, with wider margins). On SVHN itself:
 
-  python -m svhn_jax.main --config=configs/numbers.py:svhn_full --config.data.path=DIR
-      # DIR holds train.tar.gz and test.tar.gz
+  python -m svhn_jax.main --config=configs/numbers.py --config.data.source=svhn_full \\
+      --config.data.path=DIR   # DIR holds train.tar.gz and test.tar.gz
 
 and on a GPU, the paper's model: --config.model.size=paper.
 """
@@ -18,15 +16,14 @@ and on a GPU, the paper's model: --config.model.size=paper.
 from configs import default
 
 
-def get_config(source: str = "synthetic"):
+def get_config():
   config = default.get_config()
   config.task = "number"
   config.model.name = "multidigit"
   config.model.size = "small"
-  config.data.source = source
-  if source == "synthetic":
-    config.data.synthetic.train = 24_000
-    config.data.synthetic.test = 3_000
+  config.data.source = "synthetic"
+  config.data.synthetic.train = 24_000
+  config.data.synthetic.test = 3_000
   config.data.val_size = 2_000
   config.train.epochs = 7
   config.train.batch_size = 128

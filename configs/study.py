@@ -78,7 +78,7 @@ def refuse_unread(config: ml_collections.ConfigDict, names: list[str]) -> None:
   baseline = config_lib.flat(get_config().to_dict())
   for dotted in config_lib.STUDY_SCHEMA:
     field = config_lib.RUN_SCHEMA.get(dotted)
-    if (field is not None and shared[dotted] != baseline.get(dotted)
+    if (field is not None and not field.ignored_unread and shared[dotted] != baseline.get(dotted)
         and not any(config_lib.applies(field, run) for run in runs)):
       raise ConfigError(config_lib.unread_message(dotted, runs[0]))
 

@@ -74,7 +74,9 @@ class Field:
 
   `applies_to`: when a run reads the field, as alternatives ({dotted field: allowed values}, the
   values a tuple or `Not`); the field is read when every field of one alternative holds one of
-  its values, and always when there are none."""
+  its values, and always when there are none. `ignored_unread`: a value the run does not read is
+  documented as ignored rather than refused (the generator's sizes, which a config file sets for
+  its own data and a user may point elsewhere with --config.data.source or data.path)."""
 
   kind: Any
   low: float | None = None
@@ -88,6 +90,7 @@ class Field:
   # The value a config.json written before the field existed is read with.
   default: Any = None
   applies_to: tuple[Mapping[str, Any], ...] = ()
+  ignored_unread: bool = False
 
   def problem(self, value: Any) -> str | None:
     """What is wrong with `value`, as 'expected ...', or None."""
@@ -182,11 +185,14 @@ RUN_SCHEMA: dict[str, Field] = {
     "data.val_size": Field(int, low=1, default=6_000, applies_to=_CARVED),
     "data.split_seed": Field(int, low=0, default=0, applies_to=_CARVED),
     # The generated data's, made only when no data.path is given; the number task's photos
-    # come in train and test splits of the generator's own version.
-    "data.synthetic.train": Field(int, low=1, applies_to=_GENERATED),
-    "data.synthetic.val": Field(int, low=1, applies_to=_GENERATED_CROPS),
-    "data.synthetic.test": Field(int, low=1, applies_to=_GENERATED),
-    "data.synthetic.seed": Field(int, low=0, applies_to=_GENERATED),
+    # come in train and test splits of the generator's own version. The sizes and seed are
+    # ignored, not refused, elsewhere: configs/demo.py and numbers.py set them for their own
+    # data, which --config.data.source or data.path may replace.
+    "data.synthetic.train": Field(int, low=1, applies_to=_GENERATED, ignored_unread=True),
+    "data.synthetic.val": Field(int, low=1, applies_to=_GENERATED_CROPS,
+                                 ignored_unread=True),
+    "data.synthetic.test": Field(int, low=1, applies_to=_GENERATED, ignored_unread=True),
+    "data.synthetic.seed": Field(int, low=0, applies_to=_GENERATED, ignored_unread=True),
     # Config files written before version 2 existed used version 1.
     "data.synthetic.version": Field(int, low=1, high=max(SYNTHETIC_VERSIONS), default=1,
                                     applies_to=_GENERATED_CROPS),
@@ -315,7 +321,7 @@ def default_values() -> dict[str, Any]:
 
 def refuse_unread(config: Mapping, baseline: Mapping[str, Any] | None = None) -> None:
   """Raises ConfigError for the first field of run `config` set away from `baseline` (flat;
-  default: `default_values`) that the run does not read, e.g. `config.train.momentum=0.95:
+  default: `default_values`) that the run does not read, unless `Field.ignored_unread`, e.g. `config.train.momentum=0.95:
   only read with config.train.optimizer=sgd (this run has config.train.optimizer=adam); remove
   it or set config.train.optimizer=sgd`."""
   if isinstance(config, ml_collections.ConfigDict):
@@ -323,7 +329,8 @@ def refuse_unread(config: Mapping, baseline: Mapping[str, Any] | None = None) ->
   values = flat(config)
   baseline = default_values() if baseline is None else baseline
   for dotted in sorted(unread(values), key=list(RUN_SCHEMA).index):
-    if dotted in baseline and values[dotted] != baseline[dotted]:
+    if (dotted in baseline and values[dotted] != baseline[dotted]
+        and not RUN_SCHEMA[dotted].ignored_unread):
       raise ConfigError(unread_message(dotted, values))
 
 
