@@ -21,6 +21,7 @@ run inside a compiled step take and return JAX arrays; `test_report`, `report_te
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -103,11 +104,14 @@ class Decoded(NamedTuple):
   log_prob: Any  # float32 (N,): log of the probability of that whole sequence
 
 
+# Compiled as one program per shape: called eagerly on a report's or a photo's logits, its
+# twenty-odd operations would each compile one of their own.
+@jax.jit
 def decode(logits: jax.Array) -> Decoded:
   """The most probable number of each row of logits (N, 57), as arXiv 1312.6082 section 3
   reads it: every position's most probable digit, and the length l maximizing
   log P(L = l) + sum over the first min(l, 5) positions of log P(digit), which is the log
-  probability of the sequence read. JAX arrays, jit-compatible."""
+  probability of the sequence read. JAX arrays (float32 logits), jit-compatible."""
   length_logits, digit_logits = number_models.split_logits(jnp.asarray(logits, jnp.float32))
   length_lp = jax.nn.log_softmax(length_logits)
   digit_lp = jax.nn.log_softmax(digit_logits)
@@ -122,11 +126,13 @@ def decode(logits: jax.Array) -> Decoded:
   return Decoded(lengths, jnp.where(shown, best, NO_DIGIT), jnp.max(scores, -1))
 
 
+@jax.jit
 def sequence_correct(decoded: Decoded, labels: jax.Array) -> jax.Array:
   """bool (N,): the length class and every digit up to it right, for labels (N, 6)."""
   return (decoded.lengths == labels[:, 0]) & jnp.all(decoded.digits == labels[:, 1:], -1)
 
 
+@functools.partial(jax.jit, static_argnames="smoothing")
 def number_losses(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
   """float32 (N,): each sample's -[log P(L = length) + sum over the positions up to the length
   of log P(digit)], from logits (N, 57) and labels (N, 6). Positions holding NO_DIGIT (past the

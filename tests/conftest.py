@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from support import digits_dataset, tiny_config, tiny_dataset
 from svhn_jax import data, train
 
 _cache_key = pytest.StashKey[str]()
+_compiles_key = pytest.StashKey[dict]()
 _XLA_CACHE_VARS = {"JAX_COMPILATION_CACHE_DIR": None,
                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
@@ -38,10 +41,53 @@ def pytest_configure(config):
   jax.config.update("jax_compilation_cache_dir", cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  if os.environ.get("SVHN_JAX_TEST_COMPILES"):
+    config.stash[_compiles_key] = {}
+    jax.monitoring.register_event_listener(lambda event, **_: _events.update([event]))
 
 
 def pytest_unconfigure(config):
   shutil.rmtree(config.stash.get(_cache_key, ""), ignore_errors=True)
+
+
+# SVHN_JAX_TEST_COMPILES=N: the N tests (setup, call and teardown together) that compiled the
+# most XLA programs, after the run. Every compile is written to the session's cache, so the
+# cache's growth counts those of the processes a test starts too.
+_events: Counter = Counter()
+
+
+def _cache_entries(config) -> int:
+  return sum(1 for name in os.listdir(config.stash[_cache_key]) if name.endswith("-cache"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  counts = item.config.stash.get(_compiles_key, None)
+  if counts is None:
+    return (yield)
+  before, entries, start = _events.copy(), _cache_entries(item.config), time.monotonic()
+  try:
+    return (yield)
+  finally:
+    here = _events - before
+    counts[item.nodeid] = (_cache_entries(item.config) - entries,
+                           here["/jax/compilation_cache/cache_misses"],
+                           here["/jax/compilation_cache/cache_hits"], time.monotonic() - start)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+  counts = config.stash.get(_compiles_key, None)
+  if not counts:
+    return
+  top = int(os.environ["SVHN_JAX_TEST_COMPILES"])
+  terminalreporter.section(f"XLA compilations, the {top} tests that compiled most")
+  terminalreporter.write_line("all processes | this process | cache hits | seconds | test")
+  for nodeid, (entries, misses, hits, seconds) in sorted(
+      counts.items(), key=lambda kv: -kv[1][0])[:top]:
+    terminalreporter.write_line(f"{entries:13d} | {misses:12d} | {hits:10d} | {seconds:7.1f} | "
+                                f"{nodeid}")
+  totals = [sum(c[k] for c in counts.values()) for k in range(3)]
+  terminalreporter.write_line(f"{totals[0]:13d} | {totals[1]:12d} | {totals[2]:10d} | total")
 
 
 @pytest.fixture(scope="session")

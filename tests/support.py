@@ -118,6 +118,18 @@ def run_cli(module: str, *args: str, env: dict | None = None,
                         text=True, timeout=timeout, env=env)
 
 
+def run_clis(commands: list[list[str]], timeout: float = 300) -> list[subprocess.CompletedProcess]:
+  """Each [module, arg, ...] in `commands` run as `python -m module args` from the repository
+  root, forked from one process that imported the shared libraries once (tests/cli_batch.py);
+  output captured as text."""
+  done = subprocess.run([sys.executable, "-m", "tests.cli_batch"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=timeout, input=json.dumps(commands))
+  assert done.returncode == 0, done.stderr[-3000:]
+  return [subprocess.CompletedProcess(["python", "-m", *command], result["returncode"],
+                                      result["stdout"], result["stderr"])
+          for command, result in zip(commands, json.loads(done.stdout))]
+
+
 def without_jax_backend() -> dict:
   """The environment, with JAX given a platform that does not exist: a process that starts a JAX
   backend fails, so one that ends with its own error line never started JAX."""

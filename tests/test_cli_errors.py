@@ -1,8 +1,9 @@
 """Every bad input, through the command line: a non-zero exit and one line that names the file or
 field and what was expected, with no traceback unless --verbosity asks for one.
 
-The commands are independent and mostly Python start-up, so they run a few at a time, once per
-session, and each test reads its command's result.
+The commands are independent and mostly Python start-up, so they run once per session, forked
+from one process that imported the libraries once (tests/cli_batch.py), and each test reads its
+command's result.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -20,7 +20,7 @@ from PIL import Image
 
 from configs import ann1, numbers
 import official_files
-from support import good_arrays, run_cli, with_changes, write_h5
+from support import good_arrays, run_clis, with_changes, write_h5
 from svhn_jax import checkpoint, models, steps
 from svhn_jax import config as config_lib
 
@@ -302,12 +302,9 @@ def results(tmp_path_factory) -> dict:
   """Every command's result, by case name (the --verbosity ones as 'verbose_<cli>')."""
   commands = {name: (case.cli, case.args) for name, case in CASES.items()}
   commands.update({f"verbose_{name}": command for name, command in VERBOSE.items()})
-  argv = {name: (cli, args(tmp_path_factory.mktemp(name))) for name, (cli, args) in
+  argv = {name: [MODULES[cli], *args(tmp_path_factory.mktemp(name))] for name, (cli, args) in
           commands.items()}
-  with ThreadPoolExecutor(max_workers=3) as pool:
-    done = {name: pool.submit(run_cli, MODULES[cli], *args, timeout=120)
-            for name, (cli, args) in argv.items()}
-    return {name: future.result() for name, future in done.items()}
+  return dict(zip(argv, run_clis(list(argv.values()))))
 
 
 @pytest.mark.parametrize("case", CASES)
