@@ -44,7 +44,10 @@ flags.DEFINE_list("targets", ["0.9222", "0.95"], "Test accuracies to time: fract
 
 def parse_targets(texts: list[str]) -> list[float]:
   """The --targets as sorted distinct fractions: a value in (0, 1] is one already, a value in
-  (1, 100] a percent. Raises ConfigError naming any other text."""
+  (1, 100] a percent. Raises ConfigError naming any other text, or for none."""
+  if not texts:
+    raise ConfigError("--targets=: no target; expected fractions in (0, 1] or percents in "
+                      "(1, 100], e.g. --targets=0.9222,95")
   targets = set()
   for text in texts:
     try:

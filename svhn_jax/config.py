@@ -18,6 +18,7 @@ No JAX here.
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import math
@@ -411,9 +412,23 @@ def parse_override(field: Field, dotted: str, text: str) -> Any:
     if key not in _SPELLINGS:
       raise ConfigError(f"config.{dotted}={text!r}: expected auto, true or false")
     return _SPELLINGS[key]
-  # 'ann1,cnn2' as documented, and a Python list's spelling "['ann1', 'cnn2']" as well.
-  parts = (part.strip().strip("'\"").strip() for part in text.strip("[]() ").split(","))
-  return [part.lower() for part in parts if part]
+  # 'ann1,cnn2' as documented, and a Python list's or tuple's spelling "['ann1', 'cnn2']".
+  stripped = text.strip()
+  if stripped.startswith(("[", "(")):
+    try:
+      value = ast.literal_eval(stripped)
+    except (ValueError, SyntaxError):
+      value = None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+      raise ConfigError(f"config.{dotted}={text!r}: expected names separated by commas, or a "
+                        "Python list of quoted names such as ['a','b']")
+    parts = [v.strip() for v in value]
+  else:
+    parts = [part.strip().strip("'\"").strip() for part in stripped.split(",")]
+  if any(not part or any(c in part for c in "[](){},'\" ") for part in parts):
+    raise ConfigError(f"config.{dotted}={text!r}: expected names separated by commas, with no "
+                      "empty name or stray bracket")
+  return [part.lower() for part in parts]
 
 
 def _special(schema: Mapping[str, Field]) -> dict[str, Field]:

@@ -47,6 +47,8 @@ COMMANDS = {
     "benchmark_bad_target": (["benchmarks/time_to_accuracy.py", "--targets=92.22,9222"],
                              r"^error: --targets=92\.22,9222: '9222' is no accuracy; expected "
                              r"fractions in \(0, 1\] or percents in \(1, 100\]$"),
+    "benchmark_no_target": (["benchmarks/time_to_accuracy.py", "--targets="],
+                            r"^error: --targets=: no target; expected fractions"),
     "benchmark_numbers_config": (["benchmarks/time_to_accuracy.py", "--config=configs/numbers.py"],
                                  r"^error: config\.task='number': this benchmark times digit "),
     "list_override": (["-c", PARSED, "--config=configs/ann1.py",
@@ -169,3 +171,13 @@ def test_an_entry_point_without_config_says_a_bad_argument_in_one_line(main, arg
   err = capsys.readouterr().err
   assert err.count("\n") == 1 and err.startswith(f"error: {says}"), err
   assert err.rstrip().endswith("--help")
+
+
+@pytest.mark.parametrize("text", ["[rotate", "rotate]", "rotate,,contrast", "rotate,", "",
+                                  "{'rotate': 1}", "[1, 2]", "rotate contrast"])
+def test_a_malformed_list_override_is_refused_not_repaired(text):
+  """An unclosed bracket, an empty name or a non-list is a typo to report, not to guess at."""
+  with pytest.raises(ConfigError, match=r"^config\.train\.augment\.ops=.*: expected names "
+                     r"separated by commas"):
+    config_lib.split_overrides(["prog", f"--config.train.augment.ops={text}"],
+                               config_lib.RUN_SCHEMA)
