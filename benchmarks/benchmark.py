@@ -255,20 +255,22 @@ def ratios(rows: list[dict]) -> dict:
 def parse_args(argv=None):
   parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--models", default=",".join(MODELS))
-  parser.add_argument("--train", type=int, default=42_000, help="training images")
-  parser.add_argument("--val", type=int, default=60_000, help="validation images")
-  parser.add_argument("--test", type=int, default=18_000, help="inference images")
-  parser.add_argument("--epochs", type=int, default=3, help="epochs per run (without --study)")
+  parser.add_argument("--train", type=cli.whole_number(1), default=42_000, help="training images")
+  parser.add_argument("--val", type=cli.whole_number(1), default=60_000, help="validation images")
+  parser.add_argument("--test", type=cli.whole_number(1), default=18_000, help="inference images")
+  parser.add_argument("--epochs", type=cli.whole_number(1), default=3,
+                      help="epochs per run (without --study)")
   parser.add_argument("--study", action="store_true", help="each model's study epochs")
-  parser.add_argument("--eval-batch", type=int, default=2048)
-  parser.add_argument("--impl", default="auto", help="models.create_model impl: auto | fast | flax")
+  parser.add_argument("--eval-batch", type=cli.whole_number(1), default=2048)
+  parser.add_argument("--impl", default="auto", choices=("auto", "fast", "flax"),
+                      help="models.create_model impl")
   parser.add_argument("--scan", default="auto", choices=("auto", "1", "0"),
                       help="whole epochs under lax.scan: auto (train.use_scan), 1 or 0")
   parser.add_argument("--frameworks", default="jax,keras",
                       help="any of jax, keras, jax_flax (JAX with the plain Flax layers)")
   parser.add_argument("--keras-python", default=sys.executable,
                       help="a Python with tensorflow installed (default: this one)")
-  parser.add_argument("--peak-gflops", type=float, default=235.0,
+  parser.add_argument("--peak-gflops", type=cli.positive_number, default=235.0,
                       help="FP32 peak of the machine (2 Zen 4 cores with AVX-512: ~235)")
   parser.add_argument("--json", help="write every number here")
   parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)

@@ -92,16 +92,22 @@ def main() -> None:
   parser.add_argument("--models", default="10-1,10-2,16-1,16-2,16-4,28-2",
                       help="comma-separated depth-width pairs (ignored if --depths is given)")
   parser.add_argument("--depths", type=parse_ints, default=None, help="e.g. 10,16,28")
-  parser.add_argument("--widths", type=parse_ints, default=[1, 2], help="with --depths: e.g. 1,2,4")
-  parser.add_argument("--batch", type=int, default=128)
-  parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling")
-  parser.add_argument("--steps", type=int, default=6, help="timed steps (median reported)")
-  parser.add_argument("--epoch-images", type=int, default=42_000,
+  parser.add_argument("--widths", type=parse_ints, default=None,
+                      help="with --depths: e.g. 1,2,4 (default 1,2)")
+  parser.add_argument("--batch", type=cli.whole_number(1), default=128)
+  parser.add_argument("--warmup", type=cli.whole_number(0), default=2,
+                      help="untimed steps after compiling")
+  parser.add_argument("--steps", type=cli.whole_number(1), default=6,
+                      help="timed steps (median reported)")
+  parser.add_argument("--epoch-images", type=cli.whole_number(1), default=42_000,
                       help="images in one epoch (the study's training split: 42,000)")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   args = parser.parse_args()
+  if args.widths and not args.depths:
+    parser.error(f"--widths={','.join(map(str, args.widths))}: only read with --depths; give "
+                 "--depths, or depth-width pairs as --models")
   if args.depths:
-    pairs = [(d, w) for d in args.depths for w in args.widths]
+    pairs = [(d, w) for d in args.depths for w in args.widths or [1, 2]]
   else:
     try:
       pairs = [tuple(int(v) for v in item.split("-")) for item in args.models.split(",")]

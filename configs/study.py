@@ -21,7 +21,7 @@ from pathlib import Path
 import ml_collections
 from ml_collections import config_dict
 
-from configs import default, demo
+from configs import demo
 from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError
 

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import functools
 import logging as std_logging
+import math
 import os
 import re
 import sys
@@ -125,6 +126,31 @@ class ArgumentParser(argparse.ArgumentParser):
     print(f"error: {self.prog}: {' '.join(message.split())}; see {self.prog} --help",
           file=sys.stderr)
     sys.exit(2)
+
+
+def whole_number(low: int) -> Callable[[str], int]:
+  """An argparse `type`: a whole number of at least `low`, else argparse's one-line error."""
+  def parse(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      value = None
+    if value is None or value < low:
+      raise argparse.ArgumentTypeError(f"expected a whole number of at least {low}, got {text!r}")
+    return value
+
+  return parse
+
+
+def positive_number(text: str) -> float:
+  """An argparse `type`: a finite number above 0, else argparse's one-line error."""
+  try:
+    value = float(text)
+  except ValueError:
+    value = math.nan
+  if not (math.isfinite(value) and value > 0):
+    raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
+  return value
 
 
 class _SubParsers(argparse._SubParsersAction):  # argparse's documented `parser_class` hook

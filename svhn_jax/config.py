@@ -322,9 +322,9 @@ def default_values() -> dict[str, Any]:
 
 def refuse_unread(config: Mapping, baseline: Mapping[str, Any] | None = None) -> None:
   """Raises ConfigError for the first field of run `config` set away from `baseline` (flat;
-  default: `default_values`) that the run does not read, unless `Field.ignored_unread`, e.g. `config.train.momentum=0.95:
-  only read with config.train.optimizer=sgd (this run has config.train.optimizer=adam); remove
-  it or set config.train.optimizer=sgd`."""
+  default: `default_values`) that the run does not read, unless `Field.ignored_unread`, e.g.
+  `config.train.momentum=0.95: only read with config.train.optimizer=sgd (this run has
+  config.train.optimizer=adam); remove it or set config.train.optimizer=sgd`."""
   if isinstance(config, ml_collections.ConfigDict):
     config = config.to_dict()
   values = flat(config)

@@ -33,7 +33,6 @@ version in `STYLES`:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import logging
@@ -562,21 +561,13 @@ def save_preview(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray
   return plots.image_grid(list(images), [str(label) for label in labels], path, cols=columns)
 
 
-def count(text: str) -> int:
-  """Returns a split size parsed from the command line."""
-  value = int(text)
-  if value < 0:
-    raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text}")
-  return value
-
-
 def main(argv: Sequence[str] | None = None) -> None:
   parser = cli.ArgumentParser(prog="python -m svhn_jax.synthetic",
-                                   description=__doc__.splitlines()[0])
+                              description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="HDF5 file to write")
-  parser.add_argument("--train", type=count, required=True, help="training crops")
-  parser.add_argument("--val", type=count, required=True, help="validation crops")
-  parser.add_argument("--test", type=count, required=True, help="test crops")
+  parser.add_argument("--train", type=cli.whole_number(0), required=True, help="training crops")
+  parser.add_argument("--val", type=cli.whole_number(0), required=True, help="validation crops")
+  parser.add_argument("--test", type=cli.whole_number(0), required=True, help="test crops")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--version", type=int, choices=sorted(STYLES), default=VERSION,
                       help=f"generator version (default {VERSION}; 1: the first, easier one)")

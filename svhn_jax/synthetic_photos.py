@@ -29,7 +29,6 @@ svhn_official.open_full reads them.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import concurrent.futures
 import dataclasses
@@ -522,23 +521,17 @@ def save_preview(path: str | os.PathLike, photos: Sequence[tuple[Photo, np.ndarr
   return plots.image_grid(framed, titles, path, cols=columns, value_range=None)
 
 
-def _count(text: str) -> int:
-  value = int(text)
-  if value < 0:
-    raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text}")
-  return value
-
-
 def main(argv: Sequence[str] | None = None) -> None:
   parser = cli.ArgumentParser(prog="python -m svhn_jax.synthetic_photos",
-                                   description=__doc__.splitlines()[0])
+                              description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="folder to write train.tar.gz, test.tar.gz")
-  parser.add_argument("--train", type=_count, required=True, help="training photos")
-  parser.add_argument("--test", type=_count, required=True, help="test photos")
-  parser.add_argument("--seed", type=_count, default=0)
+  parser.add_argument("--train", type=cli.whole_number(0), required=True, help="training photos")
+  parser.add_argument("--test", type=cli.whole_number(0), required=True, help="test photos")
+  parser.add_argument("--seed", type=cli.whole_number(0), default=0)
   parser.add_argument("--layout", choices=LAYOUTS, default="tar",
                       help="tar: <split>.tar.gz as distributed; folder: <split>/ as extracted")
-  parser.add_argument("--workers", type=_count, default=min(2, os.cpu_count() or 1),
+  parser.add_argument("--workers", type=cli.whole_number(0),
+                      default=min(2, os.cpu_count() or 1),
                       help="processes making photos (default: 2, or 1 on one core)")
   parser.add_argument("--preview", help="also save a PNG grid of the first 24 training photos")
   args = parser.parse_args(argv)

@@ -157,7 +157,8 @@ def test_a_list_override_for_a_field_the_config_lacks_names_it():
      "required: file"),
     ("svhn_jax.data", ["look", "f.h5"], "python -m svhn_jax.data: argument command: invalid choice"),
     ("svhn_jax.synthetic", ["--out=s.h5", "--train=-1", "--val=1", "--test=1"],
-     "python -m svhn_jax.synthetic: argument --train: expected a count >= 0, got -1"),
+     "python -m svhn_jax.synthetic: argument --train: expected a whole number of at least 0, "
+     "got '-1'"),
     ("svhn_jax.synthetic_photos", ["--out=p", "--train=1"], "python -m svhn_jax.synthetic_photos: "
      "the following arguments are required: --test"),
 ])

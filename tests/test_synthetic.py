@@ -269,4 +269,4 @@ def test_cli_refuses_a_negative_count(tmp_path, capsys):
   with pytest.raises(SystemExit) as exit_info:
     synthetic.main(["--out", str(tmp_path / "x.h5"), "--train", "-5", "--val", "1", "--test", "1"])
   assert exit_info.value.code == 2
-  assert "expected a count >= 0" in capsys.readouterr().err
+  assert "argument --train: expected a whole number of at least 0, got '-5'" in capsys.readouterr().err
