@@ -119,11 +119,12 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config, out, runs_dir, seeds = seeded.settings()
   names = study.model_names(config)
+  # The models first: a run config this experiment cannot train says so before --mask_model.
+  seeded.check_runs(config, [(name, None) for name in names], seeds, runs_dir)
   if FLAGS.mask_model not in names:
     raise ConfigError(f"--mask_model={FLAGS.mask_model}: expected one of the models trained, "
                       f"{', '.join(names)}")
-  seeded.check_runs(config, [*((name, None) for name in names), (FLAGS.mask_model, "mask")],
-                    seeds, runs_dir)
+  seeded.check_runs(config, [(FLAGS.mask_model, "mask")], seeds, runs_dir)
   groups = {name: seeded.trained_runs(config, name, seeds, runs_dir, FLAGS.multiseed)
             for name in names}
   masked = seeded.trained_runs(config, FLAGS.mask_model, seeds, runs_dir, FLAGS.multiseed,
