@@ -3,7 +3,11 @@
 The libraries the entry points share (JAX, Flax, orbax, scikit-learn and svhn_jax's own modules,
 some 4 s of imports) are imported once; each command then runs in a child forked from this
 process as `python -m` runs it: the module as __main__ with its own absl flags, its exit status
-and its stdout and stderr. Nothing here starts a JAX backend, so the children fork clean.
+and its stdout and stderr (what the shared imports printed is added in front by
+`support.run_clis`). Unlike a real process, a child ends with `os._exit` after its atexit
+handlers: threads are not joined and the interpreter's teardown messages are not printed, so
+the bad-input commands checked this way must end before any background work starts. Nothing
+here starts a JAX backend (checked before forking), so the children fork clean.
 Run it from the repository root:
 
   python -m tests.cli_batch < commands.json > results.json
@@ -90,6 +94,11 @@ def run_all(commands: list[list[str]], folder: Path) -> list[dict]:
 if __name__ == "__main__":
   for name in SHARED:
     importlib.import_module(name)
+  # A backend's threads do not survive a fork: the children would hang, not fail.
+  from jax._src import xla_bridge
+  if xla_bridge.backends_are_initialized():
+    sys.exit("tests.cli_batch: importing the shared libraries started a JAX backend; the "
+             "children cannot be forked from it")
   commands = json.load(sys.stdin)
   # Not a TemporaryDirectory, whose clean-up at exit each child would run.
   folder = Path(tempfile.mkdtemp(prefix="cli_batch_"))

@@ -125,8 +125,9 @@ def run_clis(commands: list[list[str]], timeout: float = 300) -> list[subprocess
   done = subprocess.run([sys.executable, "-m", "tests.cli_batch"], cwd=ROOT, capture_output=True,
                         text=True, timeout=timeout, input=json.dumps(commands))
   assert done.returncode == 0, done.stderr[-3000:]
+  # What the shared imports printed (a warning, a log line) a real process prints first too.
   return [subprocess.CompletedProcess(["python", "-m", *command], result["returncode"],
-                                      result["stdout"], result["stderr"])
+                                      result["stdout"], done.stderr + result["stderr"])
           for command, result in zip(commands, json.loads(done.stdout))]
 
 

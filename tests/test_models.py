@@ -1,7 +1,6 @@
 """The four models against the Keras study, and the Wide ResNets against Zagoruyko & Komodakis
 2016: the registry, parameter counts, init, train/eval behaviour, compute dtype, the summary."""
 
-import functools
 import math
 
 import jax
@@ -167,7 +166,6 @@ def test_unknown_pool_and_impl_raise_config_errors():
 
 
 @nnx.jit(static_argnames="train")
-@functools.partial(nnx.jit, static_argnames="train")
 def forward(model: nnx.Module, x: jax.Array, train: bool = False,
             rngs: nnx.Rngs | None = None) -> jax.Array:
   """`model(x, train=train, rngs=rngs)` compiled whole, BatchNorm updates included: on 2 CPU
