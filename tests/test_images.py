@@ -488,6 +488,9 @@ def test_reading_names_the_rules_a_file_is_read_by(tmp_path):
   assert images.reading(plain) == images.Reading((3, 2), "JPEG RGB", ())
   grey = saved(tmp_path, Image.fromarray(np.zeros((2, 2), np.uint16)), "g.png")
   assert images.reading(grey).rules == ("16-bit, divided by 257", "grey repeated in R, G and B")
+  floats = saved(tmp_path, Image.fromarray(np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)),
+                 "f.tiff")
+  assert images.reading(floats).rules[0] == "32-bit or float, scaled to 0..255"
 
 
 def test_reading_refuses_what_read_image_refuses(tmp_path):
