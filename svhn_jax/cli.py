@@ -116,11 +116,7 @@ class ArgumentParser(argparse.ArgumentParser):
   """argparse's parser for the entry points that take no --config (`svhn_jax.data`, the
   generators, benchmarks): a bad argument is one line, `error: <prog>: <what>; see --help`, with
   exit status 2, where argparse prints its usage block first. Subcommands' parsers are of this
-  class too."""
-
-  def __init__(self, *args, **kwargs):
-    super().__init__(*args, **kwargs)
-    self.register("action", "parsers", _SubParsers)
+  class too (argparse's `add_subparsers` makes them of the parent's class)."""
 
   def error(self, message: str):
     print(f"error: {self.prog}: {' '.join(message.split())}; see {self.prog} --help",
@@ -151,12 +147,6 @@ def positive_number(text: str) -> float:
   if not (math.isfinite(value) and value > 0):
     raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
   return value
-
-
-class _SubParsers(argparse._SubParsersAction):  # argparse's documented `parser_class` hook
-  def __init__(self, *args, **kwargs):
-    kwargs["parser_class"] = ArgumentParser
-    super().__init__(*args, **kwargs)
 
 
 class progress_bar:
