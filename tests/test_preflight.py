@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from support import (metrics_rows, read_json, run_cli, snapshot, tiny_config, tiny_dataset,
-                     without_jax_backend)
+from support import (metrics_rows, read_json, run_cli, run_clis, snapshot, tiny_config,
+                     tiny_dataset, without_jax_backend)
 from svhn_jax import data, preflight, train
 from svhn_jax.errors import CheckpointError, ConfigError
 
@@ -28,27 +28,43 @@ def run_files(workdir) -> dict[str, bytes]:
   return {k: v for k, v in snapshot(workdir).items() if k != ".lock.owner"}
 
 
-@pytest.mark.parametrize("override, expected", [
+# name: (the override, the one line it is refused with).
+RERUNS = {
     # The bug this pins: a typo on a finished masked run rewrote its config.json.
-    ("--config.data.preprocess=masks", "error: config.data.preprocess='masks': expected one of "
-                                       "raw, mask"),
-    ("--config.data.preprocess=raw", "error: {workdir} holds a run made with other settings "
-                                     "(data.preprocess: 'mask' -> 'raw'); resuming it would mix "
-                                     f"two setups: {START_OVER}"),
-    ("--config.train.batch_size=64", "error: {workdir} holds a run made with other settings "
-                                     "(train.batch_size: 32 -> 64); resuming it would mix two "
-                                     f"setups: {START_OVER}"),
-], ids=["preprocess_typo", "preprocess_changed", "batch_size_changed"])
-def test_a_rerun_that_would_change_the_run_is_refused_and_writes_nothing(
-    override, expected, copied_run, tiny_h5):
+    "preprocess_typo": ("--config.data.preprocess=masks",
+                        "error: config.data.preprocess='masks': expected one of raw, mask"),
+    "preprocess_changed": ("--config.data.preprocess=raw",
+                           "error: {workdir} holds a run made with other settings "
+                           "(data.preprocess: 'mask' -> 'raw'); resuming it would mix two setups: "
+                           f"{START_OVER}"),
+    "batch_size_changed": ("--config.train.batch_size=64",
+                           "error: {workdir} holds a run made with other settings "
+                           "(train.batch_size: 32 -> 64); resuming it would mix two setups: "
+                           f"{START_OVER}"),
+}
+
+
+@pytest.fixture(scope="module")
+def reruns(finished_run, tiny_h5, tmp_path_factory) -> dict:
+  """name: (the workdir, its files before, the command's result), each rerun on its own copy of
+  the finished masked run, the commands run from one Python start (support.run_clis), with JAX
+  unable to start."""
+  workdirs = {name: shutil.copytree(finished_run("ann1", "mask"),
+                                    tmp_path_factory.mktemp(name) / "run") for name in RERUNS}
+  before = {name: run_files(workdir) for name, workdir in workdirs.items()}
+  results = run_clis([["svhn_jax.main", *main_args(workdirs[name], tiny_h5,
+                                                   "--config.data.preprocess=mask", override)]
+                      for name, (override, _) in RERUNS.items()], env=without_jax_backend())
+  return {name: (workdirs[name], before[name], result)
+          for name, result in zip(RERUNS, results)}
+
+
+@pytest.mark.parametrize("name", RERUNS)
+def test_a_rerun_that_would_change_the_run_is_refused_and_writes_nothing(name, reruns):
   """Through the command line, with JAX unable to start: the refusal comes before it."""
-  workdir = copied_run("ann1", "mask")
-  before = run_files(workdir)
-  result = run_cli("svhn_jax.main",
-                   *main_args(workdir, tiny_h5, "--config.data.preprocess=mask", override),
-                   env=without_jax_backend())
+  workdir, before, result = reruns[name]
   assert result.returncode == 1
-  assert result.stderr.strip().splitlines() == [expected.format(workdir=workdir)]
+  assert result.stderr.strip().splitlines() == [RERUNS[name][1].format(workdir=workdir)]
   assert run_files(workdir) == before
 
 
