@@ -77,7 +77,8 @@ class Field:
   values a tuple or `Not`); the field is read when every field of one alternative holds one of
   its values, and always when there are none. `ignored_unread`: a value the run does not read is
   documented as ignored rather than refused (the generator's sizes, which a config file sets for
-  its own data and a user may point elsewhere with --config.data.source or data.path)."""
+  its own data and a user may point elsewhere with --config.data.source or data.path).
+  `registry`: for a str field naming an extension, the `svhn_jax.registry.Registry` of them."""
 
   kind: Any
   low: float | None = None
@@ -92,6 +93,8 @@ class Field:
   default: Any = None
   applies_to: tuple[Mapping[str, Any], ...] = ()
   ignored_unread: bool = False
+  # A `svhn_jax.registry.Registry` whose names (or a 'module:attribute' spec) a str field takes.
+  registry: Any = None
 
   def problem(self, value: Any) -> str | None:
     """What is wrong with `value`, as 'expected ...', or None."""
@@ -112,6 +115,8 @@ class Field:
     if self.kind is str:
       if not isinstance(value, str):
         return "expected text"
+      if self.registry is not None:
+        return None if self.registry.accepts(value) else f"expected {self.registry.expected()}"
       if self.choices and value not in self.choices:
         return f"expected one of {', '.join(self.choices)}"
       return None
