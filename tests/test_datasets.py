@@ -12,6 +12,7 @@ import pytest
 import configs.default
 import official_files
 from support import good_arrays, write_h5
+from svhn_jax import config as config_lib
 from svhn_jax import data, transforms
 from svhn_jax.datasets import base, content_cache, sources, study_h5, synthetic
 from svhn_jax.errors import ConfigError, DataError
@@ -183,3 +184,18 @@ def test_a_bad_box_stops_both_tasks_in_one_line_before_anything_is_written(tmp_p
       "expected finite pixel sizes > 0")
   # No crops and no extraction: only the memo of the archive's digest may be there.
   assert not [p for p in cache.rglob("*") if p.is_file() and p.name != content_cache.MEMO_FILE]
+
+
+def test_a_source_outside_the_package_loads_through_its_spec(tmp_path):
+  """tests/toy_source.py, named by its 'module:attribute' spec: accepted by the config schema,
+  imported by the registry, and its splits loaded as any source's."""
+  config = configs.default.get_config()
+  config.data.source = "tests.toy_source:SOURCE"
+  config_lib.validate(config)
+  dataset, where = sources.load(config.data)
+  assert [len(split.labels) for split in dataset] == [1000, 300, 497]
+  assert all(split.images.shape[1:] == (32, 32) and split.images.dtype == np.uint8
+             for split in dataset)
+  assert set(np.unique(dataset.test.labels)) == set(range(10)) and where.is_file()
+  with pytest.raises(ConfigError, match="this source has no photos of whole house numbers"):
+    sources.load_numbers(config.data)
