@@ -224,6 +224,7 @@ def _save_failed(e: Exception, directory, epoch: int) -> CheckpointError | Excep
   if reason is None and not isinstance(e, OSError):
     return e
   return CheckpointError(
-      f"could not save the checkpoint of epoch {epoch} in {directory}: {reason or one_line(e, first=True)}. "
+      f"could not save the checkpoint of epoch {epoch} in {directory}: "
+      f"{reason or one_line(e, first=True)}. "
       "Nothing earlier was lost: free space (or fix the permissions) and run the same command "
       "to resume from the last saved epoch.")

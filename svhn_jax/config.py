@@ -50,9 +50,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # warm-up then cosine decay to 0, per step | onecycle: linear warm-up then linear decay to 0.
 SCHEDULES = ("plateau", "cosine", "onecycle")
 COMPUTE_DTYPES = ("float32", "bfloat16")
-# The generator versions `svhn_jax.datasets.synthetic` keeps: 1, the first (easy); 2, harder; 3, version 2
-# with more fonts, calibrated to SVHN; 4, version 3 with fewer unreadable crops; 5, version 4 with
-# more blur, calibrated to SVHN (the default).
+# The generator versions `svhn_jax.datasets.synthetic` keeps: 1, the first (easy); 2, harder;
+# 3, version 2 with more fonts, calibrated to SVHN; 4, version 3 with fewer unreadable crops;
+# 5, version 4 with more blur, calibrated to SVHN (the default).
 SYNTHETIC_VERSIONS = (1, 2, 3, 4, 5)
 # RandAugment's operations in `svhn_jax.augment` (a test holds the two lists equal).
 AUGMENT_OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "posterize",

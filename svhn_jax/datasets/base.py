@@ -4,7 +4,8 @@ pooling of train_on_val, and the carving and gathering of SVHN's own splits.
 A source is an object, one per `config.data.source` name (`svhn_jax.datasets.REGISTRY`), that
 gives digit crops as `data.Dataset` splits (`digits`) and, where it has whole photos, the
 format-1 split folders the number task reads (`photos`). No task name is compared here: each
-task calls the loader of its own data (`sources.load` for digits, `sources.load_numbers` for numbers).
+task calls the loader of its own data (`sources.load` for digits, `sources.load_numbers` for
+numbers).
 """
 
 from __future__ import annotations

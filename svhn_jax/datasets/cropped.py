@@ -248,7 +248,8 @@ def load_cropped(path: str | os.PathLike,
       raise DataError(f"{pair.images}: the cache just written does not read back")
     return loaded
   raise DataError(f"{path}: no writable folder for its cache among "
-                  f"{[str(f) for f in content_cache.folders(path, cache_dir)]}; pass cache_dir=FOLDER")
+                  f"{[str(f) for f in content_cache.folders(path, cache_dir)]}; pass "
+                  "cache_dir=FOLDER")
 
 
 def _pair(folder: Path, path: Path, key: str) -> _CachePair:

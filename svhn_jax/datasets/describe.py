@@ -1,5 +1,5 @@
-"""`python -m svhn_jax.data inspect FILE` (`main`) and what it reports: every dataset of an HDF5 file
-(`inspect`, `table`), or for SVHN's own files what they hold and how they load (`describe`).
+"""`python -m svhn_jax.data inspect FILE` (`main`) and what it reports: every dataset of an HDF5
+file (`inspect`, `table`), or for SVHN's own files what they hold and how they load (`describe`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ version in `STYLES`:
      models at the study's sizes, with the mask ablation's direction, and with room above CNN2
      that a wide ResNet closes (README.md, "The offline proxy").
 
-  python -m svhn_jax.datasets.synthetic --out synthetic.h5 --train 8000 --val 2000 --test 2000 --seed 0
+  python -m svhn_jax.datasets.synthetic --out synthetic.h5 --train 8000 --val 2000 --test 2000 \
+      --seed 0
 """
 
 from __future__ import annotations
