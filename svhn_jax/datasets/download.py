@@ -1,6 +1,6 @@
-"""Downloads into the cache, verified before they reach their final name: SVHN's official files
-over HTTP (pooch, checked by size and MD5) and the study's HDF5 file from Google Drive (gdown,
-checked by its loader's `problem`). Either way a cut-off, corrupt or HTML download is discarded
+"""Downloads into the cache, verified before they reach their final name, through one fetcher
+(`fetch`): SVHN's official files over HTTP (pooch, checked by size and MD5) and the study's HDF5
+file from Google Drive (gdown, checked by its loader's `problem`). Either way a cut-off, corrupt or HTML download is discarded
 and raises one DataError saying how to work offline; the cache never holds a partial file.
 """
 
@@ -64,8 +64,30 @@ class _SizeCheckedDownload:
                       + _OFFLINE_ADVICE)
 
 
-def fetch(filename: str, cache_dir: str | os.PathLike | None = None, *, base_url: str = BASE_URL,
+class DriveFile(NamedTuple):
+  """A file on Google Drive (the study's HDF5 file), checked by its loader."""
+  file_id: str
+  problem: Callable[[Path], str | None]  # why a file is not a whole copy; None when it is
+  advice: str  # how to go on without the download, ending each failure's message
+  # gdown.download's call shape; tests pass a stand-in.
+  download: Callable[..., str | None] | None = None
+
+
+def fetch(filename: str, cache_dir: str | os.PathLike | None = None, *,
+          drive: DriveFile | None = None, base_url: str = BASE_URL,
           registry: Mapping[str, OfficialFile] = REGISTRY) -> Path:
+  """Returns the path of `filename` in the cache (`fileio.cache_dir(cache_dir)`), downloading it
+  first if it is absent or broken: from Google Drive for a `drive` file (gdown, `_from_drive`),
+  else as an official SVHN file from `base_url` (pooch, `_official`). Either way the download
+  reaches its final name only when verified, and every failure is a DataError saying how to
+  work offline."""
+  if drive is not None:
+    return _from_drive(filename, cache_dir, drive)
+  return _official(filename, cache_dir, base_url, registry)
+
+
+def _official(filename: str, cache_dir: str | os.PathLike | None, base_url: str,
+              registry: Mapping[str, OfficialFile]) -> Path:
   """Returns the path of the official file `filename` in `cache_dir`, downloading it if needed.
 
   The download shows a progress bar and lands under a temporary name; it is renamed to
@@ -98,20 +120,15 @@ def fetch(filename: str, cache_dir: str | os.PathLike | None = None, *, base_url
 
 
 
-def fetch_drive(cache_dir: str | os.PathLike | None, *, file_id: str, filename: str,
-                problem: Callable[[Path], str | None], advice: str,
-                download: Callable[..., str | None] | None = None) -> Path:
-  """Returns `filename` in the cache (`fileio.cache_dir(cache_dir)`), downloading it first from
-  the Google Drive file `file_id` if it is absent or `problem(path)` finds it broken.
-
-  `problem` says why a file is not a whole copy (None when it is); `download` has
-  gdown.download's call shape (tests pass a stand-in). The file reaches its final name only once
-  whole and valid. Raises DataError, ending with `advice`, for a failed or refused download.
-  """
+def _from_drive(filename: str, cache_dir: str | os.PathLike | None, drive: DriveFile) -> Path:
+  """Returns `filename` in the cache, downloading it first from the Google Drive file
+  `drive.file_id` if it is absent or `drive.problem` finds it broken. The file reaches its final
+  name only once whole and valid. Raises DataError, ending with `drive.advice`, for a failed,
+  refused or broken download."""
   folder = fileio.cache_dir(cache_dir)
   path = folder / filename
   if path.exists():
-    found = problem(path)
+    found = drive.problem(path)
     if found is None:
       return path
     logging.warning("The cached %s %s; downloading it again.", path, found)
@@ -120,11 +137,11 @@ def fetch_drive(cache_dir: str | os.PathLike | None, *, file_id: str, filename: 
   # leftovers (it keeps `.part` files for resuming) go when the folder goes, on any failure.
   with tempfile.TemporaryDirectory(dir=folder, prefix=f".{filename}.") as tmp_dir:
     tmp = Path(tmp_dir) / filename
-    _drive_download_to(tmp, file_id, download or gdown.download, advice)
-    found = problem(tmp)
+    _drive_download_to(tmp, drive.file_id, drive.download or gdown.download, drive.advice)
+    found = drive.problem(tmp)
     if found:
-      raise DataError(f"The file Google Drive sent for id {file_id} {found}. It was discarded. "
-                      + advice)
+      raise DataError(f"The file Google Drive sent for id {drive.file_id} {found}. It was "
+                      "discarded. " + drive.advice)
     os.replace(tmp, path)
   logging.info("Saved %s to %s", filename, path)
   return path
@@ -148,7 +165,7 @@ def official_file(data_cfg: ml_collections.ConfigDict, name: str, files: Sequenc
   `config.data.path` (for format 1, `train.tar.gz` or the extracted `train/`), else downloaded
   (verified) into the cache. Raises DataError for a missing folder or file."""
   if not data_cfg.path:
-    return fetch(name, fileio.cache_dir(data_cfg))
+    return fetch(name, data_cfg.cache_dir)
   folder = Path(data_cfg.path).expanduser()
   if not folder.is_dir():
     raise DataError(f"config.data.path={data_cfg.path!r}: no such folder; expected a folder "

@@ -85,13 +85,12 @@ def fetch(cache_dir: str | os.PathLike | None = None, *, file_id: str = GDRIVE_F
           filename: str = FILENAME, min_bytes: int = MIN_BYTES,
           download: Callable[..., str | None] | None = None) -> Path:
   """Returns the path of the study's file in the cache, downloading it first if needed
-  (`download.fetch_drive`: the file reaches its final name only once whole and valid).
+  (`download.fetch` from Google Drive: the file reaches its final name only once whole and valid).
 
   `download` has gdown.download's call shape (tests pass a stand-in).
   """
-  return download_lib.fetch_drive(cache_dir, file_id=file_id, filename=filename,
-                                  problem=lambda path: _layout_problem(path, min_bytes),
-                                  advice=_OFFLINE_ADVICE, download=download)
+  return download_lib.fetch(filename, cache_dir, drive=download_lib.DriveFile(
+      file_id, lambda path: _layout_problem(path, min_bytes), _OFFLINE_ADVICE, download))
 
 
 def open_h5(path: Path) -> h5py.File:
