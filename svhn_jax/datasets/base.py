@@ -61,6 +61,14 @@ def get(data_cfg: ml_collections.ConfigDict) -> Source:
   return REGISTRY.get(data_cfg.source)
 
 
+def progress(what: str, count: int) -> Callable[[int], None]:
+  """A progress callback for work on `count` items that logs `what: done/count`."""
+  def report(done: int) -> None:
+    logging.info("%s: %d/%d", what, done, count)
+
+  return report
+
+
 def refuse_colour(data_cfg: ml_collections.ConfigDict, source: Source) -> None:
   """Raises ConfigError unless `source` gives its digit crops in `config.data.color`."""
   if data_cfg.color not in source.colors:

@@ -50,13 +50,6 @@ _WORKERS = min(2, os.cpu_count() or 1)
 # ---------------------------------------------------------------------------------------------
 # Where the photos are
 
-def _progress(what: str, count: int):
-  def report(done: int) -> None:
-    logging.info("%s: %d/%d", what, done, count)
-
-  return report
-
-
 def open_split(path: Path, data_cfg: ml_collections.ConfigDict) -> photos.FullSplit:
   """`photos.open_full` of an archive or folder. An archive is extracted once, where its source
   says (`Source.extraction_folder`: the generated photos' beside them, in their own folder,
@@ -106,7 +99,7 @@ def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: photos.Ful
                label, path.parent)
   arrays = house_numbers.number_arrays(subset, margin=margin, seed=seed, color=data_cfg.color,
                                        workers=_WORKERS,
-                                       progress=_progress(f"cropping {label} numbers",
+                                       progress=base.progress(f"cropping {label} numbers",
                                                           len(subset)))
   labels = np.concatenate([arrays.lengths[:, None], arrays.digits], axis=1).astype(np.int32)
   with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:

@@ -627,15 +627,8 @@ def photos_folder(data_cfg: ml_collections.ConfigDict) -> Path:
       logging.info("Making %d synthetic house-number photos (%s) into %s, once", count, split,
                    folder)
       synthetic_photos.write_split(folder, split, count, seed=sizes.seed, workers=_WORKERS,
-                                   progress=_progress(f"making {split} photos", count))
+                                   progress=base.progress(f"making {split} photos", count))
   return folder
-
-
-def _progress(what: str, count: int):
-  def report(done: int) -> None:
-    logging.info("%s: %d/%d", what, done, count)
-
-  return report
 
 
 class Synthetic(study_h5.StudyFile):
