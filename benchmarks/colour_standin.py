@@ -24,7 +24,8 @@ import scipy.io
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from svhn_jax import cli, synthetic  # noqa: E402
+from svhn_jax import cli  # noqa: E402
+from svhn_jax.datasets import synthetic  # noqa: E402
 
 LUMA = np.array([0.299, 0.587, 0.114])
 

@@ -31,8 +31,8 @@ done
 cd "$(dirname "$0")/.."
 out="${1:-results/gpu_wrn}"
 python=${PYTHON:-python}
-# The generator versions are svhn_jax.synthetic's to say: refuse another before anything runs.
-"$python" -c "import sys; from svhn_jax import synthetic
+# The generator versions are svhn_jax.datasets.synthetic's to say: refuse another before anything runs.
+"$python" -c "import sys; from svhn_jax.datasets import synthetic
 v, ok = int(sys.argv[1]), ', '.join(map(str, synthetic.STYLES))
 v in synthetic.STYLES or sys.exit(f'error: VERSION={v}: expected one of {ok} (see {sys.argv[2]})')
 " "${VERSION:-5}" "$0" || exit 2
@@ -80,7 +80,8 @@ stage "device" 60 "$python" -c "import jax; print(jax.__version__, jax.devices()
 stage "data" 120 "$python" -c "
 import sys, time
 from configs import default
-from svhn_jax import data, sources
+from svhn_jax import data
+from svhn_jax.datasets import sources
 cfg = default.get_config().data
 cfg.source = 'synthetic'
 cfg.synthetic.train, cfg.synthetic.val, cfg.synthetic.test, cfg.synthetic.version = map(

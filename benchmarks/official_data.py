@@ -51,7 +51,7 @@ def write_cropped(path: Path, count: int, compress: bool) -> None:
 
 
 def write_digit_struct(path: Path, photos: int) -> None:
-  from svhn_jax.svhn_official import Photo
+  from svhn_jax.datasets.digit_struct import Photo
   from tests import official_files
 
   rng = np.random.default_rng(0)
@@ -69,7 +69,7 @@ def peak_rss_mb() -> float:
 
 def step(kind: str, path: str, *args: str) -> dict:
   """Runs one step in this process; returns its numbers."""
-  from svhn_jax import svhn_official
+  from svhn_jax.datasets import cropped, digit_struct
 
   start = time.perf_counter()
   if kind == "write_cropped":
@@ -79,7 +79,7 @@ def step(kind: str, path: str, *args: str) -> dict:
     write_digit_struct(Path(path), int(args[0]))
     result = {"seconds": time.perf_counter() - start}
   elif kind == "convert" or kind == "reload":
-    images, labels = svhn_official.load_cropped(path)
+    images, labels = cropped.load_cropped(path)
     seconds = time.perf_counter() - start
     result = {"seconds": seconds, "images": len(images)}
     if kind == "reload":
@@ -88,13 +88,13 @@ def step(kind: str, path: str, *args: str) -> dict:
       result["read_all_seconds"] = time.perf_counter() - start
       result["checksum"] = total
   elif kind == "digit_struct":
-    photos = svhn_official.read_digit_struct(path)
+    photos = digit_struct.read_digit_struct(path)
     result = {"seconds": time.perf_counter() - start, "photos": len(photos)}
   elif kind == "digit_struct_h5py":
     import h5py
 
     with h5py.File(path, "r") as f:
-      reader = svhn_official._H5pyReader(f, Path(path))
+      reader = digit_struct._H5pyReader(f, Path(path))
       photos = [(reader.name(i), reader.fields(i)) for i in range(len(reader.names))]
     result = {"seconds": time.perf_counter() - start, "photos": len(photos)}
   else:

@@ -30,7 +30,8 @@ from absl import app, flags
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from svhn_jax import (checkpoint, cli, config as config_lib, evaluate, inference, input_pipeline,
-                      models, parallel, recipes, sources, steps, train, trainer)
+                      models, parallel, recipes, steps, train, trainer)
+from svhn_jax.datasets import sources
 from svhn_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -141,8 +142,7 @@ def main(argv):
     raise ConfigError(f"config.task={config.task!r}: this benchmark times digit classifiers to a "
                       "digit accuracy; expected a digit run config (config.task=digit)")
   targets = parse_targets(FLAGS.targets)
-  loaded = sources.load_checked(config.data)
-  dataset, _, _ = loaded.take()
+  dataset, _ = sources.load(config.data)
   (train_split, val, test), _ = input_pipeline.prepare(dataset, config.data.preprocess)
   print(f"{config.model.name} on {train_split.labels.shape[0]:,} training and "
         f"{test.labels.shape[0]:,} test images; {config.train.epochs} epochs at most; "

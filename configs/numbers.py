@@ -1,8 +1,8 @@
 """Whole house numbers, offline: the small multi-digit reader on generated photos.
 
-The synthetic photos (svhn_jax.synthetic_photos: 1 to 6 digits in varied fonts, sizes, colours
-and clutter) are made once into the cache in SVHN format 1's layout (train.tar.gz, test.tar.gz)
-and read through the same loader as SVHN's own; 2,000 training photos are carved off for
+The synthetic photos (svhn_jax.datasets.synthetic_photos: 1 to 6 digits in varied fonts, sizes,
+colours and clutter) are made once into the cache in SVHN format 1's layout (train.tar.gz,
+test.tar.gz) and read through the same loader as SVHN's own; 2,000 training photos are carved off for
 validation. Each number is cropped with a margin drawn per photo between 15% and 100% of its
 box per side, resized to 64x64, and read from random 54x54 windows (Goodfellow et al. 2013,
 arXiv 1312.6082, with wider margins). On SVHN itself:

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from svhn_jax import cli, data, data_stats, plots, report, sources
+from svhn_jax import cli, data, data_stats, plots, report
+from svhn_jax.datasets import describe, sources
 from svhn_jax import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -32,7 +33,7 @@ def summary(path: Path, dataset: data.Dataset) -> dict:
                     "dark_share": data_stats.dark_share(split.images)}
   means = data_stats.class_means(dataset.train.images, dataset.train.labels)
   # The HDF5 datasets of the study's layout; SVHN's own files are listed by `data inspect`.
-  rows = data.inspect(path) if path.is_file() and path.suffix in (".h5", ".hdf5") else []
+  rows = describe.inspect(path) if path.is_file() and path.suffix in (".h5", ".hdf5") else []
   return {"file": str(path), "datasets": [list(map(str, row)) for row in rows],
           "splits": splits, "centre_minus_edge": [data_stats.centre_minus_edge(m) for m in means]}
 

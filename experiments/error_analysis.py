@@ -22,8 +22,8 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from svhn_jax import (cli, data, evaluate, house_numbers, inference, plots, report, sources,
-                      tasks, train)
+from svhn_jax import (cli, data, evaluate, house_numbers, inference, plots, report, tasks,
+                      train)
 
 FLAGS = flags.FLAGS
 cli.define_config("configs/demo.py", "The run config, used to train --workdir if it holds no "
@@ -332,12 +332,12 @@ def main(argv):
   workdir = Path(FLAGS.workdir or out / "run")
   run = finished_run(FLAGS.config, workdir)
   loaded = inference.load_run(workdir)
-  if isinstance(tasks.from_config(loaded.config), tasks.NumberTask):
-    test = sources.load(loaded.config.data, "number")[0].test
+  task = tasks.from_config(loaded.config)
+  test = task.load(loaded.config.data)[0].test
+  if isinstance(task, tasks.NumberTask):
     text = number_markdown(run, test, inference.run_logits(loaded, test.images), out, FLAGS.grid,
                            FLAGS.threshold)
   else:
-    test = sources.load(loaded.config.data)[0].test
     probs = inference.predict_probs(loaded, test.images)
     text = markdown(run, test, probs, out, FLAGS.grid, FLAGS.threshold)
   print(report.write(out / "report.md", text))

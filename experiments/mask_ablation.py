@@ -16,7 +16,8 @@ from absl import app, flags
 
 from configs import study
 from experiments import seeded
-from svhn_jax import cli, plots, report, sources, stats, transforms
+from svhn_jax import cli, plots, report, stats, transforms
+from svhn_jax.datasets import sources
 from svhn_jax import config as config_lib
 
 FLAGS = flags.FLAGS

@@ -14,7 +14,7 @@ differ is difficulty that a stronger model can learn. The rows:
   clutter, low resolution, JPEG, blur from 2 px to the version's largest (at least 2.5 px)
                      readable crops with that stage on every crop
 
-Each row's crops come from `svhn_jax.synthetic.generate` with the version's `Style`, fields
+Each row's crops come from `svhn_jax.datasets.synthetic.generate` with the version's `Style`, fields
 replaced (--crops crops, --seed; the study files' splits use other seeds), and are scored
 through each run's own inference path (`svhn_jax.inference.run_logits`: its preprocessing, mask,
 EMA weights and test-time shifts). Prints the table and writes report.md into --results_dir.
@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from svhn_jax import cli, inference, report, synthetic
+from svhn_jax import cli, inference, report
+from svhn_jax.datasets import synthetic
 from svhn_jax.errors import CheckpointError, ConfigError
 
 FLAGS = flags.FLAGS

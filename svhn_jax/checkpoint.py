@@ -25,7 +25,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from svhn_jax import callbacks
-from svhn_jax.errors import CheckpointError
+from svhn_jax.errors import CheckpointError, one_line
 
 # Version 1 (svhn_jax up to commit 1393f4a) saved one `state` item: (params, batch_stats,
 # opt_state). Version 2 saves the weights apart from the optimizer.
@@ -206,7 +206,7 @@ def _restore(manager: ocp.CheckpointManager, where: Path, **items) -> dict | Non
   except (ValueError, KeyError, TypeError) as e:
     raise CheckpointError(
         f"{where}/{step}: the checkpoint does not match this run's model and optimizer "
-        f"({type(e).__name__}: {_first_line(e)}). {_START_OVER}") from e
+        f"({type(e).__name__}: {one_line(e, first=True)}). {_START_OVER}") from e
   return {name: restored[name] for name in (*items, "meta")}
 
 
@@ -224,10 +224,7 @@ def _save_failed(e: Exception, directory, epoch: int) -> CheckpointError | Excep
   if reason is None and not isinstance(e, OSError):
     return e
   return CheckpointError(
-      f"could not save the checkpoint of epoch {epoch} in {directory}: {reason or _first_line(e)}. "
+      f"could not save the checkpoint of epoch {epoch} in {directory}: "
+      f"{reason or one_line(e, first=True)}. "
       "Nothing earlier was lost: free space (or fix the permissions) and run the same command "
       "to resume from the last saved epoch.")
-
-
-def _first_line(e: BaseException) -> str:
-  return str(e).splitlines()[0] if str(e) else repr(e)

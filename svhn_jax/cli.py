@@ -27,7 +27,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from svhn_jax import config as config_lib
-from svhn_jax.errors import SvhnError
+from svhn_jax.errors import SvhnError, one_line
 
 FLAGS = flags.FLAGS
 # The command line --config reads its overrides from: `parse_flags` fills it with its argv less
@@ -52,12 +52,12 @@ def user_errors(on_interrupt: str = "stopped by Ctrl-C") -> Iterator[None]:
   except (SvhnError, OSError, MemoryError) as e:
     if logging.get_verbosity() > logging.INFO:
       raise
-    print(f"{getattr(e, 'label', 'error')}: {_one_line(e)}", file=sys.stderr)
+    print(f"{getattr(e, 'label', 'error')}: {_message(e)}", file=sys.stderr)
     sys.exit(getattr(e, "exit_code", 1))
   except Exception as e:  # XLA's allocation failures arrive as JaxRuntimeError
     if logging.get_verbosity() > logging.INFO or not _out_of_memory(e):
       raise
-    print(f"error: out of memory ({_one_line(e)[:200]}). Use a smaller config.train.batch_size "
+    print(f"error: out of memory ({_message(e)[:200]}). Use a smaller config.train.batch_size "
           "or config.train.eval_batch_size, or fewer seeds at once (--multiseed=loop)",
           file=sys.stderr)
     sys.exit(1)
@@ -68,12 +68,11 @@ def _out_of_memory(e: Exception) -> bool:
           and "RESOURCE_EXHAUSTED" in str(e) and any(s in str(e) for s in _OUT_OF_MEMORY))
 
 
-def _one_line(e: BaseException) -> str:
+def _message(e: BaseException) -> str:
   if isinstance(e, MemoryError):
     return ("out of memory. Use a smaller config.train.batch_size or "
             "config.train.eval_batch_size, or a smaller dataset")
-  text = " ".join(str(e).split())
-  return text or type(e).__name__
+  return one_line(e)
 
 
 def setup_logging() -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import ml_collections
 
+from svhn_jax import datasets
 from svhn_jax.errors import ConfigError
 
 # The models `svhn_jax.models` builds; a test holds the two lists equal.
@@ -37,7 +38,9 @@ TASKS = ("digit", "number")
 # The sizes of the number reader, `svhn_jax.number_models.SIZES` (a test holds them equal).
 NUMBER_MODEL_SIZES = ("small", "paper")
 NUMBER_SOURCES = ("synthetic", "svhn_full")
-DATA_SOURCES = ("svhn", "synthetic", "svhn_cropped", "svhn_full")
+# The registered data sources (`svhn_jax.datasets.REGISTRY`); a config may also name one by its
+# 'module:attribute' spec.
+DATA_SOURCES = datasets.REGISTRY.names()
 COLORS = ("grey", "rgb")
 PREPROCESS_MODES = ("raw", "mask")
 # auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax layers elsewhere.
@@ -47,9 +50,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # warm-up then cosine decay to 0, per step | onecycle: linear warm-up then linear decay to 0.
 SCHEDULES = ("plateau", "cosine", "onecycle")
 COMPUTE_DTYPES = ("float32", "bfloat16")
-# The generator versions `svhn_jax.synthetic` keeps: 1, the first (easy); 2, harder; 3, version 2
-# with more fonts, calibrated to SVHN; 4, version 3 with fewer unreadable crops; 5, version 4 with
-# more blur, calibrated to SVHN (the default).
+# The generator versions `svhn_jax.datasets.synthetic` keeps: 1, the first (easy); 2, harder;
+# 3, version 2 with more fonts, calibrated to SVHN; 4, version 3 with fewer unreadable crops;
+# 5, version 4 with more blur, calibrated to SVHN (the default).
 SYNTHETIC_VERSIONS = (1, 2, 3, 4, 5)
 # RandAugment's operations in `svhn_jax.augment` (a test holds the two lists equal).
 AUGMENT_OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "posterize",
@@ -148,7 +151,7 @@ class Field:
 
 
 # When fields are read (`Field.applies_to`), by what reads them: models.py, number_models.py,
-# recipes.py, steps.py, train.py, sources.py and number_data.py.
+# recipes.py, steps.py, train.py and svhn_jax/datasets/.
 _WRN = ({"model.name": ("wrn",)},)
 _STUDY_MODELS = ({"model.name": ("ann1", "ann2", "cnn1", "cnn2")},)
 _NUMBERS = ({"task": ("number",)},)
@@ -178,7 +181,7 @@ RUN_SCHEMA: dict[str, Field] = {
     # The number reader (model.name=multidigit) only: small (CPU) or Goodfellow et al.'s.
     "model.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small",
                         applies_to=({"model.name": ("multidigit",)},)),
-    "data.source": Field(str, choices=DATA_SOURCES),
+    "data.source": Field(str, registry=datasets.REGISTRY),
     # Where the data lives may change on resume; its fingerprint must not (see `data`).
     "data.path": Field(str, resumable=True),
     "data.cache_dir": Field(str, resumable=True),

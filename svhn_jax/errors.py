@@ -4,6 +4,17 @@ exits with `exit_code`."""
 import signal
 
 
+def one_line(error: BaseException, *, first: bool = False) -> str:
+  """`error`'s message on one line (its whitespace runs, newlines included, made one space), or
+  its class name when it has none: how an error reaches a one-line message. With `first`, only
+  its first line is kept (for errors whose later lines are a long listing: orbax's tree
+  mismatches)."""
+  text = str(error).strip()
+  if first:
+    text = text.split("\n", 1)[0]
+  return " ".join(text.split()) or type(error).__name__
+
+
 class SvhnError(Exception):
   """Base class: bad input from the user (file, key, config field) or a run that must stop; never
   a bug."""

@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 
-def default_cache_dir(cache_dir: str | os.PathLike = "") -> Path:
-  """Where downloads and generated data go: `cache_dir`, else $SVHN_JAX_CACHE, else
-  ~/.cache/svhn_jax."""
-  chosen = cache_dir or os.environ.get("SVHN_JAX_CACHE") or Path.home() / ".cache" / "svhn_jax"
+def cache_dir(where: Any = None) -> Path:
+  """Where downloads and generated data go: the folder `where` names (a `config.data` block's
+  `cache_dir`, or a folder given as text or a path), else $SVHN_JAX_CACHE, else
+  ~/.cache/svhn_jax. An empty `cache_dir` or None names no folder."""
+  folder = getattr(where, "cache_dir", where)
+  chosen = folder or os.environ.get("SVHN_JAX_CACHE") or Path.home() / ".cache" / "svhn_jax"
   return Path(chosen).expanduser()
 
 
@@ -44,6 +47,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
   except BaseException:
     Path(tmp).unlink(missing_ok=True)
     raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, exist_ok: bool = False) -> Iterator[Path]:
+  """Yields an empty temporary folder beside `path` (`.<name>.*.partial`); on a clean exit it is
+  renamed to `path`, so that a reader sees the whole folder or none.
+
+  On an exception the temporary folder is removed and `path` is left as it was. With `exist_ok`,
+  a folder that reached `path` meanwhile (another process finished the same work first) is kept
+  and this one dropped. Raises OSError for a parent that cannot be created or written, and for a
+  `path` that already exists (unless `exist_ok` and it is a folder).
+  """
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+  try:
+    yield tmp
+    try:
+      os.replace(tmp, path)
+    except OSError:
+      if not (exist_ok and path.is_dir()):
+        raise
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from svhn_jax.svhn_official import FullSplit, Photo
+from svhn_jax.datasets.digit_struct import Photo
+from svhn_jax.datasets.photos import FullSplit
 from svhn_jax.transforms import luma
 
 # Widening on each side, a share of the box's width (x) and height (y): 30% in all, arXiv
@@ -49,7 +50,7 @@ NO_DIGIT = 10  # the digit class of a position past the number's length
 COLORS = ("grey", "rgb")
 # Pillow's bilinear filter; when shrinking it widens its support by the scale factor, so it
 # averages every source pixel under an output pixel (no aliasing). Format 2's 32x32 crops are
-# made with the same filter (svhn_official.square_crops).
+# made with the same filter (datasets.photos.square_crops).
 RESAMPLE = Image.Resampling.BILINEAR
 _PROGRESS_EVERY = 1000  # photos between progress calls of number_arrays
 

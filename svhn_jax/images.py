@@ -19,7 +19,6 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-# The module, not its names: svhn_jax.data imports svhn_official, which reads photos here.
 from svhn_jax import data
 from svhn_jax.errors import DataError
 
@@ -61,7 +60,7 @@ def read_image(path: str | Path, color: str = "grey") -> np.ndarray:
 def read_photo(path: str | Path) -> np.ndarray:
   """The image file at `path` as uint8 (H, W, 3) RGB: `read_image(path, "rgb")` rounded to whole
   levels, so an 8-bit RGB file gives its own pixels. Format 1's photos are read with it for
-  training (svhn_official.FullSplit.image), by the rules `read` and `predict` read a file with.
+  training (datasets.photos.FullSplit.image), by the rules `read` and `predict` read a file with.
   Raises as read_image does."""
   return np.round(read_image(path, "rgb")).astype(np.uint8)
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import ml_collections
 
-from svhn_jax import checkpoint, sources
+from svhn_jax import checkpoint, tasks
 from svhn_jax import config as config_lib
+from svhn_jax.datasets import sources
 from svhn_jax.errors import CheckpointError, ConfigError
 
 _START_OVER = "use another --workdir, or rerun with --restart to discard it and start over"
@@ -33,8 +34,8 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   check_workdir(workdir)
   if not restart:
     check_resumable(config, workdir)
-  # Read in full once: training takes it from here (`sources.Loaded.take`).
-  loaded = sources.load_checked(config.data, config.task)
+  # Read in full once: training takes it from here (`Loaded.take`).
+  loaded = sources.Loaded(*tasks.from_config(config).load(config.data))
   if not restart:
     check_same_data(workdir, loaded.fingerprint)
   return loaded

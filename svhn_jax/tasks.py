@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from svhn_jax import evaluate, house_numbers, models, number_models, plots, recipes, sources
+from svhn_jax import evaluate, house_numbers, models, number_models, plots, recipes
+from svhn_jax.datasets import sources
 from svhn_jax.config import TASKS
 from svhn_jax.data import Split
 from svhn_jax.errors import ConfigError
@@ -54,6 +55,10 @@ class DigitTask:
   """The study's task: one digit per 32x32 crop, labels int32 (N,) 0..9, logits (N, 10)."""
 
   name: str = "digit"
+
+  def load(self, data_cfg) -> tuple[Split, ...]:
+    """The digit crops config.data asks for, and where they came from (`datasets.sources.load`)."""
+    return sources.load(data_cfg)
 
   def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32):
     """`models.from_config`: the model config.model names."""
@@ -158,6 +163,11 @@ class NumberTask:
   crop: int = house_numbers.CROP
   name: str = "number"
 
+  def load(self, data_cfg) -> tuple[Split, ...]:
+    """The house numbers of config.data's photos, and where they came from
+    (`datasets.sources.load_numbers`)."""
+    return sources.load_numbers(data_cfg)
+
   def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32):
     """`number_models.from_config`: the reader of config.model's size and dropout."""
     del dtype  # the reader computes in float32 (config.py refuses bfloat16 for it)
@@ -189,7 +199,7 @@ class NumberTask:
   def test_report(self, predict: Predict, test: Split, data_cfg) -> tuple[dict, np.ndarray]:
     """(`evaluate.number_scores` of the test split plus its 'loss' and 'accuracy_by_margin', the
     logits). The test photos are read again at each of REPORTED_MARGINS (cached after the first
-    time, `sources.number_test_at_margin`), and their sequence accuracy reported per margin."""
+    time, `datasets.sources.number_test_at_margin`), and their sequence accuracy reported per margin."""
     logits = np.asarray(predict(test.images))
     labels = np.asarray(test.labels)
     report = evaluate.number_scores(*_host(decode(logits)), labels)

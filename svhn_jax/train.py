@@ -27,9 +27,10 @@ import ml_collections
 import numpy as np
 
 from svhn_jax import (callbacks, checkpoint, cli, data, fileio, inference, input_pipeline,
-                      interrupts, models, parallel, plots, recipes, runlock, sources, steps,
+                      interrupts, models, parallel, plots, recipes, runlock, steps,
                       tasks)
 from svhn_jax import config as config_lib
+from svhn_jax.datasets import sources
 from svhn_jax.errors import Interrupted, TrainingDiverged
 from svhn_jax.trainer import DIVERGED_ADVICE, Trainer
 
@@ -103,7 +104,7 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
     parallel.check_batch_size(config.train.batch_size, mesh)
     logging.info("JAX: %s", parallel.describe(mesh))
     task = tasks.from_config(config)
-    dataset, path, fingerprint = (loaded or sources.load_checked(config.data, config.task)).take()
+    dataset, path, fingerprint = (loaded or sources.Loaded(*task.load(config.data))).take()
     (train, val, test), mask = input_pipeline.prepare(dataset, config.data.preprocess)
     del dataset
     # Validation and test hold the task's evaluation input (a numbers run's centre crops).

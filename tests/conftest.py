@@ -18,7 +18,8 @@ import jax
 import pytest
 
 from support import digits_dataset, tiny_config, tiny_dataset
-from svhn_jax import data, train
+from svhn_jax import train
+from svhn_jax.datasets import study_h5
 
 _cache_key = pytest.StashKey[str]()
 _compiles_key = pytest.StashKey[dict]()
@@ -31,7 +32,7 @@ def pytest_configure(config):
   """One persistent XLA compilation cache for this session, here and in every process the tests
   start: the many tiny runs compile the same few programs, and loading one is much faster than
   compiling it. A cached program is the compiled one, so no result changes. The data cache
-  ($SVHN_JAX_CACHE, with the digest memo of svhn_jax.content_cache) goes there too, never into
+  ($SVHN_JAX_CACHE, with the digest memo of svhn_jax.datasets.content_cache) goes there too, never into
   the user's ~/.cache."""
   cache = tempfile.mkdtemp(prefix="svhn_jax_tests_xla_")
   config.stash[_cache_key] = cache
@@ -93,13 +94,13 @@ def pytest_terminal_summary(terminalreporter, config):
 @pytest.fixture(scope="session")
 def digits_h5(tmp_path_factory) -> Path:
   """All 1,797 digits, 1200/300/297."""
-  return data.save_h5(tmp_path_factory.mktemp("digits") / "digits.h5", digits_dataset())
+  return study_h5.save_h5(tmp_path_factory.mktemp("digits") / "digits.h5", digits_dataset())
 
 
 @pytest.fixture(scope="session")
 def tiny_h5(tmp_path_factory) -> Path:
   """192/64/64 digits: enough for a model to move, small enough for a seconds-long run."""
-  return data.save_h5(tmp_path_factory.mktemp("tiny") / "tiny.h5", tiny_dataset())
+  return study_h5.save_h5(tmp_path_factory.mktemp("tiny") / "tiny.h5", tiny_dataset())
 
 
 @pytest.fixture(scope="session")

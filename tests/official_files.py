@@ -3,7 +3,7 @@
 - `write_cropped_mat`: format 2, a MATLAB v5 .mat with X uint8 (32, 32, 3, N) and y uint8 (N, 1).
 - `write_digit_struct`: format 1's digitStruct.mat, MATLAB v7.3 (HDF5 behind a 512-byte header),
   with the tree MATLAB writes: struct groups, `#refs#`, object references, `MATLAB_class`; the
-  product's writer (svhn_official.write_digit_struct), which the synthetic photos use too.
+  product's writer (datasets.digit_struct.write_digit_struct), which the synthetic photos use too.
 - `write_full_tar`: a format-1 archive, `<split>/1.png ... <split>/N.png` and the digitStruct.mat.
 - `photos_on_white`, `photo_file`: photos as the image files of other modes a user may have
   (transparent, EXIF-rotated, palette, 16-bit, ...) that read back as the same pixels.
@@ -24,7 +24,7 @@ import numpy as np
 import scipy.io
 from PIL import ExifTags, Image, ImageDraw
 
-from svhn_jax.svhn_official import Photo, write_digit_struct
+from svhn_jax.datasets.digit_struct import Photo, write_digit_struct
 
 # Segments a-g of a seven-segment display as (x0, y0, x1, y1) in a 0..1 box, and each digit's set.
 _SEGMENTS = {"a": (0, 0, 1, 0), "b": (1, 0, 1, .5), "c": (1, .5, 1, 1), "d": (0, 1, 1, 1),

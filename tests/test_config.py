@@ -109,7 +109,8 @@ def test_the_edges_of_each_range_are_allowed():
     ("train.compute_dtype", "float16", "expected one of float32, bfloat16"),
     ("model.impl", "cuda", "expected one of auto, fast, flax"),
     ("data.preprocess", "masks", "expected one of raw, mask"),
-    ("data.source", "mnist", "expected one of svhn, synthetic, svhn_cropped, svhn_full"),
+    ("data.source", "mnist", "expected one of svhn, synthetic, svhn_cropped, svhn_full, or a "
+     "'module:attribute' spec"),
     ("data.color", "blue", "expected one of grey, rgb"),
     ("data.use_extra", 1, "expected True or False"),
     ("train.scan_epoch", "sometimes", "expected auto, true or false"),

@@ -1,4 +1,4 @@
-"""Tests for svhn_jax.content_cache: content digests remembered by stat, and the bound on cache
+"""Tests for svhn_jax.datasets.content_cache: content digests remembered by stat, and the bound on cache
 entries per file name."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from svhn_jax import content_cache
+from svhn_jax.datasets import content_cache
 
 
 @pytest.fixture

@@ -152,15 +152,18 @@ def test_a_list_override_for_a_field_the_config_lacks_names_it():
 
 
 @pytest.mark.parametrize("main, argv, says", [
-    ("svhn_jax.data", [], "python -m svhn_jax.data: the following arguments are required: command"),
-    ("svhn_jax.data", ["inspect"], "python -m svhn_jax.data inspect: the following arguments are "
-     "required: file"),
-    ("svhn_jax.data", ["look", "f.h5"], "python -m svhn_jax.data: argument command: invalid choice"),
-    ("svhn_jax.synthetic", ["--out=s.h5", "--train=-1", "--val=1", "--test=1"],
-     "python -m svhn_jax.synthetic: argument --train: expected a whole number of at least 0, "
-     "got '-1'"),
-    ("svhn_jax.synthetic_photos", ["--out=p", "--train=1"], "python -m svhn_jax.synthetic_photos: "
-     "the following arguments are required: --test"),
+    # `python -m svhn_jax.data`'s parser is `svhn_jax.datasets.describe.main`'s.
+    ("svhn_jax.datasets.describe", [],
+     "python -m svhn_jax.data: the following arguments are required: command"),
+    ("svhn_jax.datasets.describe", ["inspect"], "python -m svhn_jax.data inspect: the following "
+     "arguments are required: file"),
+    ("svhn_jax.datasets.describe", ["look", "f.h5"],
+     "python -m svhn_jax.data: argument command: invalid choice"),
+    ("svhn_jax.datasets.synthetic", ["--out=s.h5", "--train=-1", "--val=1", "--test=1"],
+     "python -m svhn_jax.datasets.synthetic: argument --train: expected a whole number of at "
+     "least 0, got '-1'"),
+    ("svhn_jax.datasets.synthetic_photos", ["--out=p", "--train=1"],
+     "python -m svhn_jax.datasets.synthetic_photos: the following arguments are required: --test"),
 ])
 def test_an_entry_point_without_config_says_a_bad_argument_in_one_line(main, argv, says, capsys):
   """The argparse entry points (data inspection, the generators, benchmarks) share

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from support import ROOT, SHARED_DATA, table_rows
-from svhn_jax import (data, data_stats, evaluate, inference, multiseed, report, sources, stats,
-                      synthetic)
+from svhn_jax import data, data_stats, evaluate, inference, multiseed, report, stats
+from svhn_jax.datasets import sources, synthetic
 
 # The Keras study's SVHN test accuracies, as experiments/calibrate.py sets them against.
 STUDY_SVHN = {"ann1": 0.6357, "cnn1": 0.8730}

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from svhn_jax import house_numbers as hn
-from svhn_jax import svhn_official as so
+from svhn_jax.datasets import digit_struct, photos
 from svhn_jax.transforms import luma
 import official_files as files
 from support import SHARED_DATA
@@ -240,7 +240,7 @@ def test_draw_margins_in_range_and_deterministic():
 
 
 @pytest.fixture(scope="module")
-def pairs() -> list[tuple[so.Photo, np.ndarray]]:
+def pairs() -> list[tuple[digit_struct.Photo, np.ndarray]]:
   """Made photos of 1 to 6 digits, one with a box reaching outside its photo."""
   made = files.sample_photos(30, seed=4, max_digits=6)
   photo, image = made[0]
@@ -280,7 +280,7 @@ def test_number_arrays_draws_margins_by_seed_and_any_worker_count(pairs):
 
 
 def test_number_arrays_reads_a_format_1_split(tmp_path, pairs):
-  split = so.open_full(files.write_full_tar(tmp_path / "train.tar.gz", "train", pairs))
+  split = photos.open_full(files.write_full_tar(tmp_path / "train.tar.gz", "train", pairs))
   from_files = hn.number_arrays(split)
   from_memory = hn.number_arrays(pairs)
   for got, want in zip(from_files, from_memory):

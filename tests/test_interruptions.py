@@ -21,6 +21,7 @@ import pytest
 
 from support import ROOT, metrics_rows, read_json, start_paused, tiny_config, tiny_dataset
 from svhn_jax import checkpoint, data, interrupts, models, steps, train
+from svhn_jax.datasets import study_h5
 from svhn_jax.errors import Interrupted
 
 EPOCHS = 3
@@ -77,7 +78,7 @@ def test_sigterm_before_the_first_epoch_stops_with_its_exit_status(tiny_h5, tmp_
 @pytest.fixture(scope="module")
 def svhn_labelled_h5(tmp_path_factory) -> Path:
   splits = [data.Split(s.images, np.where(s.labels == 0, 10, s.labels)) for s in tiny_dataset()]
-  return data.save_h5(tmp_path_factory.mktemp("svhn10") / "svhn10.h5", data.Dataset(*splits))
+  return study_h5.save_h5(tmp_path_factory.mktemp("svhn10") / "svhn10.h5", data.Dataset(*splits))
 
 
 def command(module: str, h5: Path, workdir: Path) -> list[str]:

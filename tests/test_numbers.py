@@ -20,8 +20,10 @@ from PIL import Image
 import official_files as files
 from configs import numbers
 from support import metrics_rows, read_json, run_cli, start_paused, table_rows
-from svhn_jax import (checkpoint, house_numbers, inference, number_data, read, report, sources,
-                      svhn_official, synthetic_photos, train)
+from svhn_jax import checkpoint, house_numbers, inference, read, report, train
+from svhn_jax.datasets import numbers as number_data
+from svhn_jax.datasets import photos as full_photos
+from svhn_jax.datasets import sources, synthetic_photos
 
 EPOCHS = 2
 # 80 photos, 16 carved for validation: 4 steps of 16 per epoch.
@@ -79,10 +81,10 @@ def test_a_numbers_run_writes_its_scores_and_figures(finished, cache):
 
 def test_svhn_full_reads_a_folder_of_official_archives(finished, cache):
   config = numbers_config(cache)
-  generated, _ = sources.load(config.data, "number")
+  generated, _ = sources.load_numbers(config.data)
   config.data.source = "svhn_full"
   config.data.path = str(cache / f"photos_v{synthetic_photos.VERSION}_80_24_seed0")
-  official, where = sources.load(config.data, "number")
+  official, where = sources.load_numbers(config.data)
   assert where == Path(config.data.path)
   for ours, theirs in zip(generated, official):
     np.testing.assert_array_equal(ours.images, theirs.images)
@@ -106,7 +108,7 @@ def test_number_crops_of_photos_in_every_mode_are_reads(tmp_path, how):
   for name, photos in (("mode", renamed), ("plain", plain)):
     (tmp_path / name).mkdir()
     files.write_full_tar(tmp_path / name / "test.tar.gz", "test", photos)
-  folder = svhn_official.open_full(tmp_path / "mode" / "test.tar.gz").folder
+  folder = full_photos.open_full(tmp_path / "mode" / "test.tar.gz").folder
   for color in ("grey", "rgb"):
     config.data.color = color
     got = number_data.test_at_margin(config.data, tmp_path / "mode" / "test.tar.gz", 0.15)

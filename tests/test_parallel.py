@@ -26,6 +26,7 @@ from jax.sharding import AbstractMesh
 
 from support import ROOT, metrics_rows, read_json
 from svhn_jax import data, parallel, train
+from svhn_jax.datasets import study_h5
 from svhn_jax.errors import ConfigError
 
 TIMEOUT_S = 300
@@ -36,9 +37,9 @@ TRAIN_SAMPLES, BATCH, EVAL_BATCH = 190, 32, 50
 
 @pytest.fixture(scope="module")
 def odd_h5(tiny_h5, tmp_path_factory) -> Path:
-  tiny = data.load(tiny_h5)
+  tiny = study_h5.load(tiny_h5)
   split = data.Split(tiny.train.images[:TRAIN_SAMPLES], tiny.train.labels[:TRAIN_SAMPLES])
-  return data.save_h5(tmp_path_factory.mktemp("odd") / "odd.h5", tiny._replace(train=split))
+  return study_h5.save_h5(tmp_path_factory.mktemp("odd") / "odd.h5", tiny._replace(train=split))
 
 
 def overrides(h5: Path, epochs: int) -> dict:

@@ -11,6 +11,7 @@ import pytest
 from support import (metrics_rows, read_json, run_cli, run_clis, snapshot, tiny_config,
                      tiny_dataset, without_jax_backend)
 from svhn_jax import data, preflight, train
+from svhn_jax.datasets import study_h5
 from svhn_jax.errors import CheckpointError, ConfigError
 
 START_OVER = ("use another --workdir, or rerun with --restart to discard it and start over")
@@ -89,13 +90,13 @@ def test_other_data_is_refused(copied_run, tiny_h5, tmp_path):
   labels = other.test.labels.copy()
   labels[0] = (labels[0] + 1) % 10
   other = other._replace(test=other.test._replace(labels=labels))
-  other_h5 = data.save_h5(tmp_path / "other.h5", other)
+  other_h5 = study_h5.save_h5(tmp_path / "other.h5", other)
   with pytest.raises(ConfigError) as e:
     preflight.check_run(tiny_config("ann1", other_h5), workdir)
   was = read_json(workdir / "data.json")["fingerprint"]
   assert str(e.value) == (
       f"{workdir} was trained on other data ({tiny_h5}, fingerprint {was}; this config's data "
-      f"has {data.fingerprint(data.load(other_h5))}); {START_OVER}")
+      f"has {data.fingerprint(study_h5.load(other_h5))}); {START_OVER}")
   # Restarting compares nothing with the old run.
   preflight.check_run(tiny_config("ann1", other_h5), workdir, restart=True)
 

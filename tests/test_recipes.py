@@ -13,8 +13,9 @@ import optax
 import pytest
 
 from configs import default, wrn
-from svhn_jax import config as config_lib, inference, recipes, sources, steps, train
+from svhn_jax import config as config_lib, inference, recipes, steps, train
 from svhn_jax.data import Dataset, Split
+from svhn_jax.datasets import base, study_h5
 from svhn_jax.errors import ConfigError
 from tests.support import metrics_rows, read_json, tiny_config
 
@@ -155,11 +156,11 @@ def test_train_on_val_pools_and_recarves():
   split = lambda n: Split(rng.integers(0, 255, (n, 32, 32)).astype(np.uint8),
                           np.arange(n) % 10)
   dataset = Dataset(split(100), split(150), split(30))
-  pooled = sources.pooled(dataset, val_size=40, split_seed=0)
+  pooled = base.pooled(dataset, val_size=40, split_seed=0)
   assert pooled.train.labels.shape == (210,) and pooled.val.labels.shape == (40,)
   assert pooled.test is dataset.test
   assert np.bincount(pooled.val.labels).tolist() == [4] * 10  # stratified
-  again = sources.pooled(dataset, val_size=40, split_seed=0)
+  again = base.pooled(dataset, val_size=40, split_seed=0)
   np.testing.assert_array_equal(again.val.images, pooled.val.images)
 
 
@@ -245,7 +246,6 @@ def test_recipe_run_end_to_end(tiny_h5, tmp_path):
   ema, params = run.weights["ema"], run.weights["params"]
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(ema), jax.tree.leaves(params)))
   # predict's path (EMA weights, TTA) gives the accuracy the run reported.
-  from svhn_jax import data as data_lib
-  test = data_lib.load(tiny_h5).test
+  test = study_h5.load(tiny_h5).test
   probs = inference.predict_probs(run, test.images)
   assert np.mean(probs.argmax(-1) == test.labels) == pytest.approx(report["accuracy"])

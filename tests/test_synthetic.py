@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from svhn_jax import data, sources, synthetic, transforms
+from svhn_jax import transforms
+from svhn_jax.datasets import base, study_h5, synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 VERSIONS = sorted(synthetic.STYLES)
@@ -179,11 +180,11 @@ def test_the_cache_file_is_named_by_the_configured_version(tmp_path, version):
   cfg = ml_collections.ConfigDict(dict(
       source="synthetic", path="", cache_dir=str(tmp_path), color="grey",
       synthetic=dict(train=6, val=4, test=5, seed=3, version=version)))
-  path = sources.dataset_path(cfg)
+  path = base.get(cfg).file(cfg)
   assert path == tmp_path / f"synthetic_v{version}_6_4_5_seed3.h5"
   images, labels = synthetic.generate(6, seed=int(np.random.SeedSequence(3).generate_state(3)[0]),
                                       version=version)
-  train = data.load(path).train
+  train = study_h5.load(path).train
   np.testing.assert_array_equal(train.images, images.astype(np.uint8))
   np.testing.assert_array_equal(train.labels, labels)
 
@@ -241,7 +242,7 @@ def test_negative_count_is_refused():
 @pytest.mark.parametrize("version", VERSIONS)
 def test_write_gives_a_loadable_file_with_distinct_splits(tmp_path, version):
   path = synthetic.write(tmp_path / "s.h5", train=30, val=20, test=10, seed=1, version=version)
-  dataset = data.load(path)
+  dataset = study_h5.load(path)
   assert [len(split.labels) for split in dataset] == [30, 20, 10]
   for split in dataset:
     assert split.images.shape[1:] == (32, 32)
@@ -253,13 +254,13 @@ def test_write_gives_a_loadable_file_with_distinct_splits(tmp_path, version):
 def test_cli_writes_file_and_preview(tmp_path):
   out, preview = tmp_path / "cli.h5", tmp_path / "preview.png"
   result = subprocess.run(
-    [sys.executable, "-m", "svhn_jax.synthetic", "--out", str(out), "--train", "20",
+    [sys.executable, "-m", "svhn_jax.datasets.synthetic", "--out", str(out), "--train", "20",
      "--val", "10", "--test", "10", "--seed", "5", "--version", "1", "--preview", str(preview)],
     cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 0, result.stderr
   assert "synthetic train: 20/20" in result.stderr
-  train = data.load(out).train
-  assert [len(split.labels) for split in data.load(out)] == [20, 10, 10]
+  train = study_h5.load(out).train
+  assert [len(split.labels) for split in study_h5.load(out)] == [20, 10, 10]
   seed = int(np.random.SeedSequence(5).generate_state(3)[0])
   np.testing.assert_array_equal(train.images, synthetic.generate(20, seed=seed, version=1)[0])
   assert preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

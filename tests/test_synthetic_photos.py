@@ -1,5 +1,5 @@
-"""Tests for svhn_jax.synthetic_photos: made house-number photos, their recorded boxes, and the
-files in format 1's layout read back by svhn_official's own loader."""
+"""Tests for svhn_jax.datasets.synthetic_photos: made house-number photos, their recorded boxes, and the
+files in format 1's layout read back by datasets.photos' own loader."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from svhn_jax import house_numbers as hn
-from svhn_jax import svhn_official as so
-from svhn_jax import synthetic_photos as sp
+from svhn_jax.datasets import digit_struct, photos
+from svhn_jax.datasets import synthetic_photos as sp
 from svhn_jax.errors import DataError
 
 # No shading, texture, plate, clutter, blur, noise or colour, and upright digits: every pixel is
@@ -23,7 +23,7 @@ CLEAN = dataclasses.replace(sp.STYLE, gradient=0.0, edge=0.0, texture=0.0, plate
                             rotation=0.0, shear=0.0)
 
 
-def _same_photos(got: list[so.Photo], want: list[so.Photo]) -> None:
+def _same_photos(got: list[digit_struct.Photo], want: list[digit_struct.Photo]) -> None:
   assert [p.name for p in got] == [p.name for p in want]
   for g, w in zip(got, want):
     np.testing.assert_array_equal(g.labels, w.labels)
@@ -102,7 +102,7 @@ def test_tar_round_trip_through_the_official_loader(tmp_path):
   done = []
   archive = sp.write_split(tmp_path, "train", 25, seed=5, progress=done.append)
   assert archive == tmp_path / "train.tar.gz" and done == [25]
-  split = so.open_full(archive, cache_dir=tmp_path / "cache")
+  split = photos.open_full(archive, cache_dir=tmp_path / "cache")
   made = list(sp.generate(25, seed=5))
   _same_photos(split.photos, [photo for photo, _ in made])
   for i, (_, image) in enumerate(made):
@@ -126,7 +126,7 @@ def test_tar_layout_matches_the_official_archive(tmp_path):
   assert mat[:19] == b"MATLAB 7.3 MAT-file" and mat[512:520] == b"\x89HDF\r\n\x1a\n"
   path = tmp_path / "digitStruct.mat"
   path.write_bytes(mat)
-  photos = so.read_digit_struct(path)
+  photos = digit_struct.read_digit_struct(path)
   _same_photos(photos, [photo for photo, _ in sp.generate(6, seed=6, split="test", style=style)])
   with h5py.File(path, "r") as f:
     assert f["digitStruct/name"].shape == f["digitStruct/bbox"].shape == (6, 1)
@@ -153,7 +153,7 @@ def test_folder_layout_round_trip_and_refusals(tmp_path):
   assert sorted(p.name for p in folder.iterdir()) == sorted(
       [f"{i}.png" for i in range(1, 8)] + ["digitStruct.mat"])
   assert [p.name for p in tmp_path.iterdir()] == ["train"]  # no temporary folder left
-  _same_photos(so.open_full(tmp_path).photos, [photo for photo, _ in sp.generate(7, seed=9)])
+  _same_photos(photos.open_full(tmp_path).photos, [photo for photo, _ in sp.generate(7, seed=9)])
   with pytest.raises(DataError, match="train already exists"):
     sp.write_split(tmp_path, "train", 3, layout="folder")
   for kwargs in ({"layout": "zip"}, {"split": "val"}, {"count": -1}, {"workers": 0}):
@@ -167,7 +167,7 @@ def test_cli_writes_both_splits_and_a_preview(tmp_path, caplog):
   sp.main(["--out", str(tmp_path / "out"), "--train", "8", "--test", "3", "--seed", "2",
            "--workers", "1", "--preview", str(tmp_path / "grid.png")])
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test.tar.gz", "train.tar.gz"]
-  assert len(so.open_full(tmp_path / "out" / "test.tar.gz", tmp_path / "cache")) == 3
+  assert len(photos.open_full(tmp_path / "out" / "test.tar.gz", tmp_path / "cache")) == 3
   assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert "synthetic photos train: 8/8" in caplog.text
   with pytest.raises(SystemExit):

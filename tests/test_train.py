@@ -9,6 +9,7 @@ from configs import cnn1
 from support import metrics_rows, read_json, snapshot, tiny_config, tiny_dataset
 from svhn_jax import checkpoint, data, models, steps, train, transforms
 from svhn_jax import config as config_lib
+from svhn_jax.datasets import study_h5
 from svhn_jax.errors import CheckpointError, ConfigError
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -29,7 +30,7 @@ def test_a_run_writes_its_workdir(name, finished_run, tiny_h5):
   config = tiny_config(name, tiny_h5)
   assert rows[0]["lr"] == config.train.learning_rate
   assert read_json(workdir / "config.json") == config_lib.to_dict(config)
-  dataset = data.load(tiny_h5)
+  dataset = study_h5.load(tiny_h5)
   assert read_json(workdir / "data.json") == {"fingerprint": data.fingerprint(dataset),
                                               "path": str(tiny_h5)}
   assert (workdir / "model_summary.txt").read_text() == models.summary(

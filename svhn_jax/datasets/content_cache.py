@@ -28,8 +28,10 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+
+from svhn_jax import fileio
 
 ALGORITHM = "sha256"
 MEMO_FILE = "digests.sqlite3"
@@ -188,3 +190,26 @@ def evict(folder: Path, stem: str, keep: int = KEEP_PER_NAME) -> None:
         shutil.rmtree(entry, ignore_errors=True)
       else:
         entry.unlink(missing_ok=True)
+
+
+def source_key(path: Path, cache_dir: str | os.PathLike | None, version: int) -> str:
+  """The key of a cache entry made from the one file `path` by a layout of `version`: changes
+  whenever the file's bytes do, or the layout (its digest memo lives in `cache_dir`, else the
+  user cache)."""
+  return key([file_digest(path, fileio.cache_dir(cache_dir))], version)
+
+
+def folders(path: Path, cache_dir: str | os.PathLike | None) -> Iterator[Path]:
+  """Yields where a cache entry made from `path` may live, in order: `cache_dir`, else beside
+  `path`, else the user cache."""
+  if cache_dir:
+    yield Path(cache_dir).expanduser()
+    return
+  yield path.parent
+  yield fileio.cache_dir()
+
+
+def stem(path: Path) -> str:
+  """The name entries made from `path` share: train_32x32.mat -> train_32x32, train.tar.gz ->
+  train."""
+  return re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.mat)$", "", path.name)

@@ -1,4 +1,5 @@
-"""Tests for svhn_jax.data: loading and validating the HDF5 file, fetching it, inspecting it."""
+"""Tests for svhn_jax.datasets.study_h5 (loading and validating the study's HDF5 file, fetching
+it) and the inspect CLI, `python -m svhn_jax.data inspect`."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import sys
 from pathlib import Path
 
 import h5py
+import ml_collections
 import numpy as np
 import pytest
 
 import svhn_jax
 from support import SIZES, good_arrays, with_changes, write_h5
 from svhn_jax import data, fileio
+from svhn_jax.datasets import describe, study_h5
 from svhn_jax.errors import DataError
 
 
 def test_save_h5_then_load_round_trips(tmp_path):
   arrays = good_arrays()
   dataset = data.Dataset(*(data.Split(arrays[f"X_{s}"], arrays[f"y_{s}"]) for s in data.SPLITS))
-  loaded = data.load(data.save_h5(tmp_path / "sub" / "d.h5", dataset))
+  loaded = study_h5.load(study_h5.save_h5(tmp_path / "sub" / "d.h5", dataset))
   for split, want in zip(loaded, dataset):
     assert split.images.dtype == np.float32 and split.images.shape == want.images.shape
     assert split.labels.dtype == np.int32
@@ -32,14 +35,14 @@ def test_save_h5_then_load_round_trips(tmp_path):
 
 def test_load_maps_svhn_label_10_to_zero(tmp_path):
   labels = np.array([10, 1, 2, 9, 10, 5], np.uint8)
-  loaded = data.load(write_h5(tmp_path / "d.h5", with_changes(y_train=labels)))
+  loaded = study_h5.load(write_h5(tmp_path / "d.h5", with_changes(y_train=labels)))
   np.testing.assert_array_equal(loaded.train.labels, [0, 1, 2, 9, 0, 5])
 
 
 def test_load_converts_uint8_pixels_and_float_labels(tmp_path):
   pixels = np.full((6, 32, 32), 255, np.uint8)
   labels = np.arange(1, 7, dtype=np.float64)
-  loaded = data.load(write_h5(tmp_path / "d.h5", with_changes(X_train=pixels, y_train=labels)))
+  loaded = study_h5.load(write_h5(tmp_path / "d.h5", with_changes(X_train=pixels, y_train=labels)))
   # Whole-number pixels stay uint8, a quarter of float32's memory; fractional ones float32.
   assert loaded.train.images.dtype == np.uint8 and loaded.train.images.max() == 255
   assert loaded.val.images.dtype == np.float32
@@ -48,44 +51,44 @@ def test_load_converts_uint8_pixels_and_float_labels(tmp_path):
 
 def test_load_missing_file(tmp_path):
   with pytest.raises(DataError, match="nope.h5: no such file"):
-    data.load(tmp_path / "nope.h5")
+    study_h5.load(tmp_path / "nope.h5")
 
 
 def test_load_directory(tmp_path):
   with pytest.raises(DataError, match="is not a file; expected an HDF5 file"):
-    data.load(tmp_path)
+    study_h5.load(tmp_path)
 
 
 def test_load_empty_file(tmp_path):
   (tmp_path / "d.h5").touch()
   with pytest.raises(DataError, match=r"d\.h5 is empty"):
-    data.load(tmp_path / "d.h5")
+    study_h5.load(tmp_path / "d.h5")
 
 
 def test_load_not_hdf5(tmp_path):
   (tmp_path / "d.h5").write_bytes(b"just some text, not HDF5\n" * 10)
   with pytest.raises(DataError, match=r"d\.h5 is not a readable HDF5 file"):
-    data.load(tmp_path / "d.h5")
+    study_h5.load(tmp_path / "d.h5")
 
 
 def test_load_truncated_hdf5(tmp_path):
   good = write_h5(tmp_path / "good.h5", good_arrays()).read_bytes()
   (tmp_path / "d.h5").write_bytes(good[: len(good) // 2])
   with pytest.raises(DataError, match=r"d\.h5 (is not a readable HDF5|could not be read)"):
-    data.load(tmp_path / "d.h5")
+    study_h5.load(tmp_path / "d.h5")
 
 
 def test_load_html_page(tmp_path):
   (tmp_path / "d.h5").write_text("\n<!DOCTYPE html><html><title>Google Drive - Virus scan "
                                  "warning</title></html>")
   with pytest.raises(DataError, match=r"d\.h5 looks like an HTML page.*Google Drive"):
-    data.load(tmp_path / "d.h5")
+    study_h5.load(tmp_path / "d.h5")
 
 
 def test_load_missing_keys_lists_what_is_there(tmp_path):
   write_h5(tmp_path / "d.h5", with_changes(y_val=None, X_test=None))
   with pytest.raises(DataError) as e:
-    data.load(tmp_path / "d.h5")
+    study_h5.load(tmp_path / "d.h5")
   message = str(e.value)
   assert "d.h5" in message and "['y_val', 'X_test']" in message
   assert "'X_train', 'X_val', 'y_test', 'y_train'" in message
@@ -128,7 +131,7 @@ def test_load_rejects_bad_contents(tmp_path, case):
   changes, message = BAD_FILES[case]
   write_h5(tmp_path / "d.h5", with_changes(**changes))
   with pytest.raises(DataError, match=message) as e:
-    data.load(tmp_path / "d.h5")
+    study_h5.load(tmp_path / "d.h5")
   assert str(tmp_path / "d.h5") in str(e.value)
 
 
@@ -137,7 +140,7 @@ def test_load_rejects_group_in_place_of_dataset(tmp_path):
   with h5py.File(path, "a") as f:
     f.create_group("X_val")
   with pytest.raises(DataError, match="X_val is a group; expected a dataset"):
-    data.load(path)
+    study_h5.load(path)
 
 
 class StandIn:
@@ -165,33 +168,35 @@ def good_bytes(tmp_path_factory) -> bytes:
 
 def test_fetch_downloads_once_then_uses_the_cache(tmp_path, good_bytes):
   download = StandIn(good_bytes)
-  path = data.fetch(tmp_path / "cache", filename="s.h5", min_bytes=100, download=download)
+  path = study_h5.fetch(tmp_path / "cache", filename="s.h5", min_bytes=100, download=download)
   assert path == tmp_path / "cache" / "s.h5" and path.read_bytes() == good_bytes
-  assert data.fetch(tmp_path / "cache", filename="s.h5", min_bytes=100, download=download) == path
+  assert study_h5.fetch(tmp_path / "cache", filename="s.h5", min_bytes=100, download=download) == path
   assert download.calls == 1
   assert [p.name for p in (tmp_path / "cache").iterdir()] == ["s.h5"]
-  assert len(data.load(path).train.labels) == SIZES["train"]
+  assert len(study_h5.load(path).train.labels) == SIZES["train"]
 
 
 def test_fetch_uses_the_cache_dir_from_the_environment(tmp_path, monkeypatch, good_bytes):
   monkeypatch.setenv("SVHN_JAX_CACHE", str(tmp_path / "env"))
-  path = data.fetch(filename="s.h5", min_bytes=100, download=StandIn(good_bytes))
+  path = study_h5.fetch(filename="s.h5", min_bytes=100, download=StandIn(good_bytes))
   assert path == tmp_path / "env" / "s.h5"
 
 
-def test_default_cache_dir(tmp_path, monkeypatch):
+def test_cache_dir(tmp_path, monkeypatch):
   monkeypatch.setenv("SVHN_JAX_CACHE", str(tmp_path))
-  assert fileio.default_cache_dir("/x/y") == Path("/x/y")
-  assert fileio.default_cache_dir() == tmp_path
+  assert fileio.cache_dir("/x/y") == Path("/x/y")
+  assert fileio.cache_dir(ml_collections.ConfigDict(dict(cache_dir="/x/z"))) == Path("/x/z")
+  assert fileio.cache_dir(ml_collections.ConfigDict(dict(cache_dir=""))) == tmp_path
+  assert fileio.cache_dir() == tmp_path
   monkeypatch.delenv("SVHN_JAX_CACHE")
-  assert fileio.default_cache_dir() == Path.home() / ".cache" / "svhn_jax"
+  assert fileio.cache_dir() == Path.home() / ".cache" / "svhn_jax"
 
 
 def assert_failed_fetch_leaves_nothing(tmp_path: Path, download: StandIn, message: str,
                                        min_bytes: int = 100) -> DataError:
   cache = tmp_path / "cache"
   with pytest.raises(DataError, match=message) as e:
-    data.fetch(cache, filename="s.h5", min_bytes=min_bytes, download=download)
+    study_h5.fetch(cache, filename="s.h5", min_bytes=min_bytes, download=download)
   assert list(cache.iterdir()) == []
   return e.value
 
@@ -231,7 +236,7 @@ def test_fetch_offline_says_how_to_go_on(tmp_path, download):
 
 def test_fetch_interrupted_leaves_nothing(tmp_path, good_bytes):
   with pytest.raises(KeyboardInterrupt):
-    data.fetch(tmp_path, filename="s.h5", min_bytes=100,
+    study_h5.fetch(tmp_path, filename="s.h5", min_bytes=100,
                download=StandIn(good_bytes, error=KeyboardInterrupt()))
   assert list(tmp_path.iterdir()) == []
 
@@ -240,25 +245,25 @@ def test_fetch_replaces_a_broken_cached_file(tmp_path, good_bytes, caplog):
   (tmp_path / "s.h5").write_bytes(good_bytes[:200])
   download = StandIn(good_bytes)
   with caplog.at_level(logging.WARNING):
-    path = data.fetch(tmp_path, filename="s.h5", min_bytes=100, download=download)
+    path = study_h5.fetch(tmp_path, filename="s.h5", min_bytes=100, download=download)
   assert download.calls == 1 and path.read_bytes() == good_bytes
   assert "downloading it again" in caplog.text and "s.h5" in caplog.text
 
 
 def test_check_file(tmp_path, good_bytes):
   (tmp_path / "s.h5").write_bytes(good_bytes)
-  data.check_file(tmp_path / "s.h5", min_bytes=100)
+  study_h5.check_file(tmp_path / "s.h5", min_bytes=100)
   with pytest.raises(DataError, match=r"s\.h5 is only"):
-    data.check_file(tmp_path / "s.h5", min_bytes=len(good_bytes) + 1)
+    study_h5.check_file(tmp_path / "s.h5", min_bytes=len(good_bytes) + 1)
   with pytest.raises(DataError, match="no such file"):
-    data.check_file(tmp_path / "other.h5")
+    study_h5.check_file(tmp_path / "other.h5")
 
 
 def test_inspect_lists_every_dataset_with_shape_and_dtype(tmp_path):
   path = write_h5(tmp_path / "d.h5", good_arrays())
   with h5py.File(path, "a") as f:
     f.create_dataset("extra/ids", data=np.zeros((3, 2), np.int64))
-  rows = data.inspect(path)
+  rows = describe.inspect(path)
   assert ("X_train", (6, 32, 32), "float32") in rows
   assert ("y_test", (5,), "uint8") in rows
   assert ("extra/ids", (3, 2), "int64") in rows
@@ -289,7 +294,7 @@ def test_save_h5_writes_a_file_others_can_read(tmp_path):
   old = os.umask(0o022)
   try:
     arrays = good_arrays()
-    path = data.save_h5(tmp_path / "d.h5", data.Dataset(
+    path = study_h5.save_h5(tmp_path / "d.h5", data.Dataset(
         *(data.Split(arrays[f"X_{s}"], arrays[f"y_{s}"]) for s in data.SPLITS)))
   finally:
     os.umask(old)
@@ -300,4 +305,4 @@ def test_an_empty_split_is_one_line_naming_it(tmp_path):
   path = write_h5(tmp_path / "d.h5", with_changes(X_test=np.zeros((0, 32, 32), np.float32),
                                                   y_test=np.zeros(0, np.uint8)))
   with pytest.raises(DataError, match=r"d\.h5: X_test holds no images; expected at least one"):
-    data.load(path)
+    study_h5.load(path)

@@ -1,4 +1,5 @@
-"""Where config.data points: the file a run reads, found, downloaded or generated once."""
+"""Where config.data points, through the source registry: the file a run reads, found,
+downloaded or generated once, and the splits each source gives."""
 
 import os
 import tarfile
@@ -11,7 +12,9 @@ import pytest
 import configs.default
 import official_files
 from support import good_arrays, write_h5
-from svhn_jax import content_cache, data, sources, transforms
+from svhn_jax import config as config_lib
+from svhn_jax import data, transforms
+from svhn_jax.datasets import base, content_cache, sources, study_h5, synthetic
 from svhn_jax.errors import ConfigError, DataError
 
 
@@ -23,9 +26,14 @@ def data_config(tmp_path: Path, **fields) -> ml_collections.ConfigDict:
   return cfg
 
 
+def file_of(cfg: ml_collections.ConfigDict) -> Path:
+  """The HDF5 file of an HDF5 source (svhn, synthetic)."""
+  return base.get(cfg).file(cfg)
+
+
 def test_a_given_path_is_read_as_it_is(tmp_path):
   path = write_h5(tmp_path / "d.h5", good_arrays())
-  assert sources.dataset_path(data_config(tmp_path, path=str(path))) == path
+  assert file_of(data_config(tmp_path, path=str(path))) == path
   dataset, where = sources.load(data_config(tmp_path, path=str(path)))
   assert where == path
   np.testing.assert_array_equal(dataset.test.images, good_arrays()["X_test"])
@@ -33,13 +41,13 @@ def test_a_given_path_is_read_as_it_is(tmp_path):
 
 def test_a_missing_path_is_named(tmp_path):
   with pytest.raises(DataError, match=r"^config\.data\.path='.*nope\.h5': no such file$"):
-    sources.dataset_path(data_config(tmp_path, path=str(tmp_path / "nope.h5")))
+    file_of(data_config(tmp_path, path=str(tmp_path / "nope.h5")))
 
 
 def test_an_unknown_source_is_refused(tmp_path):
   with pytest.raises(ConfigError, match=r"^config\.data\.source='mnist': expected one of svhn, "
-                                        r"synthetic, svhn_cropped, svhn_full$"):
-    sources.dataset_path(data_config(tmp_path, source="mnist"))
+                                        r"synthetic, svhn_cropped, svhn_full, or a 'module:attribute' spec$"):
+    file_of(data_config(tmp_path, source="mnist"))
 
 
 def test_colour_is_refused_for_the_greyscale_sources(tmp_path):
@@ -55,19 +63,19 @@ def test_synthetic_data_is_generated_once_and_named_by_its_settings(tmp_path, mo
   def write(path, *, train, val, test, seed, version):
     calls.append((train, val, test, seed, version))
     arrays = good_arrays(seed)
-    data.save_h5(path, data.Dataset(*(data.Split(arrays[f"X_{s}"], arrays[f"y_{s}"])
+    study_h5.save_h5(path, data.Dataset(*(data.Split(arrays[f"X_{s}"], arrays[f"y_{s}"])
                                       for s in data.SPLITS)))
 
-  monkeypatch.setattr(sources.synthetic, "write", write)
+  monkeypatch.setattr(synthetic, "write", write)
   cfg = data_config(tmp_path, source="synthetic")
   cfg.synthetic.version = 2
-  path = sources.dataset_path(cfg)
+  path = file_of(cfg)
   assert path == tmp_path / "synthetic_v2_6_4_5_seed3.h5"
-  assert sources.dataset_path(cfg) == path and calls == [(6, 4, 5, 3, 2)]
-  assert len(data.load(path).val.labels) == 4
+  assert file_of(cfg) == path and calls == [(6, 4, 5, 3, 2)]
+  assert len(study_h5.load(path).val.labels) == 4
   # A config written before version 2 existed has no version: it meant version 1.
   old = data_config(tmp_path, source="synthetic")
-  assert sources.dataset_path(old) == tmp_path / "synthetic_v1_6_4_5_seed3.h5"
+  assert file_of(old) == tmp_path / "synthetic_v1_6_4_5_seed3.h5"
   assert calls[1:] == [(6, 4, 5, 3, 1)]
 
 
@@ -167,7 +175,7 @@ def test_a_bad_box_stops_both_tasks_in_one_line_before_anything_is_written(tmp_p
                     use_extra=False, val_size=2, split_seed=0, color="grey",
                     numbers=configs.default.get_config().data.numbers)
   with pytest.raises(DataError) as info:
-    sources.load(cfg, task)
+    {"digit": sources.load, "number": sources.load_numbers}[task](cfg)
   assert "\n" not in str(info.value)
   # Named as the user knows it: not the archive's temporary extraction.
   shown = f"{folder}/train.tar.gz: train/" if archived else f"{folder}/train/"
@@ -176,3 +184,18 @@ def test_a_bad_box_stops_both_tasks_in_one_line_before_anything_is_written(tmp_p
       "expected finite pixel sizes > 0")
   # No crops and no extraction: only the memo of the archive's digest may be there.
   assert not [p for p in cache.rglob("*") if p.is_file() and p.name != content_cache.MEMO_FILE]
+
+
+def test_a_source_outside_the_package_loads_through_its_spec(tmp_path):
+  """tests/toy_source.py, named by its 'module:attribute' spec: accepted by the config schema,
+  imported by the registry, and its splits loaded as any source's."""
+  config = configs.default.get_config()
+  config.data.source = "tests.toy_source:SOURCE"
+  config_lib.validate(config)
+  dataset, where = sources.load(config.data)
+  assert [len(split.labels) for split in dataset] == [1000, 300, 497]
+  assert all(split.images.shape[1:] == (32, 32) and split.images.dtype == np.uint8
+             for split in dataset)
+  assert set(np.unique(dataset.test.labels)) == set(range(10)) and where.is_file()
+  with pytest.raises(ConfigError, match="this source has no photos of whole house numbers"):
+    sources.load_numbers(config.data)

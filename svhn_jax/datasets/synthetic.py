@@ -28,7 +28,8 @@ version in `STYLES`:
      models at the study's sizes, with the mask ablation's direction, and with room above CNN2
      that a wide ResNet closes (README.md, "The offline proxy").
 
-  python -m svhn_jax.synthetic --out synthetic.h5 --train 8000 --val 2000 --test 2000 --seed 0
+  python -m svhn_jax.datasets.synthetic --out synthetic.h5 --train 8000 --val 2000 --test 2000 \
+      --seed 0
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from svhn_jax import cli, plots
-from svhn_jax.data import Dataset, Split, save_h5
+import ml_collections
+
+from svhn_jax import cli, fileio, plots
+from svhn_jax.data import Dataset, Split
+from svhn_jax.datasets import base, download, study_h5
+from svhn_jax.datasets.study_h5 import save_h5
 
 log = logging.getLogger(__name__)
 
@@ -562,7 +567,7 @@ def save_preview(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = cli.ArgumentParser(prog="python -m svhn_jax.synthetic",
+  parser = cli.ArgumentParser(prog="python -m svhn_jax.datasets.synthetic",
                               description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="HDF5 file to write")
   parser.add_argument("--train", type=cli.whole_number(0), required=True, help="training crops")
@@ -583,6 +588,71 @@ def main(argv: Sequence[str] | None = None) -> None:
         images, labels = f["X_train"][:50], f["y_train"][:50]
       log.info("wrote %s", save_preview(args.preview, images, labels))
 
+
+# ---------------------------------------------------------------------------------------------
+# The source
+
+# Processes making photos (synthetic_photos.write_split).
+_WORKERS = min(2, os.cpu_count() or 1)
+
+
+def generated_file(data_cfg: ml_collections.ConfigDict) -> Path:
+  """The cached synthetic file of `config.data.synthetic`'s sizes, seed and generator version,
+  generated if absent; named by all four, so that another version never reuses the file. A
+  config without `version` (written before version 2) means version 1."""
+  sizes = data_cfg.synthetic
+  version = sizes.get("version", 1)
+  path = fileio.cache_dir(data_cfg) / (
+      f"synthetic_v{version}_{sizes.train}_{sizes.val}_{sizes.test}_seed{sizes.seed}.h5")
+  if not path.exists():
+    logging.info("Generating synthetic SVHN-like data (generator version %d) into %s", version,
+                 path)
+    write(path, train=sizes.train, val=sizes.val, test=sizes.test, seed=sizes.seed,
+          version=version)
+  return path
+
+
+def photos_folder(data_cfg: ml_collections.ConfigDict) -> Path:
+  """The folder holding the offline photos `train.tar.gz` and `test.tar.gz` of
+  config.data.synthetic's train and test counts and seed, in format 1's layout; made once into
+  the cache (each archive written atomically, so a run killed while making them starts that
+  archive over), with progress in the log. Named by counts, seed and the generator's
+  `synthetic_photos.VERSION`, so that other settings never reuse it."""
+  from svhn_jax.datasets import synthetic_photos  # it imports this module's glyphs and textures
+  sizes = data_cfg.synthetic
+  folder = fileio.cache_dir(data_cfg) / (
+      f"photos_v{synthetic_photos.VERSION}_{sizes.train}_{sizes.test}_seed{sizes.seed}")
+  for split, count in (("train", sizes.train), ("test", sizes.test)):
+    if not (folder / f"{split}.tar.gz").is_file():
+      logging.info("Making %d synthetic house-number photos (%s) into %s, once", count, split,
+                   folder)
+      synthetic_photos.write_split(folder, split, count, seed=sizes.seed, workers=_WORKERS,
+                                   progress=base.progress(f"making {split} photos", count))
+  return folder
+
+
+class Synthetic(study_h5.StudyFile):
+  """Source 'synthetic': the offline stand-ins, made once into the cache from
+  `config.data.synthetic`'s sizes and seed (or read from `config.data.path`): greyscale digit
+  crops in the study's HDF5 layout (`generated_file`), and for the number task whole photos in
+  format 1's layout (`photos_folder`)."""
+
+  name = "synthetic"
+
+  def file(self, data_cfg: ml_collections.ConfigDict) -> Path:
+    return base.given_file(data_cfg) or generated_file(data_cfg)
+
+  def photos(self, data_cfg: ml_collections.ConfigDict, split: str) -> Path:
+    if data_cfg.path:
+      return download.official_file(data_cfg, f"{split}.tar.gz", download.FULL_FILES)
+    return photos_folder(data_cfg) / f"{split}.tar.gz"
+
+  def extraction_folder(self, data_cfg: ml_collections.ConfigDict, archive: Path) -> Path:
+    """The generated archives are extracted beside themselves, in their own folder."""
+    return fileio.cache_dir(data_cfg) if data_cfg.path else archive.parent
+
+
+SOURCE = Synthetic()
 
 if __name__ == "__main__":
   main()

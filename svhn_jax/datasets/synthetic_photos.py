@@ -7,7 +7,7 @@ whole pixels, a box reaching outside the photo where the number is cut off by it
 photos by default; SVHN has such boxes too). It is the offline stand-in for `train.tar.gz` /
 `test.tar.gz` (Netzer et al. 2011), for tests, demos and the whole-number task without internet.
 
-The digits are the DejaVu glyphs that svhn_jax.synthetic renders (`font_glyphs`), one font and
+The digits are the DejaVu glyphs that datasets.synthetic renders (`font_glyphs`), one font and
 stroke per number, set side by side with gaps, then stretched, slanted and rotated by one affine
 warp (rendered at 3x and box-filtered down). The photometric recipe is synthetic.py's, at the
 photo's size: a background level, light-on-dark or dark-on-light at a drawn contrast, linear
@@ -19,12 +19,12 @@ grey of a photo (the study's luma) is the grey scene drawn.
 Photo i of a split draws everything from its own generator, seeded by (seed, split, i), so a
 photo does not depend on the count asked for, and the same seed gives byte-identical files.
 
-  python -m svhn_jax.synthetic_photos --out DIR --train 5000 --test 1000 --seed 0 \
+  python -m svhn_jax.datasets.synthetic_photos --out DIR --train 5000 --test 1000 --seed 0 \
       [--layout tar|folder] [--workers 2] [--preview grid.png]
 
 writes DIR/train.tar.gz and DIR/test.tar.gz (or the folders DIR/train, DIR/test), each holding
 <split>/1.png ... <split>/N.png and <split>/digitStruct.mat, as the official archives do;
-svhn_official.open_full reads them.
+datasets.photos.open_full reads them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import logging
 import math
 import multiprocessing
 import os
-import shutil
 import tarfile
 import tempfile
 import time
@@ -50,8 +49,8 @@ from PIL import Image, ImageDraw
 
 from svhn_jax import cli, fileio, plots
 from svhn_jax.errors import DataError
-from svhn_jax.svhn_official import Photo, write_digit_struct
-from svhn_jax.synthetic import FONTS, blotches, blurred, font_glyphs
+from svhn_jax.datasets.digit_struct import Photo, write_digit_struct
+from svhn_jax.datasets.synthetic import FONTS, blotches, blurred, font_glyphs
 
 log = logging.getLogger(__name__)
 
@@ -485,16 +484,12 @@ def _write_tar(path: Path, split: str, pngs: Iterator[tuple[Photo, bytes]]) -> P
 def _write_folder(folder: Path, pngs: Iterator[tuple[Photo, bytes]]) -> Path:
   if folder.exists():
     raise DataError(f"{folder} already exists; remove it or write elsewhere (--out)")
-  tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
-  try:
+  with fileio.atomic_folder(folder) as tmp:
     photos = []
     for photo, png in pngs:
       (tmp / photo.name).write_bytes(png)
       photos.append(photo)
     write_digit_struct(tmp / "digitStruct.mat", photos)
-    os.replace(tmp, folder)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
   return folder
 
 
@@ -522,7 +517,7 @@ def save_preview(path: str | os.PathLike, photos: Sequence[tuple[Photo, np.ndarr
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = cli.ArgumentParser(prog="python -m svhn_jax.synthetic_photos",
+  parser = cli.ArgumentParser(prog="python -m svhn_jax.datasets.synthetic_photos",
                               description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="folder to write train.tar.gz, test.tar.gz")
   parser.add_argument("--train", type=cli.whole_number(0), required=True, help="training photos")

@@ -1,9 +1,9 @@
 """The data of config.task=number: SVHN format-1 photos as 64x64 crops of their house numbers,
 with labels [length, d1..d5], cached so that a rerun starts in seconds.
 
-Photos come from a format-1 split (`svhn_official.open_full`: `train.tar.gz`, `test.tar.gz` and,
+Photos come from a format-1 split (`photos.open_full`: `train.tar.gz`, `test.tar.gz` and,
 with `use_extra`, `extra.tar.gz`, or their extracted folders): SVHN's own for source
-`svhn_full`, or made once into the cache by `svhn_jax.synthetic_photos` for source `synthetic`,
+`svhn_full`, or made once into the cache by `datasets.synthetic_photos` for source `synthetic`,
 so that the offline data goes through the same loader. Each photo becomes
 `house_numbers.crop_number` of its `number_box` (Goodfellow et al. 2013, arXiv 1312.6082,
 section 5.1), uint8 (64, 64) grey or (64, 64, 3) colour, and its labels int32 (6,) =
@@ -36,9 +36,9 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from svhn_jax import (content_cache, fileio, house_numbers, input_pipeline, svhn_official,
-                      synthetic_photos)
+from svhn_jax import fileio, house_numbers, input_pipeline
 from svhn_jax.data import Dataset, Split
+from svhn_jax.datasets import base, content_cache, photos
 from svhn_jax.errors import DataError
 
 # Bump when the same photos and settings would give other arrays.
@@ -50,44 +50,18 @@ _WORKERS = min(2, os.cpu_count() or 1)
 # ---------------------------------------------------------------------------------------------
 # Where the photos are
 
-def synthetic_folder(data_cfg: ml_collections.ConfigDict) -> Path:
-  """The folder holding the offline photos `train.tar.gz` and `test.tar.gz` of
-  config.data.synthetic's train and test counts and seed, in format 1's layout; made once into
-  the cache (each archive written atomically, so a run killed while making them starts that
-  archive over), with progress in the log. Named by counts, seed and the generator's
-  `synthetic_photos.VERSION`, so that other settings never reuse it."""
-  sizes = data_cfg.synthetic
-  folder = fileio.default_cache_dir(data_cfg.cache_dir) / (
-      f"photos_v{synthetic_photos.VERSION}_{sizes.train}_{sizes.test}_seed{sizes.seed}")
-  for split, count in (("train", sizes.train), ("test", sizes.test)):
-    if not (folder / f"{split}.tar.gz").is_file():
-      logging.info("Making %d synthetic house-number photos (%s) into %s, once", count, split,
-                   folder)
-      synthetic_photos.write_split(folder, split, count, seed=sizes.seed, workers=_WORKERS,
-                                   progress=_progress(f"making {split} photos", count))
-  return folder
-
-
-def _progress(what: str, count: int):
-  def report(done: int) -> None:
-    logging.info("%s: %d/%d", what, done, count)
-
-  return report
-
-
-def open_split(path: Path, data_cfg: ml_collections.ConfigDict) -> svhn_official.FullSplit:
-  """`svhn_official.open_full` of an archive or folder. An archive is extracted once: the
-  generated photos' beside it, in their own folder, SVHN's into the cache folder (as for the
-  digits of svhn_full). Extractions are keyed by the archive's contents (see open_full)."""
-  generated = data_cfg.source == "synthetic" and not data_cfg.path
-  return svhn_official.open_full(path, Path(path).parent if generated
-                                 else fileio.default_cache_dir(data_cfg.cache_dir))
+def open_split(path: Path, data_cfg: ml_collections.ConfigDict) -> photos.FullSplit:
+  """`photos.open_full` of an archive or folder. An archive is extracted once, where its source
+  says (`Source.extraction_folder`: the generated photos' beside them, in their own folder,
+  SVHN's into the cache folder, as for the digits of svhn_full). Extractions are keyed by the
+  archive's contents (see open_full)."""
+  return photos.open_full(path, base.get(data_cfg).extraction_folder(data_cfg, Path(path)))
 
 
 # ---------------------------------------------------------------------------------------------
 # Arrays
 
-def _sources(path: Path, split: svhn_official.FullSplit) -> list[Path]:
+def _sources(path: Path, split: photos.FullSplit) -> list[Path]:
   """The files `split`'s crops are made from: the archive `path`, or for a folder its
   digitStruct.mat and every photo it lists, in its order."""
   if Path(path).is_file():
@@ -97,16 +71,16 @@ def _sources(path: Path, split: svhn_official.FullSplit) -> list[Path]:
 
 
 def _cache_file(data_cfg: ml_collections.ConfigDict, source: Path,
-                split: svhn_official.FullSplit, what: str) -> Path:
+                split: photos.FullSplit, what: str) -> Path:
   """`<cache>/numbers/<stem>.<contents' key>.<settings' key>.npz`."""
-  cache = fileio.default_cache_dir(data_cfg.cache_dir)
+  cache = fileio.cache_dir(data_cfg)
   contents = content_cache.key(content_cache.file_digests(_sources(source, split), cache),
                                ARRAYS_VERSION)
   stem = Path(source).name.split(".")[0]  # train.tar.gz, train/ -> train
   return cache / "numbers" / f"{stem}.{contents}.{content_cache.key([what])}.npz"
 
 
-def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: svhn_official.FullSplit,
+def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: photos.FullSplit,
             indices: np.ndarray | None, margin: float | tuple[float, float], seed: int,
             label: str) -> Split:
   """The number crops and labels (N, 6) of the photos `indices` (None: all) of `split`, read
@@ -120,12 +94,12 @@ def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: svhn_offic
     content_cache.touch(path)
     with np.load(path) as cached:
       return Split(cached["images"], cached["labels"])
-  subset = svhn_official.FullSplit(split.folder, [split.photos[i] for i in picked])
+  subset = photos.FullSplit(split.folder, [split.photos[i] for i in picked])
   logging.info("Cropping the house numbers of %d %s photos (once; cached in %s)", len(subset),
                label, path.parent)
   arrays = house_numbers.number_arrays(subset, margin=margin, seed=seed, color=data_cfg.color,
                                        workers=_WORKERS,
-                                       progress=_progress(f"cropping {label} numbers",
+                                       progress=base.progress(f"cropping {label} numbers",
                                                           len(subset)))
   labels = np.concatenate([arrays.lengths[:, None], arrays.digits], axis=1).astype(np.int32)
   with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -134,7 +108,7 @@ def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: svhn_offic
   return Split(arrays.images, labels)
 
 
-def length_classes(split: svhn_official.FullSplit) -> np.ndarray:
+def length_classes(split: photos.FullSplit) -> np.ndarray:
   """int32 (N,): each photo's length class (`house_numbers.number_labels`), from its record."""
   return np.array([house_numbers.number_labels(photo.labels)[0] for photo in split.photos],
                   np.int32)
@@ -144,7 +118,7 @@ def load(data_cfg: ml_collections.ConfigDict, train: Sequence[Path], test: Path)
   """Train / validation / test number crops (see the module's docstring) of the photos in the
   format-1 `train` archives or folders (train, and extra with `use_extra`) and `test`.
 
-  Raises DataError for unusable photo files (see `svhn_official.open_full`) and a photo without
+  Raises DataError for unusable photo files (see `photos.open_full`) and a photo without
   digits.
   """
   numbers = data_cfg.numbers

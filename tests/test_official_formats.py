@@ -1,4 +1,4 @@
-"""Tests for svhn_jax.svhn_official: formats 1 and 2 of the official SVHN files, on small files
+"""Tests for svhn_jax.datasets' readers of SVHN's own files: formats 1 and 2 of the official SVHN files, on small files
 written in the exact official layouts (tests/official_files.py), a few real SVHN photos, and
 downloads from a local HTTP server."""
 
@@ -24,7 +24,8 @@ import pytest
 import scipy.io
 
 from svhn_jax import images
-from svhn_jax import svhn_official as so
+from svhn_jax.datasets import (_hdf5_fast, content_cache, cropped, describe, digit_struct,
+                               download, photos)
 from svhn_jax.errors import DataError
 import official_files as files
 from support import SHARED_DATA
@@ -67,7 +68,7 @@ def test_load_cropped_returns_nhwc_uint8_and_maps_10_to_zero(tmp_path, crops, co
   assert stored["X"].shape == (32, 32, 3, 12) and stored["X"].dtype == np.uint8
   assert stored["y"].shape == (12, 1)
 
-  images, labels = so.load_cropped(path)
+  images, labels = cropped.load_cropped(path)
 
   assert images.shape == (12, 32, 32, 3) and images.dtype == np.uint8
   assert labels.shape == (12,) and labels.dtype == np.int32
@@ -78,7 +79,7 @@ def test_load_cropped_returns_nhwc_uint8_and_maps_10_to_zero(tmp_path, crops, co
 
 def test_load_cropped_reuses_its_cache_without_reading_the_mat(tmp_path, crops, monkeypatch):
   path = files.write_cropped_mat(tmp_path / "test_32x32.mat", crops, FILE_LABELS)
-  so.load_cropped(path)
+  cropped.load_cropped(path)
   cached = sorted(p.name for p in tmp_path.iterdir())
   [images_npy] = tmp_path.glob("test_32x32.*.images.npy")
   [labels_npy] = tmp_path.glob("test_32x32.*.labels.npy")
@@ -90,7 +91,7 @@ def test_load_cropped_reuses_its_cache_without_reading_the_mat(tmp_path, crops, 
 
   monkeypatch.setattr(scipy.io, "loadmat", refuse)
   monkeypatch.setattr(scipy.io, "whosmat", refuse)
-  images, labels = so.load_cropped(path)
+  images, labels = cropped.load_cropped(path)
   np.testing.assert_array_equal(images, crops)
   np.testing.assert_array_equal(labels, DIGITS)
   assert (images_npy.stat().st_ino, labels_npy.stat().st_ino) == inodes
@@ -106,12 +107,12 @@ def same_name_size_and_mtime(first: Path, second: Path) -> None:
 def test_a_file_rewritten_with_its_size_and_mtime_is_converted_again(tmp_path, crops):
   path = files.write_cropped_mat(tmp_path / "train_32x32.mat", crops, FILE_LABELS, compress=False)
   was = path.stat()
-  so.load_cropped(path)
+  cropped.load_cropped(path)
   files.write_cropped_mat(path, 255 - crops, FILE_LABELS[::-1].copy(), compress=False)
   os.utime(path, ns=(was.st_atime_ns, was.st_mtime_ns))
   assert (path.stat().st_size, path.stat().st_mtime_ns) == (was.st_size, was.st_mtime_ns)
 
-  images, labels = so.load_cropped(path)
+  images, labels = cropped.load_cropped(path)
 
   np.testing.assert_array_equal(images, 255 - crops)
   np.testing.assert_array_equal(labels, DIGITS[::-1])
@@ -130,14 +131,14 @@ def test_same_named_files_in_two_folders_keep_their_own_crops_and_caches(tmp_pat
                                          compress=False))
   same_name_size_and_mtime(*paths)
   converted = []
-  convert = so._convert
-  monkeypatch.setattr(so, "_convert", lambda path, pair: (converted.append(path),
+  convert = cropped._convert
+  monkeypatch.setattr(cropped, "_convert", lambda path, pair: (converted.append(path),
                                                           convert(path, pair)))
   cache = tmp_path / "cache"
   inodes = None
   for _ in range(3):
     for path, digits in zip(paths, (DIGITS, DIGITS[::-1])):
-      _, labels = so.load_cropped(path, cache)
+      _, labels = cropped.load_cropped(path, cache)
       np.testing.assert_array_equal(labels, digits)
     entries = sorted(cache.glob("train_32x32.*.npy"))
     assert len(entries) == 4
@@ -149,30 +150,30 @@ def test_same_named_files_in_two_folders_keep_their_own_crops_and_caches(tmp_pat
 def test_at_most_keep_per_name_contents_are_cached_the_least_recently_used_go(tmp_path, crops):
   cache = tmp_path / "cache"
   paths = []
-  for n in range(so.content_cache.KEEP_PER_NAME + 1):
+  for n in range(content_cache.KEEP_PER_NAME + 1):
     (tmp_path / str(n)).mkdir()
     paths.append(files.write_cropped_mat(tmp_path / str(n) / "test_32x32.mat", crops,
                                          np.roll(FILE_LABELS, n)))
   keys = []
   for n, path in enumerate(paths[:-1]):
-    images, _ = so.load_cropped(path, cache)
+    images, _ = cropped.load_cropped(path, cache)
     keys.append(Path(images.filename).name.split(".")[1])
     time.sleep(0.01)  # distinct times of use, whatever the filesystem's clock
-  so.load_cropped(paths[0], cache)  # used again: now the newest
+  cropped.load_cropped(paths[0], cache)  # used again: now the newest
   time.sleep(0.01)
-  images, labels = so.load_cropped(paths[-1], cache)
+  images, labels = cropped.load_cropped(paths[-1], cache)
 
   np.testing.assert_array_equal(labels, np.roll(DIGITS, len(paths) - 1))
   kept = {entry.name.split(".")[1] for entry in cache.glob("test_32x32.*.npy")}
   assert kept == {keys[0], *keys[2:], Path(images.filename).name.split(".")[1]}
-  assert len(list(cache.glob("test_32x32.*.npy"))) == 2 * so.content_cache.KEEP_PER_NAME
+  assert len(list(cache.glob("test_32x32.*.npy"))) == 2 * content_cache.KEEP_PER_NAME
 
 
 def test_cache_goes_to_cache_dir_when_given(tmp_path, crops):
   source = tmp_path / "data"
   source.mkdir()
   path = files.write_cropped_mat(source / "train_32x32.mat", crops, FILE_LABELS)
-  images, _ = so.load_cropped(path, cache_dir=tmp_path / "cache")
+  images, _ = cropped.load_cropped(path, cache_dir=tmp_path / "cache")
   assert [p.name for p in source.iterdir()] == ["train_32x32.mat"]
   assert Path(images.filename).parent == tmp_path / "cache"
 
@@ -201,7 +202,7 @@ def test_read_only_source_folder_caches_in_the_user_cache(tmp_path, crops, user_
   folder.mkdir()
   path = files.write_cropped_mat(folder / "extra_32x32.mat", crops, FILE_LABELS)
   with read_only(folder):
-    images, labels = so.load_cropped(path)
+    images, labels = cropped.load_cropped(path)
     assert [p.name for p in folder.iterdir()] == ["extra_32x32.mat"]
   assert Path(images.filename).parent == user_cache
   np.testing.assert_array_equal(images, crops)
@@ -210,11 +211,11 @@ def test_read_only_source_folder_caches_in_the_user_cache(tmp_path, crops, user_
 
 def test_a_truncated_cache_is_converted_again(tmp_path, crops):
   path = files.write_cropped_mat(tmp_path / "train_32x32.mat", crops, FILE_LABELS)
-  images, _ = so.load_cropped(path)
+  images, _ = cropped.load_cropped(path)
   cache = Path(images.filename)
   del images
   cache.write_bytes(cache.read_bytes()[:1000])
-  images, _ = so.load_cropped(path)
+  images, _ = cropped.load_cropped(path)
   np.testing.assert_array_equal(images, crops)
 
 
@@ -222,7 +223,7 @@ def test_double_x_of_whole_numbers_is_accepted(tmp_path, crops):
   path = tmp_path / "d.mat"
   scipy.io.savemat(path, {"X": np.transpose(crops, (1, 2, 3, 0)).astype(np.float64),
                           "y": FILE_LABELS.reshape(-1, 1).astype(np.float64)})
-  images, labels = so.load_cropped(path)
+  images, labels = cropped.load_cropped(path)
   np.testing.assert_array_equal(images, crops)
   np.testing.assert_array_equal(labels, DIGITS)
 
@@ -258,7 +259,7 @@ def test_bad_format2_files_raise_one_line_errors(tmp_path, crops):
                     ["X holds 12 images but y has shape (5, 1)", "(12, 1)"]),
   }
   for name, (path, fragments) in cases.items():
-    one_line_error(lambda: so.load_cropped(path), name, *fragments)
+    one_line_error(lambda: cropped.load_cropped(path), name, *fragments)
   assert not list(tmp_path.glob("*.npy")), "a failed conversion left a cache behind"
 
 
@@ -272,21 +273,21 @@ def test_unreadable_files_raise_one_line_errors(tmp_path, crops):
   truncated.write_bytes(good[:len(good) // 2])
   header_only = tmp_path / "header_only.mat"
   header_only.write_bytes(good[:60])
-  v73 = files.write_digit_struct(tmp_path / "v73.mat", [so.Photo("1.png", DIGITS[:1],
+  v73 = files.write_digit_struct(tmp_path / "v73.mat", [digit_struct.Photo("1.png", DIGITS[:1],
                                                                  np.ones((1, 4), np.float32))])
-  one_line_error(lambda: so.load_cropped(html), "html.mat", "HTML")
-  one_line_error(lambda: so.load_cropped(empty), "empty.mat", "empty (0 bytes)")
-  one_line_error(lambda: so.load_cropped(truncated), "truncated.mat", "truncated",
+  one_line_error(lambda: cropped.load_cropped(html), "html.mat", "HTML")
+  one_line_error(lambda: cropped.load_cropped(empty), "empty.mat", "empty (0 bytes)")
+  one_line_error(lambda: cropped.load_cropped(truncated), "truncated.mat", "truncated",
                  "bytes past its end")
-  one_line_error(lambda: so.load_cropped(header_only), "header_only.mat", "not a MATLAB v5")
-  one_line_error(lambda: so.load_cropped(v73), "v73.mat", "MATLAB v7.3 (HDF5)", "'-v7'")
-  one_line_error(lambda: so.load_cropped(tmp_path / "absent.mat"), "absent.mat", "no such file")
+  one_line_error(lambda: cropped.load_cropped(header_only), "header_only.mat", "not a MATLAB v5")
+  one_line_error(lambda: cropped.load_cropped(v73), "v73.mat", "MATLAB v7.3 (HDF5)", "'-v7'")
+  one_line_error(lambda: cropped.load_cropped(tmp_path / "absent.mat"), "absent.mat", "no such file")
   assert not list(tmp_path.glob("*.npy"))
 
 
 def test_describe_cropped_reports_counts_shapes_and_classes(tmp_path, crops):
   path = files.write_cropped_mat(tmp_path / "test_32x32.mat", crops, FILE_LABELS)
-  text = so.describe(path)
+  text = describe.describe(path)
   assert "format 2" in text and "12 crops" in text
   assert "X  (32, 32, 3, 12) uint8" in text and "uint8 (12, 32, 32, 3)" in text
   assert "labels 1..10" in text and "int32 0..9" in text
@@ -296,18 +297,18 @@ def test_describe_cropped_reports_counts_shapes_and_classes(tmp_path, crops):
 # ---------------------------------------------------------------------------------------------
 # Format 1: digitStruct.mat
 
-def _photos() -> list[so.Photo]:
+def _photos() -> list[digit_struct.Photo]:
   """One digit (inline fields), two and three digits (references), a zero, boxes outside."""
   return [
-      so.Photo("1.png", np.array([0], np.int32), np.array([[3, 4, 10, 20]], np.float32)),
-      so.Photo("2.png", np.array([1, 9], np.int32),
+      digit_struct.Photo("1.png", np.array([0], np.int32), np.array([[3, 4, 10, 20]], np.float32)),
+      digit_struct.Photo("2.png", np.array([1, 9], np.int32),
                np.array([[-5, 2, 12, 30], [7, -1.5, 12, 30]], np.float32)),
-      so.Photo("3.png", np.array([4, 0, 7], np.int32),
+      digit_struct.Photo("3.png", np.array([4, 0, 7], np.int32),
                np.array([[40, 8, 9, 21], [49, 8, 9, 21], [58, 8, 90, 21]], np.float32)),
   ]
 
 
-def _assert_same(got: list[so.Photo], want: list[so.Photo]) -> None:
+def _assert_same(got: list[digit_struct.Photo], want: list[digit_struct.Photo]) -> None:
   assert [p.name for p in got] == [p.name for p in want]
   for g, w in zip(got, want):
     assert g.labels.dtype == np.int32 and g.boxes.dtype == np.float32
@@ -339,7 +340,7 @@ def test_written_digit_struct_has_matlab_layout(tmp_path):
 
 def test_read_digit_struct_reads_inline_and_referenced_boxes(tmp_path):
   path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
-  _assert_same(so.read_digit_struct(path), _photos())
+  _assert_same(digit_struct.read_digit_struct(path), _photos())
 
 
 def test_fast_reader_agrees_with_h5py_and_newer_formats_fall_back(tmp_path, monkeypatch):
@@ -347,24 +348,24 @@ def test_fast_reader_agrees_with_h5py_and_newer_formats_fall_back(tmp_path, monk
   earliest = files.write_digit_struct(tmp_path / "earliest.mat", photos)
   latest = files.write_digit_struct(tmp_path / "latest.mat", photos, libver="latest")
   with h5py.File(earliest, "r") as f:
-    fast = so._FastReader(f, earliest)
-    slow = so._H5pyReader(f, earliest)
+    fast = _hdf5_fast.FastReader(f, earliest)
+    slow = digit_struct._H5pyReader(f, earliest)
     for i in range(len(photos)):
       assert fast.name(i) == slow.name(i)
       assert fast.fields(i) == slow.fields(i)
     fast.close()
   with h5py.File(latest, "r") as f:
-    with pytest.raises(so._NotSimple):
-      so._FastReader(f, latest).name(0)
-  _assert_same(so.read_digit_struct(earliest), photos)
-  _assert_same(so.read_digit_struct(latest), photos)
+    with pytest.raises(_hdf5_fast.NotSimple):
+      _hdf5_fast.FastReader(f, latest).name(0)
+  _assert_same(digit_struct.read_digit_struct(earliest), photos)
+  _assert_same(digit_struct.read_digit_struct(latest), photos)
 
 
 def _point_reference(path: Path, field: str, row: int, address: int) -> None:
   """Overwrites the stored object address of /digitStruct/<field>[row]."""
   with h5py.File(path, "r+") as f:
     dataset = f["digitStruct"][field]
-    addresses = so._raw_addresses(dataset).reshape(dataset.shape)
+    addresses = _hdf5_fast.raw_addresses(dataset).reshape(dataset.shape)
     addresses[row, 0] = address
     dataset.id.write(h5py.h5s.ALL, h5py.h5s.ALL, addresses, mtype=h5py.h5t.STD_REF_OBJ)
 
@@ -372,15 +373,15 @@ def _point_reference(path: Path, field: str, row: int, address: int) -> None:
 def test_bad_references_raise_one_line_errors(tmp_path):
   null = files.write_digit_struct(tmp_path / "null.mat", _photos())
   _point_reference(null, "name", 1, 0)
-  one_line_error(lambda: so.read_digit_struct(null), "null.mat", "digitStruct(2).name",
+  one_line_error(lambda: digit_struct.read_digit_struct(null), "null.mat", "digitStruct(2).name",
                  "null reference")
   dangling = files.write_digit_struct(tmp_path / "dangling.mat", _photos())
   _point_reference(dangling, "name", 2, dangling.stat().st_size + 4096)
-  one_line_error(lambda: so.read_digit_struct(dangling), "dangling.mat", "digitStruct(3).name",
+  one_line_error(lambda: digit_struct.read_digit_struct(dangling), "dangling.mat", "digitStruct(3).name",
                  "refers to nothing")
   box = files.write_digit_struct(tmp_path / "box.mat", _photos())
   _point_reference(box, "bbox", 0, box.stat().st_size + 4096)
-  one_line_error(lambda: so.read_digit_struct(box), "box.mat", "digitStruct(1).bbox",
+  one_line_error(lambda: digit_struct.read_digit_struct(box), "box.mat", "digitStruct(1).bbox",
                  "refers to nothing")
 
 
@@ -490,7 +491,7 @@ def test_malformed_digit_struct_raises_one_line_errors(tmp_path, case, libver):
   path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos(), libver=libver)
   with h5py.File(path, "r+") as f:
     change(f)
-  one_line_error(lambda: so.read_digit_struct(path), "digitStruct.mat", *fragments)
+  one_line_error(lambda: digit_struct.read_digit_struct(path), "digitStruct.mat", *fragments)
 
 
 def test_fields_beyond_the_five_are_not_read(tmp_path):
@@ -498,7 +499,7 @@ def test_fields_beyond_the_five_are_not_read(tmp_path):
   with h5py.File(path, "r+") as f:
     for row in range(3):
       f[f["digitStruct/bbox"][row, 0]].create_group("note")
-  _assert_same(so.read_digit_struct(path), _photos())
+  _assert_same(digit_struct.read_digit_struct(path), _photos())
 
 
 @pytest.mark.parametrize("row", [0, 2])  # an inline field and a field of references
@@ -506,7 +507,7 @@ def test_missing_box_field_raises(tmp_path, row):
   path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
   with h5py.File(path, "r+") as f:
     del f[f["digitStruct/bbox"][row, 0]]["width"]
-  one_line_error(lambda: so.read_digit_struct(path), "digitStruct.mat",
+  one_line_error(lambda: digit_struct.read_digit_struct(path), "digitStruct.mat",
                  f"digitStruct({row + 1}).bbox ({row + 1}.png) has no field width")
 
 
@@ -514,7 +515,7 @@ def test_labels_outside_1_to_10_raise(tmp_path):
   photos = _photos()
   photos[2] = photos[2]._replace(labels=np.array([4, 11, 7], np.int32))
   path = files.write_digit_struct(tmp_path / "digitStruct.mat", photos)
-  one_line_error(lambda: so.read_digit_struct(path), "digitStruct(3).bbox (3.png)",
+  one_line_error(lambda: digit_struct.read_digit_struct(path), "digitStruct(3).bbox (3.png)",
                  "labels [4.0, 11.0, 7.0]", "expected 1..10")
 
 
@@ -529,35 +530,35 @@ def test_labels_outside_1_to_10_raise(tmp_path):
 def test_bad_box_geometry_raises_like_bad_labels(tmp_path, row, digit, field, value):
   photos = _photos()
   boxes = photos[row].boxes.astype(np.float64)
-  boxes[digit, so.BOX_FIELDS.index(field)] = value
+  boxes[digit, digit_struct.BOX_FIELDS.index(field)] = value
   photos[row] = photos[row]._replace(boxes=boxes)
   path = files.write_digit_struct(tmp_path / "digitStruct.mat", photos)
-  stored = boxes[:, so.BOX_FIELDS.index(field)].tolist()
-  one_line_error(lambda: so.read_digit_struct(path), "digitStruct.mat",
+  stored = boxes[:, digit_struct.BOX_FIELDS.index(field)].tolist()
+  one_line_error(lambda: digit_struct.read_digit_struct(path), "digitStruct.mat",
                  f"digitStruct({row + 1}).bbox ({row + 1}.png) has {field} {stored}; expected "
                  "finite pixel")
 
 
 def test_wrong_files_for_digit_struct_raise(tmp_path, crops):
   v5 = files.write_cropped_mat(tmp_path / "v5.mat", crops, FILE_LABELS)
-  one_line_error(lambda: so.read_digit_struct(v5), "v5.mat", "MATLAB v5 file", "v7.3")
+  one_line_error(lambda: digit_struct.read_digit_struct(v5), "v5.mat", "MATLAB v5 file", "v7.3")
   html = tmp_path / "digitStruct.mat"
   html.write_text("<html><body>404</body></html>")
-  one_line_error(lambda: so.read_digit_struct(html), "HTML")
+  one_line_error(lambda: digit_struct.read_digit_struct(html), "HTML")
   plain = tmp_path / "plain.h5"
   with h5py.File(plain, "w") as f:
     f["X_train"] = np.zeros(3)
-  one_line_error(lambda: so.read_digit_struct(plain), "plain.h5", "no group /digitStruct",
+  one_line_error(lambda: digit_struct.read_digit_struct(plain), "plain.h5", "no group /digitStruct",
                  "X_train")
   whole = files.write_digit_struct(tmp_path / "whole.mat", _photos()).read_bytes()
   cut = tmp_path / "cut.mat"
   cut.write_bytes(whole[:2000])
-  one_line_error(lambda: so.read_digit_struct(cut), "cut.mat", "not a readable HDF5 file")
+  one_line_error(lambda: digit_struct.read_digit_struct(cut), "cut.mat", "not a readable HDF5 file")
 
 
 def test_describe_digit_struct(tmp_path):
   path = files.write_digit_struct(tmp_path / "digitStruct.mat", _photos())
-  text = so.describe(path)
+  text = describe.describe(path)
   assert "3 photos, 6 digits" in text
   assert "digits per photo: 1: 1  2: 1  3: 1" in text
   assert "per class: 0: 2  1: 1  2: 0  3: 0  4: 1" in text
@@ -568,13 +569,13 @@ def test_describe_digit_struct(tmp_path):
 # Format 1: archives, photos, crops
 
 @pytest.fixture
-def photos_with_images() -> list[tuple[so.Photo, np.ndarray]]:
+def photos_with_images() -> list[tuple[digit_struct.Photo, np.ndarray]]:
   return files.sample_photos(4, seed=5)
 
 
 def test_open_full_extracts_once_and_reads_photos(tmp_path, photos_with_images, monkeypatch):
   archive = files.write_full_tar(tmp_path / "train.tar.gz", "train", photos_with_images)
-  split = so.open_full(archive)
+  split = photos.open_full(archive)
 
   assert len(split) == 4 and split.folder.name == "train"
   assert split.folder.parent.parent == tmp_path
@@ -584,8 +585,8 @@ def test_open_full_extracts_once_and_reads_photos(tmp_path, photos_with_images, 
     assert got.dtype == np.uint8 and got.shape == image.shape
     np.testing.assert_array_equal(got, image)
 
-  monkeypatch.setattr(so, "_extract_all", lambda *args: pytest.fail("extracted twice"))
-  again = so.open_full(archive)
+  monkeypatch.setattr(photos, "_extract_all", lambda *args: pytest.fail("extracted twice"))
+  again = photos.open_full(archive)
   assert again.folder == split.folder
   assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
@@ -603,7 +604,7 @@ def uncompressed(archive: Path) -> Path:
 
 def test_same_named_archives_in_two_folders_are_extracted_once_each(tmp_path, photos_with_images,
                                                                     monkeypatch):
-  relabelled = [(so.Photo(photo.name, (photo.labels + 1) % 10, photo.boxes), image)
+  relabelled = [(digit_struct.Photo(photo.name, (photo.labels + 1) % 10, photo.boxes), image)
                 for photo, image in photos_with_images]
   archives = []
   for folder, pairs in (("a", photos_with_images), ("b", relabelled)):
@@ -612,12 +613,12 @@ def test_same_named_archives_in_two_folders_are_extracted_once_each(tmp_path, ph
                                                       pairs)))
   same_name_size_and_mtime(*archives)
   extracted = []
-  extract = so._extract_all
-  monkeypatch.setattr(so, "_extract_all", lambda archive, target: (extracted.append(archive),
+  extract = photos._extract_all
+  monkeypatch.setattr(photos, "_extract_all", lambda archive, target: (extracted.append(archive),
                                                                    extract(archive, target)))
   for _ in range(2):
     for archive, pairs in zip(archives, (photos_with_images, relabelled)):
-      split = so.open_full(archive, tmp_path / "cache")
+      split = photos.open_full(archive, tmp_path / "cache")
       _assert_same(split.photos, [photo for photo, _ in pairs])
   assert extracted == archives
   assert len(list((tmp_path / "cache").glob("train.*"))) == 2
@@ -627,9 +628,9 @@ def test_open_full_accepts_the_extracted_folder(tmp_path, photos_with_images):
   archive = files.write_full_tar(tmp_path / "test.tar.gz", "test", photos_with_images)
   with tarfile.open(archive) as tar:
     tar.extractall(tmp_path / "x", filter="data")
-  split = so.open_full(tmp_path / "x" / "test")
+  split = photos.open_full(tmp_path / "x" / "test")
   assert split.folder == tmp_path / "x" / "test"
-  assert so.open_full(tmp_path / "x").folder == split.folder
+  assert photos.open_full(tmp_path / "x").folder == split.folder
   assert not [p for p in tmp_path.iterdir() if ".tar" not in p.name and p.name != "x"]
   np.testing.assert_array_equal(split.image(3), photos_with_images[3][1])
 
@@ -639,20 +640,20 @@ def test_broken_archives_raise_and_leave_nothing(tmp_path, photos_with_images):
     (tmp_path / name).mkdir()
   no_struct = files.write_full_tar(tmp_path / "a" / "train.tar.gz", "train", photos_with_images,
                                    digit_struct=False)
-  one_line_error(lambda: so.open_full(no_struct), "train.tar.gz", "has no digitStruct.mat")
+  one_line_error(lambda: photos.open_full(no_struct), "train.tar.gz", "has no digitStruct.mat")
   assert [p.name for p in no_struct.parent.iterdir()] == ["train.tar.gz"]
 
   missing = [(photo, None if i == 2 else image)
              for i, (photo, image) in enumerate(photos_with_images)]
   archive = files.write_full_tar(tmp_path / "b" / "test.tar.gz", "test", missing)
-  one_line_error(lambda: so.open_full(archive), "test.tar.gz", "1 photos listed in digitStruct.mat",
+  one_line_error(lambda: photos.open_full(archive), "test.tar.gz", "1 photos listed in digitStruct.mat",
                  "missing, e.g. 3.png")
   assert [p.name for p in archive.parent.iterdir()] == ["test.tar.gz"]
 
   whole = files.write_full_tar(tmp_path / "c" / "w.tar.gz", "w", photos_with_images).read_bytes()
   cut = tmp_path / "c" / "extra.tar.gz"
   cut.write_bytes(whole[:len(whole) // 2])
-  one_line_error(lambda: so.open_full(cut), "extra.tar.gz", "not a readable .tar.gz")
+  one_line_error(lambda: photos.open_full(cut), "extra.tar.gz", "not a readable .tar.gz")
   assert sorted(p.name for p in cut.parent.iterdir()) == ["extra.tar.gz", "w.tar.gz"]
 
 
@@ -665,7 +666,7 @@ def test_square_crops_geometry_by_hand():
       [2, 0, 10, 32],  # near the left edge: columns -9..22, the first 9 repeat column 0
       [50, 30, 8, 32],  # past the right and bottom edges: columns 38..69, rows 30..61
   ], np.float32)
-  crops = so.square_crops(photo, boxes)
+  crops = photos.square_crops(photo, boxes)
   assert crops.shape == (3, 32, 32, 3) and crops.dtype == np.uint8
   np.testing.assert_array_equal(crops[0, :, :, 0], np.tile(np.arange(9, 41), (32, 1)))
   np.testing.assert_array_equal(crops[0, :, :, 1], np.tile(np.arange(4, 36)[:, None], (1, 32)))
@@ -678,7 +679,7 @@ def test_square_crops_geometry_by_hand():
 def test_square_crops_resize_a_64_pixel_square_to_32():
   photo = np.zeros((80, 100, 3), np.uint8)
   photo[:, 50:] = 200  # a vertical edge through the middle of the box's square
-  crop = so.square_crops(photo, np.array([[34, 8, 32, 64]], np.float32))[0]
+  crop = photos.square_crops(photo, np.array([[34, 8, 32, 64]], np.float32))[0]
   # The square spans columns 18..81 (side 64 about x = 50): the edge falls at crop column 16.
   assert (crop[:, :15] == 0).all() and (crop[:, 17:] == 200).all()
 
@@ -688,7 +689,7 @@ def test_square_crops_of_huge_boxes_repeat_the_edge_without_filling_memory():
   photo[:, 20:] = 200
   # Valid boxes (finite, width and height > 0): one 1e30 pixels wide, one 1e12 pixels away.
   boxes = np.array([[5, 5, 1e30, 10], [-1e12, 3, 8, 8]], np.float32)
-  crops = so.square_crops(photo, boxes)
+  crops = photos.square_crops(photo, boxes)
   assert crops.shape == (2, 32, 32, 3)
   assert (crops[0] == 200).all()  # centred far right of the photo: its right edge
   assert (crops[1] == 0).all()  # far left: its left edge
@@ -706,10 +707,10 @@ def test_digit_crops_of_real_svhn_photos_match_the_shipped_crops(tmp_path):
     boxes = np.array([[b["left"], b["top"], b["width"], b["height"]] for b in entry["boxes"]],
                      np.float32)
     image = np.asarray(Image.open(SHARED_DATA / "house_numbers" / entry["filename"]).convert("RGB"))
-    pairs.append((so.Photo(entry["filename"], np.array(entry["digits"], np.int32), boxes), image))
-  split = so.open_full(files.write_full_tar(tmp_path / "train.tar.gz", "train", pairs))
+    pairs.append((digit_struct.Photo(entry["filename"], np.array(entry["digits"], np.int32), boxes), image))
+  split = photos.open_full(files.write_full_tar(tmp_path / "train.tar.gz", "train", pairs))
 
-  crops, labels = so.digit_crops(split)
+  crops, labels = photos.digit_crops(split)
 
   shipped = np.load(SHARED_DATA / "svhn_crops_12.npz")
   assert crops.shape == (8, 32, 32, 3) and crops.dtype == np.uint8 and labels.dtype == np.int32
@@ -717,26 +718,26 @@ def test_digit_crops_of_real_svhn_photos_match_the_shipped_crops(tmp_path):
   difference = np.abs(crops.astype(int) - shipped["X_rgb"][4:].astype(int)).mean(axis=(1, 2, 3))
   assert (difference < 12).all(), difference
   assert (difference == 0).sum() >= 4
-  only_second, second_labels = so.digit_crops(split, [1])
+  only_second, second_labels = photos.digit_crops(split, [1])
   np.testing.assert_array_equal(only_second, crops[2:4])
   np.testing.assert_array_equal(second_labels, [2, 3])
 
 
 def test_describe_archive_and_folder(tmp_path):
-  photos = _photos()
+  records = _photos()
   sizes = [(30, 30), (40, 32), (100, 40)]
-  pairs = [(photo, np.zeros((h, w, 3), np.uint8)) for photo, (w, h) in zip(photos, sizes)]
+  pairs = [(photo, np.zeros((h, w, 3), np.uint8)) for photo, (w, h) in zip(records, sizes)]
   archive = files.write_full_tar(tmp_path / "test.tar.gz", "test", pairs)
-  text = so.describe(archive)
+  text = describe.describe(archive)
   assert "3 photos, 6 digits" in text and "digits per photo: 1: 1  2: 1  3: 1" in text
   # Outside: 2.png's first box (left -5) and second (top -1.5), 3.png's last (58 + 90 > 100).
   assert "boxes reaching outside their photo: 3" in text
   assert "photo size 30..100 x 30..40 px" in text
-  folder = so.open_full(archive).folder
-  assert so.describe(folder).splitlines()[1:] == text.splitlines()[1:]
+  folder = photos.open_full(archive).folder
+  assert describe.describe(folder).splitlines()[1:] == text.splitlines()[1:]
   html = tmp_path / "page.bin"
   html.write_text("<!doctype html><p>moved</p>")
-  one_line_error(lambda: so.describe(html), "page.bin", "HTML")
+  one_line_error(lambda: describe.describe(html), "page.bin", "HTML")
 
 
 def _same_pixels(got: np.ndarray, expected: np.ndarray, lossy: bool) -> None:
@@ -757,8 +758,8 @@ def plain_on_white(tmp_path_factory):
   for name, pictures in (("colour", [image for _, image in pairs]),
                          ("grey", [files.grey_of(image) for _, image in pairs])):
     plain = [(photo, image) for (photo, _), image in zip(pairs, pictures)]
-    split = so.open_full(files.write_full_tar(folder / f"{name}.tar.gz", "train", plain))
-    out[name] = plain, so.digit_crops(split)[0]
+    split = photos.open_full(files.write_full_tar(folder / f"{name}.tar.gz", "train", plain))
+    out[name] = plain, photos.digit_crops(split)[0]
   return pairs, out
 
 
@@ -770,15 +771,15 @@ def test_photos_of_every_mode_train_as_read_reads_them(tmp_path, plain_on_white,
   renamed = [(photo._replace(name=photo.name.replace(".png", ".jpg" if "jpeg" in how else ".png")),
               files.photo_file(image, how)) for photo, image in pairs]
   archive = files.write_full_tar(tmp_path / "train.tar.gz", "train", renamed)
-  split = so.open_full(archive)
+  split = photos.open_full(archive)
   expected_photos, expected_crops = plain["grey" if how in files.GREY else "colour"]
   for i, (photo, expected) in enumerate(expected_photos):
     got = split.image(i)
     _same_pixels(got, expected, how in files.LOSSY)
     _same_pixels(got, images.read_photo(split.folder / renamed[i][0].name), False)
-  _same_pixels(so.digit_crops(split)[0], expected_crops, how in files.LOSSY)
+  _same_pixels(photos.digit_crops(split)[0], expected_crops, how in files.LOSSY)
 
-  text = so.describe(archive)
+  text = describe.describe(archive)
   kind = images.reading(split.folder / renamed[0][0].name)
   assert f"photo files: {kind.kind}: 3" in text
   for rule in kind.rules:
@@ -790,7 +791,7 @@ def test_photos_of_every_mode_train_as_read_reads_them(tmp_path, plain_on_white,
 
 def test_inspect_says_photos_are_read_as_stored(tmp_path, plain_on_white):
   pairs, _ = plain_on_white
-  text = so.describe(files.write_full_tar(tmp_path / "test.tar.gz", "test", pairs))
+  text = describe.describe(files.write_full_tar(tmp_path / "test.tar.gz", "test", pairs))
   assert "photo files: PNG RGB: 3" in text
   assert "read as stored: 8-bit RGB, no EXIF orientation, no transparency" in text
 
@@ -802,18 +803,18 @@ def _deeper(tmp_path, photos_with_images, split="SVHN/train") -> Path:
 def test_a_split_one_folder_deeper_is_inspected_and_loaded_alike(tmp_path, photos_with_images):
   """The issue's example: SVHN/train/digitStruct.mat in train.tar.gz, then the same extracted."""
   archive = _deeper(tmp_path, photos_with_images)
-  split = so.open_full(archive)
+  split = photos.open_full(archive)
   assert split.folder.relative_to(tmp_path).parts[1:] == ("SVHN", "train")
   _assert_same(split.photos, [photo for photo, _ in photos_with_images])
   np.testing.assert_array_equal(split.image(2), photos_with_images[2][1])
-  text = so.describe(archive)
+  text = describe.describe(archive)
   assert "4 photos" in text and "photo files: PNG RGB: 4" in text
 
   with tarfile.open(archive) as tar:
     tar.extractall(tmp_path / "x" / "deeper", filter="data")
   for folder in (tmp_path / "x", tmp_path / "x" / "deeper", tmp_path / "x" / "deeper" / "SVHN"):
-    assert so.open_full(folder).folder == tmp_path / "x" / "deeper" / "SVHN" / "train"
-    assert so.describe(folder).splitlines()[1:] == text.splitlines()[1:]
+    assert photos.open_full(folder).folder == tmp_path / "x" / "deeper" / "SVHN" / "train"
+    assert describe.describe(folder).splitlines()[1:] == text.splitlines()[1:]
 
 
 def _two_splits(path: Path, photos_with_images) -> Path:
@@ -830,16 +831,16 @@ def _two_splits(path: Path, photos_with_images) -> Path:
 
 def test_several_digit_structs_in_one_split_are_refused_alike(tmp_path, photos_with_images):
   archive = _two_splits(tmp_path / "both.tar.gz", photos_with_images)
-  for call in (so.open_full, so.describe):
+  for call in (photos.open_full, describe.describe):
     one_line_error(lambda: call(archive), "both.tar.gz holds 2 digitStruct.mat files",
                    "test/digitStruct.mat, train/digitStruct.mat", "one per split")
   assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no extraction left behind
   with tarfile.open(archive) as tar:
     tar.extractall(tmp_path / "x", filter="data")
-  for call in (so.open_full, so.describe):
+  for call in (photos.open_full, describe.describe):
     one_line_error(lambda: call(tmp_path / "x"), "holds 2 digitStruct.mat files",
                    "test/digitStruct.mat, train/digitStruct.mat")
-  assert so.open_full(tmp_path / "x" / "test").folder == tmp_path / "x" / "test"
+  assert photos.open_full(tmp_path / "x" / "test").folder == tmp_path / "x" / "test"
 
 
 def test_inspect_refuses_what_training_refuses(tmp_path, photos_with_images):
@@ -862,9 +863,9 @@ def test_inspect_refuses_what_training_refuses(tmp_path, photos_with_images):
                                         "e.g. 3.png"]),
                              (broken, ["2.png is not an image that Pillow can read"]),
                              (linked, ["not a readable .tar.gz", "train/3.png' is a link"])):
-    one_line_error(lambda: so.describe(archive), archive.name, *fragments)
+    one_line_error(lambda: describe.describe(archive), archive.name, *fragments)
     with pytest.raises(DataError) as loading:
-      so.digit_crops(so.open_full(archive, tmp_path / "cache"))
+      photos.digit_crops(photos.open_full(archive, tmp_path / "cache"))
     assert all(fragment in str(loading.value) for fragment in fragments), str(loading.value)
 
 
@@ -898,8 +899,8 @@ def server(tmp_path, monkeypatch):
   httpd.server_close()
 
 
-def _entry(payload: bytes) -> so.OfficialFile:
-  return so.OfficialFile(len(payload), hashlib.md5(payload).hexdigest())
+def _entry(payload: bytes) -> download.OfficialFile:
+  return download.OfficialFile(len(payload), hashlib.md5(payload).hexdigest())
 
 
 PAYLOAD = bytes(range(256)) * 40
@@ -911,15 +912,15 @@ def test_fetch_downloads_verifies_and_reuses(tmp_path, server):
   registry = {"train_32x32.mat": _entry(PAYLOAD)}
   cache = tmp_path / "cache"
 
-  path = so.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry)
+  path = download.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry)
 
   assert path == cache / "train_32x32.mat" and path.read_bytes() == PAYLOAD
   assert os.listdir(cache) == ["train_32x32.mat"]
   assert _Quiet.requests == ["/train_32x32.mat"]
-  assert so.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry) == path
+  assert download.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry) == path
   assert _Quiet.requests == ["/train_32x32.mat"]
   path.write_bytes(PAYLOAD[::-1])  # a corrupted copy at the final name is downloaded again
-  so.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry)
+  download.fetch("train_32x32.mat", cache, base_url=base_url, registry=registry)
   assert path.read_bytes() == PAYLOAD and len(_Quiet.requests) == 2
 
 
@@ -929,9 +930,9 @@ def test_fetch_refuses_truncated_and_corrupted_downloads(tmp_path, server):
   (served / "extra.tar.gz").write_bytes(PAYLOAD[::-1])
   registry = {"test.tar.gz": _entry(PAYLOAD), "extra.tar.gz": _entry(PAYLOAD)}
   cache = tmp_path / "cache"
-  one_line_error(lambda: so.fetch("test.tar.gz", cache, base_url=base_url, registry=registry),
+  one_line_error(lambda: download.fetch("test.tar.gz", cache, base_url=base_url, registry=registry),
                  "test.tar.gz", "is 3,000 bytes, expected 10,240", "discarded")
-  one_line_error(lambda: so.fetch("extra.tar.gz", cache, base_url=base_url, registry=registry),
+  one_line_error(lambda: download.fetch("extra.tar.gz", cache, base_url=base_url, registry=registry),
                  "extra.tar.gz", f"MD5 {registry['extra.tar.gz'].md5}", "discarded")
   assert os.listdir(cache) == []
 
@@ -939,17 +940,17 @@ def test_fetch_refuses_truncated_and_corrupted_downloads(tmp_path, server):
 def test_fetch_network_failures_say_how_to_work_offline(tmp_path, server):
   base_url, _ = server
   registry = {"test_32x32.mat": _entry(PAYLOAD)}
-  one_line_error(lambda: so.fetch("test_32x32.mat", tmp_path, base_url=base_url,
+  one_line_error(lambda: download.fetch("test_32x32.mat", tmp_path, base_url=base_url,
                                   registry=registry),
                  "test_32x32.mat", "404", "config.data.path")
-  one_line_error(lambda: so.fetch("test_32x32.mat", tmp_path, base_url="http://127.0.0.1:9/",
+  one_line_error(lambda: download.fetch("test_32x32.mat", tmp_path, base_url="http://127.0.0.1:9/",
                                   registry=registry),
                  "Could not download test_32x32.mat", "config.data.path")
-  one_line_error(lambda: so.fetch("nope.mat", tmp_path), "nope.mat", "train_32x32.mat")
+  one_line_error(lambda: download.fetch("nope.mat", tmp_path), "nope.mat", "train_32x32.mat")
   assert not list(tmp_path.glob("test_32x32.mat*"))
 
 
 def test_registry_holds_the_six_official_files():
-  assert sorted(so.REGISTRY) == ["extra.tar.gz", "extra_32x32.mat", "test.tar.gz",
+  assert sorted(download.REGISTRY) == ["extra.tar.gz", "extra_32x32.mat", "test.tar.gz",
                                  "test_32x32.mat", "train.tar.gz", "train_32x32.mat"]
-  assert so.REGISTRY["extra_32x32.mat"] == (1_329_278_602, "a93ce644f1a588dc4d68dda5feec44a7")
+  assert download.REGISTRY["extra_32x32.mat"] == (1_329_278_602, "a93ce644f1a588dc4d68dda5feec44a7")
