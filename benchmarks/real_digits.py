@@ -39,7 +39,7 @@ import dataclasses
 import io
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -226,10 +226,11 @@ def crop(images: np.ndarray, source: int, variant: int, pool: np.ndarray, seed: 
 
 
 def make_split(images: np.ndarray, labels: np.ndarray, sources: np.ndarray, n: int, seed: int,
-               style: Style = STYLE) -> Crops:
+               style: Style = STYLE, progress: Callable[[int], object] | None = None) -> Crops:
   """n crops of a split whose source digits are `sources` (in the order `split_sources` gives):
   crop j is variant j // len(sources) of sources[j % len(sources)], so a split's first k crops
-  are the same whatever n. Raises ValueError for n < 0 or no sources."""
+  are the same whatever n. `progress`, if given, is called with 1 per crop made. Raises
+  ValueError for n < 0 or no sources."""
   if n < 0 or len(sources) == 0:
     raise ValueError(f"{n} crops from {len(sources)} source digits: expected n >= 0 and sources")
   j = np.arange(n)
@@ -238,6 +239,8 @@ def make_split(images: np.ndarray, labels: np.ndarray, sources: np.ndarray, n: i
   colour = np.empty((n, SIZE, SIZE, 3), np.uint8)
   for k in range(n):
     colour[k] = crop(images, int(chosen[k]), int(variants[k]), sources, seed, style)
+    if progress:
+      progress(1)
   return Crops(colour, luma(colour).astype(np.float32), labels[chosen].astype(np.uint8), chosen,
                variants)
 
@@ -252,7 +255,8 @@ def build(n_train: int, n_val: int, n_test: int, seed: int = 0, style: Style = S
   out = {}
   for name, n, sources in zip(SPLITS, (n_train, n_val, n_test), parts):
     began = time.perf_counter()
-    out[name] = make_split(images, labels, sources, n, seed, style)
+    with cli.progress_bar(n, f"real digits {name}", unit="crop") as bar:
+      out[name] = make_split(images, labels, sources, n, seed, style, bar.update)
     log.info("real digits %s: %d crops from %d source digits (%.1f s)", name, n, len(sources),
              time.perf_counter() - began)
   return out

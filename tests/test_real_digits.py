@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from benchmarks import real_digits
 from svhn_jax import data, svhn_official
@@ -106,3 +107,36 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, argv, said):
   assert exit_.value.code == 2
   err = capsys.readouterr().err.strip()
   assert "\n" not in err and said in err
+
+
+def test_ink_places_a_digit_anywhere_on_any_canvas():
+  images, _ = real_digits.load_sources()
+  mask = real_digits.ink(images[0], (40, 100), centre=(20.0, 70.0), height=24.0)
+  assert mask.shape == (40, 100) and mask.dtype == np.float32
+  assert 0.0 <= mask.min() and mask.max() <= 1.0
+  rows, columns = np.nonzero(mask > 0.05)
+  assert 8 - 1 <= rows.min() and rows.max() <= 32 and 55 <= columns.min() and columns.max() <= 85
+  y, x = ndimage.center_of_mass(mask)
+  assert abs(y - 19.5) < 3 and abs(x - 69.5) < 3
+
+
+
+def test_neighbours_come_from_the_same_split(monkeypatch):
+  images, labels = real_digits.load_sources()
+  parts = real_digits.split_sources(labels, seed=0)
+  drawn = []
+  warp = real_digits.ink
+
+  def recording(image, *args, **kwargs):
+    drawn.append((image.__array_interface__["data"][0] - images.__array_interface__["data"][0])
+                 // images[0].nbytes)
+    return warp(image, *args, **kwargs)
+
+  monkeypatch.setattr(real_digits, "ink", recording)
+  style = real_digits.Style(neighbour=1.0)
+  for part in parts:
+    drawn.clear()
+    crops = real_digits.make_split(images, labels, part, 20, seed=0, style=style)
+    assert len(drawn) == 3 * 20  # the digit and a neighbour at each side
+    assert set(drawn) <= set(part.tolist())
+    assert set(crops.sources.tolist()) <= set(drawn)
