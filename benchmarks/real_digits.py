@@ -30,6 +30,11 @@ Writes, per training size N, into --out:
 Format 2's loader carves its validation split at random from train_32x32.mat, so there the
 validation crops share source digits with training ones; its test split is source-disjoint.
 Tune on the HDF5 file's validation split. Same arguments, same bytes.
+
+For reuse (composing these digits into whole-number photos): `load_sources` and `split_sources`
+give the digits and their split by source; `ink` warps one digit onto a canvas of any shape at a
+given centre, height, stretch, slant and rotation; `paint` turns an ink map of any shape into a
+colour photo by `Style`'s photometric ranges; `build` returns the crops with their source ids.
 """
 
 from __future__ import annotations
@@ -208,6 +213,17 @@ def crop(images: np.ndarray, source: int, variant: int, pool: np.ndarray, seed: 
     y = centre[0] + u(-1.0, 1.0)
     counts = np.maximum(counts, ink(images[other], (SIZE, SIZE), (y, x), other_height, aspect,
                                     slant, rotation))
+  return paint(counts, rng, style)
+
+
+def paint(counts: np.ndarray, rng: np.random.Generator, style: Style = STYLE) -> np.ndarray:
+  """A photo uint8 (H, W, 3) of the ink map `counts` float (H, W) 0..1 (`ink`'s, several digits
+  composed by np.maximum): strokes thresholded, blurred, painted in a digit and a background
+  colour (`contrast` grey levels apart, light on dark with chance `dark`, each tinted by a
+  zero-luma colour), shaded across the canvas and noised, each drawn from `rng` by `style`.
+  For a canvas of any shape (the shading ramps over its longer side)."""
+  u = rng.uniform
+  height, width = counts.shape
   mask = stroke(counts, u(*style.stroke))
   mask = ndimage.gaussian_filter(mask, u(*style.blur), mode="nearest")
   # Grey levels of the digit and its background: `contrast` apart, light-on-dark or not.
@@ -217,11 +233,11 @@ def crop(images: np.ndarray, source: int, variant: int, pool: np.ndarray, seed: 
   digit_rgb = digit + zero_luma(rng, u(*style.chroma))
   background_rgb = background + zero_luma(rng, u(*style.chroma))
   angle = u(0.0, 2 * np.pi)
-  ramp = (np.cos(angle) * (np.arange(SIZE)[None, :] - SIZE / 2 + 0.5)
-          + np.sin(angle) * (np.arange(SIZE)[:, None] - SIZE / 2 + 0.5)) / SIZE
+  ramp = (np.cos(angle) * (np.arange(width)[None, :] - width / 2 + 0.5)
+          + np.sin(angle) * (np.arange(height)[:, None] - height / 2 + 0.5)) / max(height, width)
   shading = u(-style.gradient, style.gradient) * ramp
   image = (background_rgb + (digit_rgb - background_rgb) * mask[..., None]
-           + shading[..., None] + rng.normal(0.0, u(*style.noise), (SIZE, SIZE, 3)))
+           + shading[..., None] + rng.normal(0.0, u(*style.noise), (height, width, 3)))
   return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 

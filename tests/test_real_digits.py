@@ -140,3 +140,13 @@ def test_neighbours_come_from_the_same_split(monkeypatch):
     assert len(drawn) == 3 * 20  # the digit and a neighbour at each side
     assert set(drawn) <= set(part.tolist())
     assert set(crops.sources.tolist()) <= set(drawn)
+
+
+def test_paint_makes_a_seeded_photo_of_any_shape():
+  images, _ = real_digits.load_sources()
+  counts = np.maximum(real_digits.ink(images[0], (40, 100), (20.0, 35.0), 30.0),
+                      real_digits.ink(images[1], (40, 100), (20.0, 60.0), 30.0))
+  photo = real_digits.paint(counts, np.random.default_rng(3))
+  assert photo.shape == (40, 100, 3) and photo.dtype == np.uint8
+  np.testing.assert_array_equal(photo, real_digits.paint(counts, np.random.default_rng(3)))
+  assert not np.array_equal(photo, real_digits.paint(counts, np.random.default_rng(4)))
