@@ -19,13 +19,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from svhn_jax import cli  # noqa: E402
-from svhn_jax.datasets import synthetic  # noqa: E402
+from svhn_jax.datasets import cropped, synthetic  # noqa: E402
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -56,11 +55,6 @@ def crops(n: int, seed: int, iso_share: float) -> tuple[np.ndarray, np.ndarray]:
   return np.clip(np.round(images), 0, 255).astype(np.uint8), labels
 
 
-def write_mat(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-  y = np.where(labels == 0, 10, labels).astype(np.uint8).reshape(-1, 1)
-  scipy.io.savemat(path, {"X": np.transpose(images, (1, 2, 3, 0)), "y": y}, do_compression=True)
-
-
 def main() -> None:
   parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--dir", required=True, type=Path)
@@ -72,7 +66,7 @@ def main() -> None:
   args = parser.parse_args()
   args.dir.mkdir(parents=True, exist_ok=True)
   for name, count, seed in (("train", args.train, 1), ("test", args.test, 2)):
-    write_mat(args.dir / f"{name}_32x32.mat", *crops(count, seed, args.iso))
+    cropped.write_mat(args.dir / f"{name}_32x32.mat", *crops(count, seed, args.iso))
   results = {}
   for colour in ("grey", "rgb"):
     workdir = args.dir / f"run_{colour}"

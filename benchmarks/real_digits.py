@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -49,11 +48,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import scipy.io
 from scipy import ndimage
 
-from svhn_jax import cli, fileio
-from svhn_jax.data import Dataset, Split, save_h5
+from svhn_jax import cli
+from svhn_jax.data import Dataset, Split
+from svhn_jax.datasets import cropped
+from svhn_jax.datasets.study_h5 import save_h5
 from svhn_jax.transforms import luma
 
 log = logging.getLogger(__name__)
@@ -290,29 +290,13 @@ def write_h5(path: str | Path, crops: dict[str, Crops]) -> Path:
 
 # MATLAB's 116-byte text header; scipy writes the time of writing into it, so a fixed one keeps
 # the file's bytes a function of its contents.
-_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by benchmarks/real_digits.py".ljust(116)
-
-
-def write_mat(path: str | Path, colour: np.ndarray, labels: np.ndarray) -> Path:
-  """SVHN format 2, atomically: X uint8 (32, 32, 3, N) from `colour` (N, 32, 32, 3), y uint8
-  (N, 1) 1..10 with 10 for the digit zero; zlib-compressed MATLAB v5, deterministic bytes."""
-  y = np.where(labels == 0, 10, labels).astype(np.uint8).reshape(-1, 1)
-  buffer = io.BytesIO()
-  scipy.io.savemat(buffer, {"X": np.ascontiguousarray(np.transpose(colour, (1, 2, 3, 0))),
-                            "y": y}, do_compression=True)
-  data = buffer.getvalue()
-  with fileio.atomic_path(path) as tmp:
-    tmp.write_bytes(_MAT_HEADER + data[116:])
-  return Path(path)
-
-
 def write_format2(folder: str | Path, crops: dict[str, Crops]) -> Path:
   """train_32x32.mat (training then validation crops) and test_32x32.mat in `folder`."""
   folder = Path(folder)
   train = [crops["train"], crops["val"]]
-  write_mat(folder / "train_32x32.mat", np.concatenate([c.colour for c in train]),
+  cropped.write_mat(folder / "train_32x32.mat", np.concatenate([c.colour for c in train]),
             np.concatenate([c.labels for c in train]))
-  write_mat(folder / "test_32x32.mat", crops["test"].colour, crops["test"].labels)
+  cropped.write_mat(folder / "test_32x32.mat", crops["test"].colour, crops["test"].labels)
   return folder
 
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from benchmarks import real_digits
-from svhn_jax import data, svhn_official
+from svhn_jax.datasets import cropped, study_h5
 from svhn_jax.transforms import luma
 
 
@@ -81,17 +81,17 @@ def test_written_files_load_through_the_project_loaders(tmp_path, small):
   names = [p.name for p in paths]
   assert names == ["real_digits_v1_25_20_20_seed0.h5", "real_digits_v1_25_20_20_seed0",
                    "real_digits_v1_40_20_20_seed0.h5", "real_digits_v1_40_20_20_seed0"]
-  loaded = data.load(paths[2])
+  loaded = study_h5.load(paths[2])
   for name, split in zip(real_digits.SPLITS, loaded):
     np.testing.assert_array_equal(split.images, small[name].grey)
     np.testing.assert_array_equal(split.labels, small[name].labels)
-  assert len(data.load(paths[0]).train.labels) == 25
-  images, labels = svhn_official.load_cropped(paths[3] / "train_32x32.mat", tmp_path / "cache")
+  assert len(study_h5.load(paths[0]).train.labels) == 25
+  images, labels = cropped.load_cropped(paths[3] / "train_32x32.mat", tmp_path / "cache")
   np.testing.assert_array_equal(images, np.concatenate([small["train"].colour,
                                                         small["val"].colour]))
   np.testing.assert_array_equal(labels, np.concatenate([small["train"].labels,
                                                         small["val"].labels]))
-  images, labels = svhn_official.load_cropped(paths[3] / "test_32x32.mat", tmp_path / "cache")
+  images, labels = cropped.load_cropped(paths[3] / "test_32x32.mat", tmp_path / "cache")
   np.testing.assert_array_equal(images, small["test"].colour)
   np.testing.assert_array_equal(labels, small["test"].labels)
 
