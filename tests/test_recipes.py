@@ -39,7 +39,7 @@ def rates(tx: optax.GradientTransformation, n: int) -> list[float]:
 
 def test_plateau_recipe_is_the_studys_adam_and_keeps_its_rate():
   tx = recipes.optimizer(train_cfg(learning_rate=1e-3), steps_per_epoch=10)
-  study = steps.make_optimizer(1e-3, 1e-7)
+  study = recipes.adam(1e-3, 1e-7)
   params = {"w": jnp.arange(3.0)}
   a, b = tx.init(params), study.init(params)
   assert jax.tree.structure(a) == jax.tree.structure(b)
