@@ -183,12 +183,12 @@ def test_combinations_refused_in_one_line():
   with pytest.raises(ConfigError, match="compute_dtype"):
     config_lib.validate(config)
   config = default.get_config()
-  config.model.name, config.model.depth = "wrn", 12
+  config.model.name, config.model.wrn.depth = "wrn", 12
   with pytest.raises(ConfigError, match="6n\\+4"):
     config_lib.validate(config)
   config = default.get_config()
-  config.model.standardize = True
-  with pytest.raises(ConfigError, match=r"^config\.model\.standardize=True: only read with "
+  config.model.wrn.standardize = True
+  with pytest.raises(ConfigError, match=r"^config\.model\.wrn\.standardize=True: only read with "
                      r"config\.model\.name=wrn \(this run has config\.model\.name=cnn2\)"):
     config_lib.validate(config)
   config.model.name = "wrn"
@@ -200,10 +200,10 @@ def test_a_run_cannot_switch_per_image_standardization_on_resume():
   # written before the field existed reads as False.
   saved = config_lib.to_dict(wrn.get_config())
   new = wrn.get_config()
-  new.model.standardize = True
+  new.model.wrn.standardize = True
   assert config_lib.resume_conflicts(saved, config_lib.to_dict(new)) == [
-      "model.standardize: False -> True"]
-  del saved["model"]["standardize"]
+      "model.wrn.standardize: False -> True"]
+  del saved["model"]["wrn"]["standardize"]
   assert config_lib.resume_conflicts(saved, config_lib.to_dict(wrn.get_config())) == []
 
 
