@@ -36,7 +36,7 @@ class Sequential(nnx.Module):
 
   def __call__(self, x: jax.Array, *, train: bool = False,
                rngs: nnx.Rngs | None = None) -> jax.Array:
-    """Returns logits (N, 10) for float32 images `x` (N, 32, 32, channels) in [0, 1].
+    """Returns logits (N, outputs) for float32 images `x` (N, 32, 32, channels) in [0, 1].
 
     `train=True` makes BatchNorm use and update batch statistics and turns Dropout on, keyed
     by the 'dropout' stream of `rngs`; with `train=False`, `rngs` may be None.
