@@ -238,7 +238,8 @@ def test_wrn_param_counts_match_published_numbers():
 @pytest.mark.parametrize("depth", [4, 9, 12, 27, 29, 0, -2])
 def test_wrn_depth_not_6n_plus_4_is_refused(depth):
   with pytest.raises(ConfigError, match=rf"^config\.model\.wrn\.depth={depth}: a Wide ResNet's "
-                                        r"depth is 6n\+4 with n >= 1 \(10, 16, 22, 28, 40, \.\.\.\)$"):
+                                        r"depth is 6n\+4 with n >= 1 "
+                                        r"\(10, 16, 22, 28, 40, \.\.\.\)$"):
     models.create_model("wrn", seed=0, depth=depth)
 
 
