@@ -13,7 +13,9 @@ Two kinds of field have a command-line spelling that ml-collections cannot parse
 kept as documented: an optional boolean (`auto|true|false`, None meaning auto) and a list of
 names (`ann1,cnn2`). `split_overrides` takes those out of argv before absl parses the flags and
 `apply_overrides` sets them after; `normalize` reads the same spellings from a saved config.json.
-No JAX here.
+Fields since renamed (`RENAMED`: config.model's flat options, now config.model.wrn.* and
+config.model.reader.*) keep their old spelling on the command line, in a config file
+(`move_renamed`) and in a saved config.json, which compares equal to its new form. No JAX here.
 """
 
 from __future__ import annotations
