@@ -75,13 +75,13 @@ def jax_run(model_name: str, data: dict, epochs: int, eval_batch: int, impl: str
 
   from svhn_jax import config as config_lib
   from svhn_jax import data as data_lib
-  from svhn_jax import inference, models, parallel, steps, train, trainer, xla_flags
+  from svhn_jax import inference, models, parallel, recipes, steps, train, trainer, xla_flags
 
   start = time.perf_counter()
   splits = {k: data_lib.Split(*jax.device_put(v)) for k, v in data.items()}
   batch = STUDY[model_name][0]
   model = models.create_model(model_name, seed=0, impl=impl)
-  tx = steps.make_optimizer(STUDY_LR[model_name], 1e-7)
+  tx = recipes.adam(STUDY_LR[model_name], 1e-7)
   graphdef, state = steps.init_state(model, tx)
   scan_setting = config_lib.parse_override(config_lib.RUN_SCHEMA["train.scan_epoch"],
                                            "train.scan_epoch", scan)

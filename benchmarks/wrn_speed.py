@@ -25,6 +25,7 @@ import optax
 from flax import nnx
 
 from svhn_jax import cli, models, steps, xla_flags
+from svhn_jax.models import study
 
 
 def parse_ints(text: str) -> list[int]:
@@ -47,7 +48,7 @@ def make_step(graphdef, tx):
 def measure(depth: int, width: int, batch: int, warmup: int, timed: int, dtype) -> dict:
   """Params, step FLOPs and the per-step seconds of WRN-depth-width."""
   model = models.create_model("wrn", seed=0, depth=depth, width=width, dtype=dtype)
-  total, trainable, _ = models.param_counts(model)
+  total, trainable, _ = study.param_counts(model)
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   tx = optax.sgd(0.01)
   opt_state = tx.init(params)

@@ -20,19 +20,25 @@ def get_config() -> ml_collections.ConfigDict:
   config.task = "digit"
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = "cnn2"  # ann1 | ann2 | cnn1 | cnn2 | wrn | multidigit (task=number)
+  # ann1 | ann2 | cnn1 | cnn2 | wrn | multidigit (task=number) | a 'module:attribute' spec
+  # (svhn_jax/models/__init__.py)
+  config.model.name = "cnn2"
   # The study's models only. auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax
   # layers elsewhere | fast | flax
   config.model.impl = "auto"
   # Wide ResNet WRN-depth-width (Zagoruyko & Komodakis 2016), model.name=wrn only: depth 6n+4,
   # width the channel multiplier k, dropout between the convolutions of each block.
-  config.model.depth = 28
-  config.model.width = 2
-  config.model.dropout = 0.0  # wrn: between each block's convs | multidigit: after its dense layers
-  config.model.standardize = False  # wrn: per-image standardization of the input
-  # multidigit: small (trains on 2 CPU cores in minutes) | paper (Goodfellow et al. 2013: 8 conv
-  # layers of 48..192 units, two dense layers of 3,072; for a GPU)
-  config.model.size = "small"
+  config.model.wrn = ml_collections.ConfigDict()
+  config.model.wrn.depth = 28
+  config.model.wrn.width = 2
+  config.model.wrn.dropout = 0.0
+  config.model.wrn.standardize = False  # per-image standardization of the input
+  # The number reader, model.name=multidigit only: size small (trains on 2 CPU cores in minutes)
+  # | paper (Goodfellow et al. 2013: 8 conv layers of 48..192 units, two dense layers of 3,072;
+  # for a GPU); dropout after its dense layers.
+  config.model.reader = ml_collections.ConfigDict()
+  config.model.reader.size = "small"
+  config.model.reader.dropout = 0.0
 
   config.data = ml_collections.ConfigDict()
   # svhn: the study's file | synthetic: generated offline | svhn_cropped: the official format 2

@@ -10,7 +10,7 @@ arXiv 1312.6082, with wider margins). On SVHN itself:
   python -m svhn_jax.main --config=configs/numbers.py --config.data.source=svhn_full \\
       --config.data.path=DIR   # DIR holds train.tar.gz and test.tar.gz
 
-and on a GPU, the paper's model: --config.model.size=paper.
+and on a GPU, the paper's model: --config.model.reader.size=paper.
 """
 
 from configs import default
@@ -20,7 +20,7 @@ def get_config():
   config = default.get_config()
   config.task = "number"
   config.model.name = "multidigit"
-  config.model.size = "small"
+  config.model.reader.size = "small"
   config.data.source = "synthetic"
   config.data.synthetic.train = 24_000
   config.data.synthetic.test = 3_000

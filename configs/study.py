@@ -99,6 +99,7 @@ def run_config(config: ml_collections.ConfigDict, name: str,
 def _shared_run(config: ml_collections.ConfigDict, name: str,
                 preprocess: str | None = None) -> ml_collections.ConfigDict:
   run = importlib.import_module(f"configs.{name}").get_config()
+  config_lib.move_renamed(run)
   run.seed = config.seed
   own_train_on_val = run.data.train_on_val
   run.data = ml_collections.ConfigDict(config.data.to_dict())

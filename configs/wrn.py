@@ -18,9 +18,9 @@ from configs import default
 def get_config():
   config = default.get_config()
   config.model.name = "wrn"
-  config.model.depth = 16
-  config.model.width = 4
-  config.model.dropout = 0.3
+  config.model.wrn.depth = 16
+  config.model.wrn.width = 4
+  config.model.wrn.dropout = 0.3
   config.data.train_on_val = True
   config.train.epochs = 40
   config.train.batch_size = 128

@@ -22,9 +22,9 @@ from configs import default, wrn
 
 def get_config():
   config = wrn.get_config()
-  config.model.depth = 16
-  config.model.width = 1
-  config.model.dropout = 0.0  # too few epochs for dropout to pay (the paper drops 0.3-0.4)
+  config.model.wrn.depth = 16
+  config.model.wrn.width = 1
+  config.model.wrn.dropout = 0.0  # too few epochs for dropout to pay (the paper drops 0.3-0.4)
   config.train.epochs = 20
   config.train.warmup_epochs = 0.5
   # Translation only; RandAugment's magnitude and operations left at their defaults too, since a
@@ -32,7 +32,7 @@ def get_config():
   config.train.augment = default.get_config().train.augment
   config.train.augment.translate = 2
   # Shifts of 1 pixel: the best of 0, 1 and 2 on the held-out validation crops of the 24-epoch
-  # model.standardize run (README's results).
+  # model.wrn.standardize run (README's results).
   config.train.tta = 1
   # XLA:CPU has no fast bfloat16: float32 is as fast here (measured, benchmarks/wrn_speed.py).
   config.train.compute_dtype = "float32"

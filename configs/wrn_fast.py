@@ -15,9 +15,9 @@ from configs import default, wrn
 
 def get_config():
   config = wrn.get_config()
-  config.model.depth = 16
-  config.model.width = 2
-  config.model.dropout = 0.0
+  config.model.wrn.depth = 16
+  config.model.wrn.width = 2
+  config.model.wrn.dropout = 0.0
   config.train.epochs = 12
   config.train.batch_size = 512
   config.train.learning_rate = 0.2

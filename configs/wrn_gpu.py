@@ -20,8 +20,8 @@ from configs import wrn_cpu
 
 def get_config():
   config = wrn_cpu.get_config()
-  config.model.width = 4
-  config.model.dropout = 0.4
+  config.model.wrn.width = 4
+  config.model.wrn.dropout = 0.4
   config.train.epochs = 25
   config.train.batch_size = 256
   config.train.learning_rate = 0.1

@@ -18,6 +18,7 @@ from configs import study
 from experiments import seeded
 from svhn_jax import cli, models, multiseed, plots, report, stats
 from svhn_jax import config as config_lib
+from svhn_jax.models import study as study_models
 
 FLAGS = flags.FLAGS
 seeded.define_flags("configs/study.py", "results/compare_models", "model")
@@ -63,7 +64,7 @@ def describe(run) -> tuple[str, str]:
 
 def parameters(run) -> int:
   channels = 3 if run.data.color == "rgb" else 1
-  return models.param_counts(models.from_config(run.model, seed=0, channels=channels))[0]
+  return study_models.param_counts(models.build(run.model, seed=0, channels=channels))[0]
 
 
 def run_groups(config, seeds: list[int], runs_dir: Path, mode: str) -> dict[str, list]:

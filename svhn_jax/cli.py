@@ -206,6 +206,8 @@ def parse_flags(argv: list[str], schema: Mapping[str, config_lib.Field] | None =
     if "config" in FLAGS:
       # ml_collections keeps a config file's load error until the config is first read.
       FLAGS.config.get("seed")
+      # A config file written before the models package may set config.model.depth etc.
+      config_lib.move_renamed(FLAGS.config)
       config_lib.apply_overrides(FLAGS.config, values)
   except (SvhnError, flags.Error) as e:
     sys.exit(f"error: {e}")

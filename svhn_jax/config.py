@@ -13,7 +13,9 @@ Two kinds of field have a command-line spelling that ml-collections cannot parse
 kept as documented: an optional boolean (`auto|true|false`, None meaning auto) and a list of
 names (`ann1,cnn2`). `split_overrides` takes those out of argv before absl parses the flags and
 `apply_overrides` sets them after; `normalize` reads the same spellings from a saved config.json.
-No JAX here.
+Fields since renamed (`RENAMED`: config.model's flat options, now config.model.wrn.* and
+config.model.reader.*) keep their old spelling on the command line, in a config file
+(`move_renamed`) and in a saved config.json, which compares equal to its new form. No JAX here.
 """
 
 from __future__ import annotations
@@ -28,15 +30,16 @@ from typing import Any
 
 import ml_collections
 
-from svhn_jax import datasets
+from svhn_jax import datasets, models
 from svhn_jax.errors import ConfigError
+from svhn_jax.models import reader_sizes
 
-# The models `svhn_jax.models` builds; a test holds the two lists equal.
-MODEL_NAMES = ("ann1", "ann2", "cnn1", "cnn2", "wrn", "multidigit")
+# The models `svhn_jax.models` registers (a config may also name a 'module:attribute' spec).
+MODEL_NAMES = models.REGISTRY.names()
 # digit: one centred digit per crop (the study's) | number: whole house numbers (svhn_jax.tasks).
 TASKS = ("digit", "number")
-# The sizes of the number reader, `svhn_jax.number_models.SIZES` (a test holds them equal).
-NUMBER_MODEL_SIZES = ("small", "paper")
+# The sizes of the number reader (`svhn_jax.models.number_reader`).
+NUMBER_MODEL_SIZES = tuple(reader_sizes.SIZES)
 NUMBER_SOURCES = ("synthetic", "svhn_full")
 # The registered data sources (`svhn_jax.datasets.REGISTRY`); a config may also name one by its
 # 'module:attribute' spec.
@@ -150,9 +153,10 @@ class Field:
     return None if low_ok and high_ok else f"expected {self._range(noun)}"
 
 
-# When fields are read (`Field.applies_to`), by what reads them: models.py, number_models.py,
-# recipes.py, steps.py, train.py and svhn_jax/datasets/.
+# When fields are read (`Field.applies_to`), by what reads them: svhn_jax/models/ (each model
+# its own block), recipes.py, steps.py, train.py and svhn_jax/datasets/.
 _WRN = ({"model.name": ("wrn",)},)
+_READER = ({"model.name": ("multidigit",)},)
 _STUDY_MODELS = ({"model.name": ("ann1", "ann2", "cnn1", "cnn2")},)
 _NUMBERS = ({"task": ("number",)},)
 _OFFICIAL_OR_NUMBERS = ({"data.source": ("svhn_cropped", "svhn_full")}, *_NUMBERS)
@@ -168,19 +172,22 @@ RUN_SCHEMA: dict[str, Field] = {
     "seed": Field(int, low=0),
     # Config files written before the task existed trained digits.
     "task": Field(str, choices=TASKS, default="digit"),
-    "model.name": Field(str, choices=MODEL_NAMES),
+    "model.name": Field(str, registry=models.REGISTRY),
     # The study's layers only: the WRN's and the number reader's are plain Flax.
     "model.impl": Field(str, choices=IMPLS, resumable=True, applies_to=_STUDY_MODELS),
-    # Wide ResNets (model.name=wrn) only; WRN-depth-width, Zagoruyko & Komodakis 2016.
-    "model.depth": Field(int, low=10, default=28, applies_to=_WRN),
-    "model.width": Field(int, low=1, default=2, applies_to=_WRN),
-    "model.dropout": Field(float, low=0, high=1, open_high=True, default=0.0,
-                           applies_to=({"model.name": ("wrn", "multidigit")},)),
-    # Per-image standardization of the WRN's input (models.PerImageStandardization).
-    "model.standardize": Field(bool, default=False, applies_to=_WRN),
+    # Wide ResNets (model.name=wrn) only; WRN-depth-width, Zagoruyko & Komodakis 2016. Flat
+    # (model.depth, ...) before the models package: `RENAMED` reads those spellings.
+    "model.wrn.depth": Field(int, low=10, default=28, applies_to=_WRN),
+    "model.wrn.width": Field(int, low=1, default=2, applies_to=_WRN),
+    "model.wrn.dropout": Field(float, low=0, high=1, open_high=True, default=0.0,
+                               applies_to=_WRN),
+    # Per-image standardization of the WRN's input (models.wrn.PerImageStandardization).
+    "model.wrn.standardize": Field(bool, default=False, applies_to=_WRN),
     # The number reader (model.name=multidigit) only: small (CPU) or Goodfellow et al.'s.
-    "model.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small",
-                        applies_to=({"model.name": ("multidigit",)},)),
+    "model.reader.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small",
+                               applies_to=_READER),
+    "model.reader.dropout": Field(float, low=0, high=1, open_high=True, default=0.0,
+                                  applies_to=_READER),
     "data.source": Field(str, registry=datasets.REGISTRY),
     # Where the data lives may change on resume; its fingerprint must not (see `data`).
     "data.path": Field(str, resumable=True),
@@ -277,6 +284,75 @@ STUDY_SCHEMA: dict[str, Field] = {
 
 _SPELLINGS = {"auto": None, "none": None, "true": True, "false": False, "1": True, "0": False}
 
+# Fields renamed since runs were saved, old dotted name -> new: config.model's flat options went
+# into per-model blocks with the models package. A saved config.json (`normalize`), a config file
+# (`move_renamed`) and the command line (`split_overrides`) may still spell them the old way.
+RENAMED: dict[str, str] = {
+    "model.depth": "model.wrn.depth",
+    "model.width": "model.wrn.width",
+    "model.standardize": "model.wrn.standardize",
+    "model.size": "model.reader.size",
+    # model.reader.dropout where config.model.name is the reader (`renamed`).
+    "model.dropout": "model.wrn.dropout",
+}
+# The old names whose new one depends on config.model.name: (old, model name) -> new.
+_RENAMED_FOR_MODEL = {("model.dropout", "multidigit"): "model.reader.dropout"}
+
+
+def renamed(dotted: str, model_name: Any) -> str:
+  """The field an old spelling `dotted` of `RENAMED` now is, for a run of model `model_name`."""
+  key = (dotted, model_name.lower() if isinstance(model_name, str) else model_name)
+  return _RENAMED_FOR_MODEL.get(key, RENAMED[dotted])
+
+
+def _move_renamed_tree(tree: dict) -> dict:
+  """`tree` (a config dict, changed in place) with each old spelling of `RENAMED` moved to its
+  new field, over the value there (a config file's flat setting over default.py's block)."""
+  model = tree.get("model")
+  if not isinstance(model, dict):
+    return tree
+  for dotted in RENAMED:
+    name = dotted.split(".", 1)[1]
+    if name in model and not isinstance(model[name], dict):
+      value = model.pop(name)
+      *parents, leaf = renamed(dotted, model.get("name")).split(".")
+      node = tree
+      for parent in parents:
+        node = node.setdefault(parent, {})
+      node[leaf] = value
+  return tree
+
+
+def move_renamed(config: ml_collections.ConfigDict) -> None:
+  """Moves a config file's old spellings of `RENAMED` (`config.model.depth = 16`) to their new
+  fields, in place."""
+  model = config.get("model")
+  if not isinstance(model, ml_collections.ConfigDict):
+    return
+  with config.unlocked():
+    for dotted in RENAMED:
+      name = dotted.split(".", 1)[1]
+      if name in model and not isinstance(model[name], ml_collections.ConfigDict):
+        value = model[name]
+        del model[name]
+        *parents, leaf = renamed(dotted, model.get("name")).split(".")
+        node = config
+        for parent in parents:
+          if parent not in node:
+            node[parent] = ml_collections.ConfigDict()
+          node = node[parent]
+        node[leaf] = value
+
+
+def _refuse_renamed(config: Mapping) -> None:
+  model = config.get("model")
+  for dotted in RENAMED:
+    name = dotted.split(".", 1)[1]
+    if isinstance(model, Mapping) and name in model and not isinstance(model[name], Mapping):
+      new = renamed(dotted, model.get("name"))
+      raise ConfigError(f"config.{dotted}: now config.{new}; set that (`config.move_renamed` "
+                        "reads a config file's old spelling)")
+
 
 def get(config: Mapping, dotted: str) -> Any:
   """The value at `dotted` ('train.plateau.factor'); ConfigError if the config lacks it."""
@@ -297,6 +373,8 @@ def validate(config: Mapping, schema: Mapping[str, Field] = RUN_SCHEMA, *,
   and still resumes and predicts."""
   if isinstance(config, ml_collections.ConfigDict):
     config = config.to_dict()
+  if schema is RUN_SCHEMA:
+    _refuse_renamed(config)
   for dotted, field in schema.items():
     value = get(config, dotted)
     problem = field.problem(value)
@@ -372,9 +450,9 @@ def _check_combinations(config: Mapping) -> None:
   if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:
     raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
                       f"warm-up epochs than config.train.epochs={train['epochs']}")
-  if model["name"] == "wrn" and (model["depth"] - 4) % 6:
-    raise ConfigError(f"config.model.depth={model['depth']}: a Wide ResNet's depth is 6n+4 "
-                      "(10, 16, 22, 28, 34, 40, ...)")
+  if model["name"] == "wrn" and (model["wrn"]["depth"] - 4) % 6:
+    raise ConfigError(f"config.model.wrn.depth={model['wrn']['depth']}: a Wide ResNet's depth "
+                      "is 6n+4 (10, 16, 22, 28, 34, 40, ...)")
 
 
 def _check_task(config: Mapping) -> None:
@@ -455,7 +533,16 @@ def split_overrides(argv: Sequence[str], schema: Mapping[str, Field]
   while i < len(args):
     arg = args[i]
     match = re.match(r"^--?config\.([\w.]+)(?:=(.*))?$", arg)
-    if match and match.group(1) in special:
+    if match and match.group(1) in RENAMED and schema is RUN_SCHEMA:
+      # An old spelling (`--config.model.depth=16`): its value parsed as the new field's, set
+      # by `apply_overrides` where config.model.name says which field that is.
+      dotted, text = match.group(1), match.group(2)
+      field = RUN_SCHEMA[RENAMED[dotted]]
+      if text is None and field.kind is not bool and i + 1 < len(args):
+        i += 1
+        text = args[i]
+      values[dotted] = _parse_scalar(field, dotted, "true" if text is None else text)
+    elif match and match.group(1) in special:
       dotted, text = match.group(1), match.group(2)
       if text is None and i + 1 < len(args):
         i += 1
@@ -467,10 +554,27 @@ def split_overrides(argv: Sequence[str], schema: Mapping[str, Field]
   return rest, values
 
 
+def _parse_scalar(field: Field, dotted: str, text: str) -> Any:
+  """A command-line text as a value of an int, float, bool or str `field`."""
+  try:
+    if field.kind is bool:
+      value = _SPELLINGS.get(text.strip().lower())
+      if value is None:
+        raise ValueError(text)
+      return value
+    return field.kind(text)
+  except ValueError:
+    kind = {bool: "true or false", int: "a whole number", float: "a number"}[field.kind]
+    raise ConfigError(f"config.{dotted}={text!r}: expected {kind}") from None
+
+
 def apply_overrides(config: ml_collections.ConfigDict, values: Mapping[str, Any]) -> None:
-  """Sets the values `split_overrides` took out of argv on the parsed config. Raises
-  ConfigError for a field the config lacks (a config file of another kind)."""
+  """Sets the values `split_overrides` took out of argv on the parsed config (an old spelling of
+  `RENAMED` on its new field, config.model.name's). Raises ConfigError for a field the config
+  lacks (a config file of another kind)."""
   for dotted, value in values.items():
+    if dotted in RENAMED and "model" in config:
+      dotted = renamed(dotted, config.model.get("name"))
     *parents, name = dotted.split(".")
     node = config
     for parent in parents:
@@ -482,10 +586,11 @@ def apply_overrides(config: ml_collections.ConfigDict, values: Mapping[str, Any]
 
 def normalize(tree: dict, schema: Mapping[str, Field] = RUN_SCHEMA) -> dict:
   """A config dict (e.g. a saved config.json) with the documented text spellings of optional
-  booleans ('auto', 'true', 'false') and name lists ('ann1,cnn2') turned into their types, and
-  the fields added since it was written set to their `Field.default`. Other values are left as
-  they are, for `validate` to judge."""
-  tree = _copy(tree)
+  booleans ('auto', 'true', 'false') and name lists ('ann1,cnn2') turned into their types, the
+  old spellings of `RENAMED` fields moved to their new names, and the fields added since it was
+  written set to their `Field.default`. Other values are left as they are, for `validate` to
+  judge. An old flat config.json and its nested form normalize to the same dict."""
+  tree = _move_renamed_tree(_copy(tree))
   for dotted, field in schema.items():
     *parents, name = dotted.split(".")
     node = tree

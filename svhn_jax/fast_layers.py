@@ -14,7 +14,7 @@ slow strided reductions. These functions cut those passes with hand-written grad
 
 The convolutions themselves, and their input and kernel gradients, stay XLA's: on this hardware
 they beat every matmul formulation we measured (im2col, shifted matmuls, chunked im2col).
-`models.py` keeps the plain layers as the reference; tests/test_fast_layers.py holds the two to
+`layers.py` keeps the plain layers as the reference; tests/test_fast_layers.py holds the two to
 float tolerance, outputs and gradients.
 """
 

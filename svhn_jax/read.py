@@ -34,8 +34,9 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from svhn_jax import cli, evaluate, house_numbers, images, inference, number_models, tasks
+from svhn_jax import cli, evaluate, house_numbers, images, inference, tasks
 from svhn_jax.errors import ConfigError, DataError
+from svhn_jax.models import number_reader
 
 FLAGS = flags.FLAGS
 
@@ -91,7 +92,7 @@ def readings(logits: np.ndarray) -> list[dict]:
   logits = np.asarray(logits, np.float64)
   decoded = tasks.decode(logits)
   lengths, digits, log_prob = (np.asarray(a) for a in decoded)
-  length_logits, digit_logits = number_models.split_logits(logits)
+  length_logits, digit_logits = number_reader.split_logits(logits)
   length_probs, digit_probs = evaluate.softmax(length_logits), evaluate.softmax(digit_logits)
   out = []
   for i, length in enumerate(lengths):

@@ -60,6 +60,13 @@ def learning_rate_schedule(train_cfg: ml_collections.ConfigDict,
                     "or onecycle")
 
 
+def adam(learning_rate, eps: float) -> optax.GradientTransformation:
+  """The study's Adam, `learning_rate` (a float or an optax schedule) a hyperparameter in its
+  state (`optax.inject_hyperparams`), so the plateau controller changes it between epochs
+  without recompiling the step. `optimizer` builds it for adam without weight decay."""
+  return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, eps=eps)
+
+
 def optimizer(train_cfg: ml_collections.ConfigDict,
               steps_per_epoch: int = 1) -> optax.GradientTransformation:
   """The configured optimizer, its rate (and nothing else) injected as a hyperparameter.
@@ -75,7 +82,7 @@ def optimizer(train_cfg: ml_collections.ConfigDict,
   rate = learning_rate_schedule(train_cfg, steps_per_epoch)
   eps, decay, name = train_cfg.adam_eps, train_cfg.weight_decay, train_cfg.optimizer
   if name == "adam" and decay == 0:
-    return optax.inject_hyperparams(optax.adam)(learning_rate=rate, eps=eps)
+    return adam(rate, eps)
   if name == "adam":
     build = lambda learning_rate: optax.chain(optax.add_decayed_weights(decay),
                                               optax.adam(learning_rate, eps=eps))

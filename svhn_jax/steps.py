@@ -77,13 +77,6 @@ class Totals(NamedTuple):
                jnp.zeros(shape, jnp.int32))
 
 
-def make_optimizer(learning_rate: float, eps: float) -> optax.GradientTransformation:
-  """The study's Adam with the rate as a hyperparameter in its state
-  (`optax.inject_hyperparams`), so the plateau controller can change it between epochs without
-  recompiling the step. `recipes.optimizer` builds every configured one."""
-  return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, eps=eps)
-
-
 def init_state(model: nnx.Module, tx: optax.GradientTransformation, *, ema: bool = False
                ) -> tuple[Any, TrainState]:
   """(graphdef, state) of a freshly built model and its optimizer; with `ema`, the average

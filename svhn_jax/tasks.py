@@ -6,7 +6,7 @@ per-step totals, validation metrics, test scores, report and figures.
 - `NumberTask` (config.task=number): whole house numbers read as Goodfellow et al. 2013 (arXiv
   1312.6082) did, from 64x64 crops of the number with its margins, labels int32 (N, 6) =
   [length class 0..6, digit 1, ..., digit 5] with `house_numbers.NO_DIGIT` (10) past the length,
-  logits (N, 57) (`number_models.split_logits`). Training reads a random 54x54 window of each
+  logits (N, 57) (`number_reader.split_logits`). Training reads a random 54x54 window of each
   crop (drawn on the device), evaluation the centre one. The loss is the negative sum of the
   length's log-likelihood and those of the digits up to the length (positions past it are
   masked), the per-step 'accuracy' is sequence accuracy, so that early stopping follows the
@@ -32,12 +32,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from svhn_jax import evaluate, house_numbers, models, number_models, plots, recipes
+from svhn_jax import evaluate, house_numbers, models, plots, recipes
 from svhn_jax.datasets import sources
 from svhn_jax.config import TASKS
 from svhn_jax.data import Split
 from svhn_jax.errors import ConfigError
 from svhn_jax.house_numbers import MAX_DIGITS, NO_DIGIT
+from svhn_jax.models import number_reader
 
 # The margins a numbers run's test photos are also read at, per side as a share of the number's
 # box: Goodfellow's 0.15 up to the box's own size, the far end of training's default range.
@@ -61,8 +62,8 @@ class DigitTask:
     return sources.load(data_cfg)
 
   def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32):
-    """`models.from_config`: the model config.model names."""
-    return models.from_config(model_cfg, seed=seed, channels=channels, dtype=dtype)
+    """`models.build`: the model config.model names."""
+    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype)
 
   def train_images(self, images: jax.Array, key: jax.Array) -> jax.Array:
     """The training input of a batch: the images themselves (augmentation is the recipe's)."""
@@ -117,14 +118,14 @@ def decode(logits: jax.Array) -> Decoded:
   reads it: every position's most probable digit, and the length l maximizing
   log P(L = l) + sum over the first min(l, 5) positions of log P(digit), which is the log
   probability of the sequence read. JAX arrays (float32 logits), jit-compatible."""
-  length_logits, digit_logits = number_models.split_logits(jnp.asarray(logits, jnp.float32))
+  length_logits, digit_logits = number_reader.split_logits(jnp.asarray(logits, jnp.float32))
   length_lp = jax.nn.log_softmax(length_logits)
   digit_lp = jax.nn.log_softmax(digit_logits)
   best = jnp.argmax(digit_lp, -1).astype(jnp.int32)
   prefix = jnp.concatenate([jnp.zeros(digit_lp.shape[:-2] + (1,)),
                             jnp.cumsum(jnp.max(digit_lp, -1), -1)], -1)
   # Length class l reads its first min(l, 5) digits; "more than 5" reads all five.
-  used = np.minimum(np.arange(number_models.LENGTH_CLASSES), MAX_DIGITS)
+  used = np.minimum(np.arange(number_reader.LENGTH_CLASSES), MAX_DIGITS)
   scores = length_lp + prefix[..., used]
   lengths = jnp.argmax(scores, -1).astype(jnp.int32)
   shown = jnp.arange(MAX_DIGITS) < jnp.minimum(lengths, MAX_DIGITS)[..., None]
@@ -143,7 +144,7 @@ def number_losses(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) 
   of log P(digit)], from logits (N, 57) and labels (N, 6). Positions holding NO_DIGIT (past the
   length) add nothing. With `smoothing` a, each softmax's targets are (1 - a) one-hot +
   a / classes (`optax.smooth_labels`), as `recipes.cross_entropy` smooths the digit task's."""
-  length_logits, digit_logits = number_models.split_logits(logits)
+  length_logits, digit_logits = number_reader.split_logits(logits)
   lengths, digits = labels[:, 0], labels[:, 1:]
   present = digits != NO_DIGIT
   length_loss = recipes.cross_entropies(length_logits, lengths, smoothing)
@@ -169,9 +170,9 @@ class NumberTask:
     return sources.load_numbers(data_cfg)
 
   def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32):
-    """`number_models.from_config`: the reader of config.model's size and dropout."""
-    del dtype  # the reader computes in float32 (config.py refuses bfloat16 for it)
-    return number_models.from_config(model_cfg, seed=seed, channels=channels)
+    """`models.build`: the reader of config.model.reader's size and dropout (in float32:
+    config.py refuses bfloat16 for it)."""
+    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype)
 
   def train_images(self, images: jax.Array, key: jax.Array) -> jax.Array:
     """A random (jitter) or the centre crop x crop window of each image (N, 64, 64[, C])."""

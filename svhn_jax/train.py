@@ -32,6 +32,7 @@ from svhn_jax import (callbacks, checkpoint, cli, data, fileio, inference, input
 from svhn_jax import config as config_lib
 from svhn_jax.datasets import sources
 from svhn_jax.errors import Interrupted, TrainingDiverged
+from svhn_jax.models import study
 from svhn_jax.trainer import DIVERGED_ADVICE, Trainer
 
 # What a workdir holds besides its checkpoints; `clear_workdir` removes exactly these.
@@ -116,7 +117,7 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
     dtype = jnp.dtype(config.train.compute_dtype)
     seed_models = [task.build_model(config.model, seed=s, channels=channels, dtype=dtype)
                    for s in seeds]
-    summary = models.summary(seed_models[0], name)
+    summary = study.summary(seed_models[0], name, image_size=models.spec(name).image_size)
     logging.info("Model:\n%s", summary)
     steps_per_epoch = math.ceil(train.labels.shape[0] / config.train.batch_size)
     tx = recipes.optimizer(config.train, steps_per_epoch)

@@ -7,13 +7,13 @@ import jax
 import numpy as np
 import pytest
 
-from svhn_jax import callbacks, checkpoint, models, steps
+from svhn_jax import callbacks, checkpoint, models, recipes, steps
 from svhn_jax.errors import CheckpointError
 
 
 def state_of(name: str, shift: float = 0.0) -> steps.TrainState:
   """A fresh state of `name` with `shift` added to every parameter, to tell states apart."""
-  state = steps.init_state(models.create_model(name, seed=0), steps.make_optimizer(1e-3, 1e-7))[1]
+  state = steps.init_state(models.create_model(name, seed=0), recipes.adam(1e-3, 1e-7))[1]
   return state._replace(params=jax.tree.map(lambda p: p + shift, state.params))
 
 

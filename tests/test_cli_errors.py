@@ -21,7 +21,7 @@ from PIL import Image
 from configs import ann1, numbers
 import official_files
 from support import good_arrays, run_clis, with_changes, write_h5
-from svhn_jax import checkpoint, models, steps
+from svhn_jax import checkpoint, models, recipes, steps
 from svhn_jax import config as config_lib
 
 MODULES = {"main": "svhn_jax.main", "data": "svhn_jax.data", "predict": "svhn_jax.predict",
@@ -74,7 +74,7 @@ def photos_with_a_bad_box(tmp: Path, archived: bool = True) -> Path:
 
 def other_models_workdir(tmp: Path) -> Path:
   """A workdir holding a checkpoint written by ANN2, and nothing else."""
-  state = steps.init_state(models.create_model("ann2", seed=0), steps.make_optimizer(1e-3, 1e-7))[1]
+  state = steps.init_state(models.create_model("ann2", seed=0), recipes.adam(1e-3, 1e-7))[1]
   ckpts = checkpoint.Checkpoints(tmp / "run")
   ckpts.save(state, checkpoint.Progress.start(5e-4)._replace(epoch=1), "ann2", best=False)
   ckpts.close()

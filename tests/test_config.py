@@ -1,6 +1,7 @@
 """The config schema: each field's range refused in one line naming it, the command-line and
 config.json spellings of optional booleans and name lists, and which fields a resume may change."""
 
+import importlib
 import math
 import subprocess
 import sys
@@ -35,9 +36,10 @@ OUT_OF_RANGE = {
     "train.plateau.min_lr": (-0.5, "a number of at least 0"),
     "train.plateau.cooldown": (-1, "a whole number of at least 0"),
     "mesh.devices": (0, "-1 (every device) or a number of devices of at least 1"),
-    "model.depth": (4, "a whole number of at least 10"),
-    "model.width": (0, "a whole number of at least 1"),
-    "model.dropout": (1.0, "a number of at least 0 below 1"),
+    "model.wrn.depth": (4, "a whole number of at least 10"),
+    "model.wrn.width": (0, "a whole number of at least 1"),
+    "model.wrn.dropout": (1.0, "a number of at least 0 below 1"),
+    "model.reader.dropout": (1.0, "a number of at least 0 below 1"),
     "data.synthetic.version": (6, "a whole number of at least 1 at most 5"),
     "train.momentum": (1.0, "a number of at least 0 below 1"),
     "train.weight_decay": (-0.1, "a number of at least 0"),
@@ -100,9 +102,10 @@ def test_the_edges_of_each_range_are_allowed():
     ("train.learning_rate", math.nan, "expected a finite number above 0"),
     ("train.learning_rate", math.inf, "expected a finite number above 0"),
     ("checkpoint.enabled", "yes", "expected True or False"),
-    ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, multidigit"),
+    ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, multidigit, or a "
+     "'module:attribute' spec"),
     ("task", "sentence", "expected one of digit, number"),
-    ("model.size", "huge", "expected one of small, paper"),
+    ("model.reader.size", "huge", "expected one of small, paper"),
     ("data.numbers.jitter", "yes", "expected True or False"),
     ("train.optimizer", "lamb", "expected one of adam, adamw, sgd"),
     ("train.schedule", "step", "expected one of plateau, cosine, onecycle"),
@@ -307,9 +310,9 @@ def test_the_number_tasks_rules_are_one_line(fields, expected):
 
 def test_a_config_json_without_a_task_trains_digits():
   saved = default.get_config().to_dict()
-  del saved["task"], saved["model"]["size"], saved["data"]["numbers"]
+  del saved["task"], saved["model"]["reader"], saved["data"]["numbers"]
   config = config_lib.from_dict(saved)
-  assert config.task == "digit" and config.model.size == "small"
+  assert config.task == "digit" and config.model.reader.size == "small"
   assert config.data.numbers.margin_high == 1.0 and config.data.numbers.jitter is True
   assert config_lib.resume_conflicts(saved, default.get_config().to_dict()) == []
 
@@ -338,7 +341,7 @@ def shipped_and_varied():
 
 
 # A value away from the default where the obvious one breaks another rule (depth 6n+4).
-OTHER_VALUE = {"model.depth": 22}
+OTHER_VALUE = {"model.wrn.depth": 22}
 
 
 def other_value(dotted, value):
@@ -362,7 +365,7 @@ CONDITIONAL = [k for k, f in config_lib.RUN_SCHEMA.items() if f.applies_to]
 
 def test_the_conditional_fields_are_the_documented_ones():
   assert "train.momentum" in CONDITIONAL and "train.weight_decay" not in CONDITIONAL
-  assert {"model.depth", "model.width", "model.standardize", "train.compute_dtype",
+  assert {"model.wrn.depth", "model.wrn.width", "model.wrn.standardize", "train.compute_dtype",
           "data.synthetic.version", "train.warmup_epochs", "train.plateau.factor",
           "data.numbers.jitter", "train.augment.ops"} <= set(CONDITIONAL)
 
@@ -466,3 +469,82 @@ def test_a_config_files_generator_sizes_are_ignored_where_its_data_is_replaced()
   config.train.momentum = 0.95
   with pytest.raises(ConfigError, match=r"^config\.train\.momentum=0\.95: only read with"):
     config_lib.validate(config)
+
+
+# config.model's flat options moved into per-model blocks (config.model.wrn, config.model.reader)
+# with the models package; `config.RENAMED` reads the flat spellings.
+
+# config.model of each shipped run config as main wrote it before the move (commit ebb8d3d),
+# flat: default.py's, and each file's differences from it.
+MAIN_MODEL = {"name": "cnn2", "impl": "auto", "depth": 28, "width": 2, "dropout": 0.0,
+              "standardize": False, "size": "small"}
+MAIN_MODEL_CHANGES = {
+    "ann1": {"name": "ann1"}, "ann2": {"name": "ann2"}, "cnn1": {"name": "cnn1"}, "cnn2": {},
+    "default": {}, "demo": {}, "numbers": {"name": "multidigit"},
+    "wrn": {"name": "wrn", "depth": 16, "width": 4, "dropout": 0.3},
+    "wrn_cpu": {"name": "wrn", "depth": 16, "width": 1},
+    "wrn_fast": {"name": "wrn", "depth": 16},
+    "wrn_gpu": {"name": "wrn", "depth": 16, "width": 4, "dropout": 0.4},
+}
+
+
+def main_flat_config(name: str) -> dict:
+  """configs/<name>.py as main saved it in config.json: config.model flat."""
+  tree = config_lib.to_dict(importlib.import_module(f"configs.{name}").get_config())
+  tree["model"] = {**MAIN_MODEL, **MAIN_MODEL_CHANGES[name]}
+  return tree
+
+
+@pytest.mark.parametrize("name", list(MAIN_MODEL_CHANGES))
+def test_each_run_config_resolves_as_on_main_and_an_old_config_json_compares_equal(name):
+  new = config_lib.to_dict(importlib.import_module(f"configs.{name}").get_config())
+  old = main_flat_config(name)
+  assert config_lib.normalize(old) == config_lib.normalize(new) == new
+  assert config_lib.resume_conflicts(old, new) == []
+  assert config_lib.resume_conflicts(new, old) == []
+  assert config_lib.from_dict(old).to_dict() == new
+  model = new["model"]
+  dropout = model["reader" if model["name"] == "multidigit" else "wrn"]["dropout"]
+  assert {"name": model["name"], "impl": model["impl"], **model["wrn"], "dropout": dropout,
+          "size": model["reader"]["size"]} == old["model"]
+
+
+def test_an_old_flat_config_json_still_conflicts_where_a_value_differs():
+  old = main_flat_config("wrn")
+  new = importlib.import_module("configs.wrn").get_config()
+  new.model.wrn.width = 2
+  assert config_lib.resume_conflicts(old, config_lib.to_dict(new)) == ["model.wrn.width: 4 -> 2"]
+  reader = main_flat_config("numbers")
+  reader["model"]["dropout"] = 0.5
+  assert config_lib.from_dict(reader).model.reader.dropout == 0.5
+
+
+def test_flat_spellings_on_the_command_line_set_the_nested_fields():
+  argv = ["prog", "--config.model.depth=10", "--config.model.dropout", "0.25",
+          "--config.model.standardize", "--config.model.size=paper", "--config.seed=1"]
+  rest, values = config_lib.split_overrides(argv, config_lib.RUN_SCHEMA)
+  assert rest == ["prog", "--config.seed=1"]
+  assert values == {"model.depth": 10, "model.dropout": 0.25, "model.standardize": True,
+                    "model.size": "paper"}
+  from configs import numbers, wrn
+  config = wrn.get_config()
+  config_lib.apply_overrides(config, values)
+  assert (config.model.wrn.depth, config.model.wrn.dropout, config.model.wrn.standardize,
+          config.model.reader.size, config.model.reader.dropout) == (10, 0.25, True, "paper", 0.0)
+  config = numbers.get_config()
+  config_lib.apply_overrides(config, values)
+  assert (config.model.reader.dropout, config.model.wrn.dropout) == (0.25, 0.0)
+  with pytest.raises(ConfigError, match=r"^config\.model\.depth='ten': expected a whole number$"):
+    config_lib.split_overrides(["prog", "--config.model.depth=ten"], config_lib.RUN_SCHEMA)
+
+
+def test_flat_spellings_in_a_config_file_move_to_the_nested_fields():
+  config = default.get_config()  # as a config file written before the move would set it
+  config.model.name, config.model.depth, config.model.dropout = "wrn", 16, 0.3
+  with pytest.raises(ConfigError, match=r"^config\.model\.depth: now config\.model\.wrn\.depth"):
+    config_lib.validate(config)
+  config.lock()
+  config_lib.move_renamed(config)
+  assert config.is_locked and "depth" not in config.model
+  assert (config.model.wrn.depth, config.model.wrn.dropout) == (16, 0.3)
+  config_lib.validate(config)

@@ -12,13 +12,13 @@ from PIL import Image
 
 import official_files
 from support import SHARED_DATA, read_json, run_cli, tiny_config, tiny_dataset
-from svhn_jax import images, inference, models, predict, steps, train
+from svhn_jax import images, inference, models, predict, recipes, steps, train
 from svhn_jax.errors import CheckpointError, ConfigError
 
 
 def weights(name: str, seed: int = 0):
   model = models.create_model(name, seed=seed)
-  graphdef, state = steps.init_state(model, steps.make_optimizer(1e-3, 1e-7))
+  graphdef, state = steps.init_state(model, recipes.adam(1e-3, 1e-7))
   return graphdef, state.params, state.batch_stats
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from support import ROOT, metrics_rows, read_json, start_paused, tiny_config, tiny_dataset
-from svhn_jax import checkpoint, data, interrupts, models, steps, train
+from svhn_jax import checkpoint, data, interrupts, models, recipes, steps, train
 from svhn_jax.datasets import study_h5
 from svhn_jax.errors import Interrupted
 
@@ -130,7 +130,7 @@ def latest_epoch(workdir: Path) -> int | None:
 
 def outcome(workdir: Path) -> dict:
   """Everything a finished run leaves that must not depend on interruptions (times aside)."""
-  like = steps.init_state(models.create_model("ann2", seed=0), steps.make_optimizer(1e-3, 1e-7))[1]
+  like = steps.init_state(models.create_model("ann2", seed=0), recipes.adam(1e-3, 1e-7))[1]
   ckpts = checkpoint.Checkpoints(workdir)
   latest, progress = ckpts.restore_latest(like, "ann2")
   best = ckpts.restore_weights(checkpoint.weights_of(like))

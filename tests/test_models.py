@@ -1,6 +1,7 @@
 """The four models against the Keras study, and the Wide ResNets against Zagoruyko & Komodakis
 2016: the registry, parameter counts, init, train/eval behaviour, compute dtype, the summary."""
 
+import hashlib
 import math
 
 import jax
@@ -12,6 +13,8 @@ from flax import nnx
 from configs import default as default_config
 from svhn_jax import config as config_lib
 from svhn_jax import models, steps
+from svhn_jax.models import study
+from svhn_jax.models import wrn as wide
 from svhn_jax.errors import ConfigError
 
 # The Keras study's models; the Wide ResNet has its own tests below.
@@ -41,15 +44,15 @@ def batch_stats(model: nnx.Module) -> list[np.ndarray]:
 
 
 def test_the_registry_holds_the_models_the_config_names():
-  assert tuple(models.REGISTRY) == config_lib.MODEL_NAMES
-  assert {name: spec.convolutional for name, spec in models.REGISTRY.items()} == {
+  assert models.REGISTRY.names() == config_lib.MODEL_NAMES
+  assert {name: models.spec(name).convolutional for name in models.REGISTRY.names()} == {
       "ann1": False, "ann2": False, "cnn1": True, "cnn2": True, "wrn": True,
       "multidigit": True}
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_param_counts_match_keras(name):
-  assert models.param_counts(models.create_model(name, seed=0)) == KERAS_COUNTS[name]
+  assert study.param_counts(models.create_model(name, seed=0)) == KERAS_COUNTS[name]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -122,7 +125,7 @@ def test_split_param_and_batchstat_captures_all_state(name):
 
 def test_summary_lists_layers_and_keras_totals():
   model = models.create_model("cnn2", seed=0)
-  text = models.summary(model, "cnn2-study")
+  text = study.summary(model, "cnn2-study")
   assert 'Model: "cnn2-study"' in text
   for expected in ("Total params: 164,362", "Trainable params: 164,170",
                    "Non-trainable params: 192"):
@@ -139,13 +142,13 @@ def test_summary_lists_layers_and_keras_totals():
                              "0"]
   assert rows[-1].split() == ["dense_1", "(Dense)", "(None,", "10)", "330"]
   # Unnamed, as Keras names a Sequential model.
-  assert models.summary(models.create_model("ann1", seed=0)).startswith('Model: "sequential"')
+  assert study.summary(models.create_model("ann1", seed=0)).startswith('Model: "sequential"')
 
 
 def test_create_model_is_case_insensitive_and_seeded():
   upper, lower = models.create_model("CNN1", seed=0), models.create_model("cnn1", seed=0)
   np.testing.assert_array_equal(upper.layers[0].conv.kernel[...], lower.layers[0].conv.kernel[...])
-  assert models.spec("CNN1") is models.REGISTRY["cnn1"]
+  assert models.spec("CNN1") is study.CNN1
   a, b = (models.create_model("ann1", seed=jax.random.key(s)) for s in (1, 2))
   assert not np.array_equal(a.layers[1].kernel[...], b.layers[1].kernel[...])
 
@@ -178,12 +181,12 @@ def colour_images(n: int = 4, channels: int = 3, seed: int = 0) -> jax.Array:
   return jnp.asarray(rng.uniform(0, 1, (n, 32, 32, channels)), jnp.float32)
 
 
-def wrn(depth: int = 10, width: int = 1, channels: int = 1, **options) -> models.Sequential:
+def wrn(depth: int = 10, width: int = 1, channels: int = 1, **options) -> study.Sequential:
   return models.create_model("wrn", seed=0, channels=channels, depth=depth, width=width,
                              **options)
 
 
-def abstract_wrn(depth: int, width: int, channels: int) -> models.Sequential:
+def abstract_wrn(depth: int, width: int, channels: int) -> study.Sequential:
   """The model's shapes without its arrays: counts WRN-28-10's 36M parameters in a blink."""
   return nnx.eval_shape(lambda: wrn(depth, width, channels))
 
@@ -212,7 +215,7 @@ def wrn_counts_by_hand(depth: int, width: int, channels: int) -> tuple[int, int,
     (10, 1, 1), (10, 2, 3), (16, 1, 1), (16, 4, 3), (22, 3, 1), (28, 2, 1), (28, 10, 3),
     (40, 4, 3)])
 def test_wrn_param_counts_match_the_architecture_counted_by_hand(depth, width, channels):
-  assert (models.param_counts(abstract_wrn(depth, width, channels))
+  assert (study.param_counts(abstract_wrn(depth, width, channels))
           == wrn_counts_by_hand(depth, width, channels))
 
 
@@ -222,27 +225,28 @@ def test_wrn_param_counts_match_published_numbers():
   # (all four), osmr/imgclsmob's README (WRN-16-10, WRN-28-10).
   exact = {(28, 10): 36_479_194, (22, 8): 17_158_106, (40, 2): 2_243_546, (16, 10): 17_116_634}
   for (depth, width), count in exact.items():
-    assert models.param_counts(abstract_wrn(depth, width, 3))[1] == count
+    assert study.param_counts(abstract_wrn(depth, width, 3))[1] == count
   # The paper's own, in millions (arXiv 1605.07146v4, the #params of its CIFAR tables; quoted
   # beside the paper's test errors in gahaalt/cifar-vs-tensorflow2's README and leesc912/ResNet's).
   paper = {(28, 10): 36.5, (16, 8): 11.0, (40, 4): 8.9, (16, 4): 2.7, (22, 8): 17.2,
            (40, 2): 2.2, (16, 10): 17.1}
   for (depth, width), millions in paper.items():
-    trainable = models.param_counts(abstract_wrn(depth, width, 3))[1]
+    trainable = study.param_counts(abstract_wrn(depth, width, 3))[1]
     assert round(trainable / 1e6, 1) == millions, (depth, width, trainable)
 
 
 @pytest.mark.parametrize("depth", [4, 9, 12, 27, 29, 0, -2])
 def test_wrn_depth_not_6n_plus_4_is_refused(depth):
-  with pytest.raises(ConfigError, match=rf"^config\.model\.depth={depth}: a Wide ResNet's depth "
-                                        r"is 6n\+4 with n >= 1 \(10, 16, 22, 28, 40, \.\.\.\)$"):
+  with pytest.raises(ConfigError, match=rf"^config\.model\.wrn\.depth={depth}: a Wide ResNet's "
+                                        r"depth is 6n\+4 with n >= 1 "
+                                        r"\(10, 16, 22, 28, 40, \.\.\.\)$"):
     models.create_model("wrn", seed=0, depth=depth)
 
 
 def test_wrn_refuses_width_dropout_and_dtype_it_cannot_use():
-  with pytest.raises(ConfigError, match=r"^config\.model\.width=0: expected a whole number"):
+  with pytest.raises(ConfigError, match=r"^config\.model\.wrn\.width=0: expected a whole number"):
     wrn(width=0)
-  with pytest.raises(ConfigError, match=r"^config\.model\.dropout=1\.0: expected a number in"):
+  with pytest.raises(ConfigError, match=r"^config\.model\.wrn\.dropout=1\.0: expected a number in"):
     wrn(dropout=1.0)
   with pytest.raises(ConfigError, match=r"^config\.train\.compute_dtype=.*float16.*: expected "
                                         r"float32 or bfloat16$"):
@@ -279,7 +283,7 @@ def test_wrn_stages_halve_the_maps_and_widen_by_k():
 def test_wrn_stride_two_convs_pad_like_torch():
   # Torch pads a 3x3 conv 1 on every side, so at stride 2 output (0, 0) reads input rows and
   # columns -1..1; flax's 'SAME' would read 0..2.
-  conv = models.WideConv(1, 1, 3, 2, rngs=nnx.Rngs(0))
+  conv = wide.WideConv(1, 1, 3, 2, rngs=nnx.Rngs(0))
   x = colour_images(1, 1)
   y = conv(x)
   kernel = np.asarray(conv.kernel[...])[:, :, 0, 0]
@@ -409,8 +413,8 @@ def test_wrn_trains_under_jit_through_the_product_loss():
 
 def test_wrn_summary_has_a_row_per_block_and_the_totals():
   model = wrn(depth=16, width=2)
-  text = models.summary(model, "wrn-16-2")
-  total, trainable, non_trainable = models.param_counts(model)
+  text = study.summary(model, "wrn-16-2")
+  total, trainable, non_trainable = study.param_counts(model)
   assert (total, trainable, non_trainable) == wrn_counts_by_hand(16, 2, 1)
   for expected in (f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                    f"Non-trainable params: {non_trainable:,}"):
@@ -433,36 +437,43 @@ def assert_same_model(a: nnx.Module, b: nnx.Module) -> None:
   assert nnx.graphdef(a) == nnx.graphdef(b)
 
 
-def test_study_models_accept_and_ignore_the_wrn_options():
-  for name in NAMES:
-    assert_same_model(models.create_model(name, seed=0),
-                      models.create_model(name, seed=0, depth=16, width=4, dropout=0.3,
-                                          dtype=jnp.bfloat16, standardize=True))
-
-
-def test_from_config_builds_config_model():
+def test_each_builder_takes_its_own_options_only():
+  with pytest.raises(TypeError, match="depth"):
+    models.create_model("cnn2", seed=0, depth=16)
+  with pytest.raises(TypeError, match="impl"):
+    models.create_model("wrn", seed=0, impl="fast")
+  # config.model's other blocks reach no builder: a study model reads impl alone.
   config = default_config.get_config()
-  config.model.name, config.model.depth, config.model.width = "wrn", 10, 2
-  config.model.dropout = 0.2
-  built = models.from_config(config.model, seed=1, channels=3, dtype="bfloat16")
-  assert models.param_counts(built) == wrn_counts_by_hand(10, 2, 3)
+  config.model.wrn.depth, config.model.reader.size = 12, "huge"
+  for name in NAMES:
+    config.model.name = name
+    assert_same_model(models.build(config.model, seed=0, channels=1, dtype="bfloat16"),
+                      models.create_model(name, seed=0))
+
+
+def test_build_builds_config_model():
+  config = default_config.get_config()
+  config.model.name, config.model.wrn.depth, config.model.wrn.width = "wrn", 10, 2
+  config.model.wrn.dropout = 0.2
+  built = models.build(config.model, seed=1, channels=3, dtype="bfloat16")
+  assert study.param_counts(built) == wrn_counts_by_hand(10, 2, 3)
   assert_same_model(built, models.create_model("wrn", seed=1, channels=3, depth=10, width=2,
                                                dropout=0.2, dtype=jnp.bfloat16))
   assert not nnx.graphdef(built) == nnx.graphdef(
       models.create_model("wrn", seed=1, channels=3, depth=10, width=2, dropout=0.2))
   config.model.name = "cnn2"
-  assert_same_model(models.from_config(config.model, seed=0, channels=1),
+  assert_same_model(models.build(config.model, seed=0, channels=1),
                     models.create_model("cnn2", seed=0))
-  config.model.name, config.model.depth = "wrn", 12
-  with pytest.raises(ConfigError, match=r"^config\.model\.depth=12"):
-    models.from_config(config.model, seed=0, channels=1)
+  config.model.name, config.model.wrn.depth = "wrn", 12
+  with pytest.raises(ConfigError, match=r"^config\.model\.wrn\.depth=12"):
+    models.build(config.model, seed=0, channels=1)
 
 
 def test_per_image_standardization_matches_tensorflows_formula_by_hand():
   # Image 0: values 0, 2, 4, 6 (mean 3, population std sqrt(5)); image 1 is flat, so its std
   # (0) is floored at 1 / sqrt(4) = 0.5 and it maps to zeros.
   x = jnp.asarray([[0.0, 2.0, 4.0, 6.0], [0.75, 0.75, 0.75, 0.75]], jnp.float32).reshape(2, 2, 2, 1)
-  out = models.PerImageStandardization()(x)
+  out = wide.PerImageStandardization()(x)
   assert out.shape == (2, 2, 2, 1) and out.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(out[0]).ravel(), np.array([-3, -1, 1, 3]) / math.sqrt(5),
                              rtol=1e-6)
@@ -471,12 +482,12 @@ def test_per_image_standardization_matches_tensorflows_formula_by_hand():
 
 def test_wrn_standardize_makes_logits_blind_to_each_crops_contrast_and_level():
   config = default_config.get_config()
-  config.model.name, config.model.depth, config.model.width = "wrn", 10, 1
-  config.model.standardize = True
-  model = models.from_config(config.model, seed=0, channels=1)
+  config.model.name, config.model.wrn.depth, config.model.wrn.width = "wrn", 10, 1
+  config.model.wrn.standardize = True
+  model = models.build(config.model, seed=0, channels=1)
   plain = models.create_model("wrn", seed=0, depth=10, width=1)
-  assert isinstance(model.layers[0], models.PerImageStandardization)
-  assert models.param_counts(model) == models.param_counts(plain)  # no parameters of its own
+  assert isinstance(model.layers[0], wide.PerImageStandardization)
+  assert study.param_counts(model) == study.param_counts(plain)  # no parameters of its own
   x = images(3)
   # Each crop rescaled about a level of its own: a faint and a stark version of one crop.
   scaled = x * jnp.asarray([0.2, 1.0, 3.0]).reshape(3, 1, 1, 1) + jnp.asarray(
@@ -484,3 +495,95 @@ def test_wrn_standardize_makes_logits_blind_to_each_crops_contrast_and_level():
   np.testing.assert_allclose(np.asarray(model(scaled)), np.asarray(model(x)), rtol=2e-4,
                              atol=2e-5)
   assert not np.allclose(np.asarray(plain(scaled)), np.asarray(plain(x)), atol=1e-3)
+
+
+# --- The package's interface: checkpoint layout, outputs, a model added from outside ---
+
+# The parameter and BatchNorm-statistic key paths of each model as main's models.py and
+# number_models.py built them before the models package (commit ebb8d3d; built at tiny size with
+# nnx.eval_shape): sha256 of the paths joined by newlines, and their count. Equal paths are what
+# lets a checkpoint written before the move restore.
+MAIN_TREE_PATHS = {
+    "ann1": ("176564b8ca8657b9", 6),
+    "ann2": ("7d3f3d5aed2df3a4", 16),
+    "cnn1": ("4de3fda4bcdd9ef8", 8),
+    "cnn2": ("dbc36c34ea1351fc", 20),
+    "wrn-10-1": ("afe4b52160cc93e2", 39),
+    "multidigit-small": ("75896f955827b006", 34),
+    "multidigit-paper": ("ea282ef9db653dbc", 56),
+}
+
+
+def tree_paths(model: nnx.Module) -> list[str]:
+  _, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  return [jax.tree_util.keystr(path) for tree in (params, stats)
+          for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+TREE_CONFIGS = {
+    "ann1": {}, "ann2": {}, "cnn1": {}, "cnn2": {},
+    "wrn-10-1": {"name": "wrn", "wrn": {"depth": 10, "width": 1, "dropout": 0.3,
+                                        "standardize": True}},
+    "multidigit-small": {"name": "multidigit", "reader": {"size": "small", "dropout": 0.2}},
+    "multidigit-paper": {"name": "multidigit", "reader": {"size": "paper", "dropout": 0.0}},
+}
+
+
+def tree_model_cfg(key: str) -> dict:
+  return {"name": key, "impl": "auto", **TREE_CONFIGS[key]}
+
+
+@pytest.mark.parametrize("key", list(TREE_CONFIGS))
+def test_state_tree_paths_are_mains(key):
+  paths = tree_paths(nnx.eval_shape(lambda: models.build(tree_model_cfg(key), seed=0, channels=1)))
+  digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+  assert (digest, len(paths)) == MAIN_TREE_PATHS[key], paths
+
+
+@pytest.mark.parametrize("name, size", [("ann1", 32), ("cnn2", 32), ("wrn", 32),
+                                        ("multidigit", 54)])
+def test_outputs_gives_a_task_its_logits_and_defaults_to_the_models_own(name, size):
+  model_cfg = {"name": name, "impl": "auto",
+               "wrn": {"depth": 10, "width": 1, "dropout": 0.0, "standardize": False},
+               "reader": {"size": "small", "dropout": 0.0}}
+  default = models.build(model_cfg, seed=0, channels=1)
+  assert_same_model(default, models.build(model_cfg, seed=0, channels=1,
+                                          outputs=models.spec(name).outputs))
+  two = models.build(model_cfg, seed=0, channels=1, outputs=2)
+  x = jnp.zeros((3, size, size, 1), jnp.float32)
+  assert two(x).shape == (3, 2)
+  assert default(x).shape == (3, 57 if name == "multidigit" else 10)
+
+
+def test_a_model_outside_the_package_builds_from_its_spec():
+  """tests/toy_model.py: one module, named by a 'module:attribute' spec; the config accepts it
+  and `models.build` passes a sample of the data through."""
+  config = default_config.get_config()
+  config.model.name = "tests.toy_model:MODEL"
+  config_lib.validate(config)
+  sample = jnp.zeros((4, 32, 32, 1), jnp.float32)
+  model = models.build(config.model, seed=0, channels=1, outputs=2, sample=sample)
+  assert model(sample).shape == (4, 2)
+  assert study.param_counts(model)[0] == 32 * 32 * 8 + 8 + 8 * 2 + 2
+  assert not models.spec("tests.toy_model:MODEL").convolutional
+
+
+def test_a_model_outside_the_package_trains_through_the_trainer(tiny_h5, tmp_path):
+  from support import metrics_rows, tiny_config
+  from svhn_jax import train
+
+  config = tiny_config("ann1", tiny_h5, epochs=1)
+  config.model.name = "tests.toy_model:MODEL"
+  train.train_and_evaluate(config, tmp_path / "run")
+  assert [row["epoch"] for row in metrics_rows(tmp_path / "run")] == [1]
+  assert (tmp_path / "run" / "model_summary.txt").read_text().startswith('Model: "tests.')
+
+
+def test_unknown_specs_and_non_models_are_one_line_errors():
+  with pytest.raises(ConfigError, match=r"^config\.model\.name='tests\.nowhere:MODEL': cannot "
+                                        "import"):
+    models.spec("tests.nowhere:MODEL")
+  with pytest.raises(ConfigError, match=r"^config\.model\.name='tests\.toy_model:HIDDEN': "
+                                        "expected a svhn_jax.models.ModelSpec, got int$"):
+    models.spec("tests.toy_model:HIDDEN")
+

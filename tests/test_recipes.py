@@ -40,7 +40,7 @@ def rates(tx: optax.GradientTransformation, n: int) -> list[float]:
 
 def test_plateau_recipe_is_the_studys_adam_and_keeps_its_rate():
   tx = recipes.optimizer(train_cfg(learning_rate=1e-3), steps_per_epoch=10)
-  study = steps.make_optimizer(1e-3, 1e-7)
+  study = recipes.adam(1e-3, 1e-7)
   params = {"w": jnp.arange(3.0)}
   a, b = tx.init(params), study.init(params)
   assert jax.tree.structure(a) == jax.tree.structure(b)
@@ -184,12 +184,12 @@ def test_combinations_refused_in_one_line():
   with pytest.raises(ConfigError, match="compute_dtype"):
     config_lib.validate(config)
   config = default.get_config()
-  config.model.name, config.model.depth = "wrn", 12
+  config.model.name, config.model.wrn.depth = "wrn", 12
   with pytest.raises(ConfigError, match="6n\\+4"):
     config_lib.validate(config)
   config = default.get_config()
-  config.model.standardize = True
-  with pytest.raises(ConfigError, match=r"^config\.model\.standardize=True: only read with "
+  config.model.wrn.standardize = True
+  with pytest.raises(ConfigError, match=r"^config\.model\.wrn\.standardize=True: only read with "
                      r"config\.model\.name=wrn \(this run has config\.model\.name=cnn2\)"):
     config_lib.validate(config)
   config.model.name = "wrn"
@@ -201,10 +201,10 @@ def test_a_run_cannot_switch_per_image_standardization_on_resume():
   # written before the field existed reads as False.
   saved = config_lib.to_dict(wrn.get_config())
   new = wrn.get_config()
-  new.model.standardize = True
+  new.model.wrn.standardize = True
   assert config_lib.resume_conflicts(saved, config_lib.to_dict(new)) == [
-      "model.standardize: False -> True"]
-  del saved["model"]["standardize"]
+      "model.wrn.standardize: False -> True"]
+  del saved["model"]["wrn"]["standardize"]
   assert config_lib.resume_conflicts(saved, config_lib.to_dict(wrn.get_config())) == []
 
 

@@ -6,13 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from svhn_jax import models, parallel, steps, tasks
+from svhn_jax import models, parallel, recipes, steps, tasks
 from svhn_jax.data import Split
 from svhn_jax.trainer import Trainer
 
 
 def fresh(name: str, seed: int = 0, impl: str = "auto"):
-  tx = steps.make_optimizer(1e-3, 1e-7)
+  tx = recipes.adam(1e-3, 1e-7)
   graphdef, state = steps.init_state(models.create_model(name, seed=seed, impl=impl), tx)
   return graphdef, tx, state
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from svhn_jax import evaluate, house_numbers, models, number_models, recipes, tasks
+from svhn_jax import evaluate, house_numbers, models, recipes, tasks
+from svhn_jax.models import number_reader, reader_sizes, study
 from svhn_jax import config as config_lib
 
 NUMBER = tasks.NumberTask()
@@ -27,21 +28,21 @@ def labels(*numbers: str) -> np.ndarray:
 
 def confident(*numbers: str, strength: float = 20.0) -> np.ndarray:
   """Logits (N, 57) that read `numbers` with near certainty (lengths up to 5)."""
-  logits = np.zeros((len(numbers), number_models.OUTPUTS), np.float32)
+  logits = np.zeros((len(numbers), number_reader.OUTPUTS), np.float32)
   for i, text in enumerate(numbers):
     logits[i, len(text)] = strength
     for k, c in enumerate(text):
-      logits[i, number_models.LENGTH_CLASSES + 10 * k + int(c)] = strength
+      logits[i, number_reader.LENGTH_CLASSES + 10 * k + int(c)] = strength
   return logits
 
 
 def test_split_logits_takes_the_length_then_five_digit_heads():
   logits = np.arange(2 * 57, dtype=np.float32).reshape(2, 57)
-  length, digits = number_models.split_logits(logits)
+  length, digits = number_reader.split_logits(logits)
   assert length.shape == (2, 7) and digits.shape == (2, 5, 10)
   assert digits[1, 2, 3] == logits[1, 7 + 20 + 3]
   with pytest.raises(ValueError, match="expected logits"):
-    number_models.split_logits(np.zeros((2, 10)))
+    number_reader.split_logits(np.zeros((2, 10)))
 
 
 def test_the_loss_with_uniform_softmaxes_counts_the_length_and_each_digit_up_to_it():
@@ -74,7 +75,7 @@ def test_the_loss_of_chosen_probabilities_and_the_masked_positions():
 def test_label_smoothing_smooths_each_softmax_as_the_digit_task_does():
   y = jnp.asarray([[1, 4, 10, 10, 10, 10]], jnp.int32)
   logits = jnp.asarray(np.random.default_rng(1).normal(0, 2, (1, 57)), jnp.float32)
-  length, digits = number_models.split_logits(logits)
+  length, digits = number_reader.split_logits(logits)
   want = (recipes.cross_entropy(length, y[:, 0], 0.1)
           + recipes.cross_entropy(digits[:, 0], y[:, 1], 0.1))
   np.testing.assert_allclose(NUMBER.loss(logits, y, 0.1), want, rtol=1e-6)
@@ -186,30 +187,30 @@ def test_the_digit_task_is_the_studys_step():
 
 
 def test_the_small_reader_reads_54x54_crops_into_57_logits():
-  model = number_models.multidigit(rngs=nnx.Rngs(0))
+  model = number_reader.multidigit(rngs=nnx.Rngs(0))
   assert jax.eval_shape(model, jax.ShapeDtypeStruct((2, 54, 54, 1), jnp.float32)).shape == (2, 57)
-  text = models.summary(model, "multidigit")
+  text = study.summary(model, "multidigit", image_size=54)
   assert "(None, 27, 27, 4)" in text and "(None, 4, 4, 128)" in text and "(None, 57)" in text
-  assert f"Total params: {models.param_counts(model)[0]:,}" in text
+  assert f"Total params: {study.param_counts(model)[0]:,}" in text
 
 
 def test_the_paper_sized_reader_has_goodfellows_layers():
   # Built and run abstractly: 23 M parameters.
-  build = lambda: number_models.multidigit(rngs=nnx.Rngs(0), size="paper", dropout=0.5)
+  build = lambda: number_reader.multidigit(rngs=nnx.Rngs(0), size="paper", dropout=0.5)
   model = nnx.eval_shape(build)
   # By hand: 5x5 kernels 1*48 + 48*64 + 64*128 + 128*160 + 160*192 + 3 * 192*192, BatchNorm's
   # scale, bias, mean and variance per unit, 4*4*192 -> 3072 -> 3072, and the heads 3072 -> 57.
   convs = 25 * (48 + 48 * 64 + 64 * 128 + 128 * 160 + 160 * 192 + 3 * 192 * 192)
   units = 48 + 64 + 128 + 160 + 4 * 192
   dense = 2 * (3072 * 3072 + 3072) + 3072 * 57 + 57
-  assert models.param_counts(model) == (convs + 4 * units + dense, convs + 2 * units + dense,
+  assert study.param_counts(model) == (convs + 4 * units + dense, convs + 2 * units + dense,
                                         2 * units)
   out = jax.eval_shape(lambda x: build()(x), jax.ShapeDtypeStruct((2, 54, 54, 1), jnp.float32))
   assert out.shape == (2, 57)
 
 
 def test_the_number_model_sizes_are_the_configs():
-  assert tuple(number_models.SIZES) == config_lib.NUMBER_MODEL_SIZES
+  assert tuple(reader_sizes.SIZES) == config_lib.NUMBER_MODEL_SIZES
   assert models.spec("multidigit").convolutional
 
 

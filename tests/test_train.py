@@ -7,10 +7,11 @@ import pytest
 
 from configs import cnn1
 from support import metrics_rows, read_json, snapshot, tiny_config, tiny_dataset
-from svhn_jax import checkpoint, data, models, steps, train, transforms
+from svhn_jax import checkpoint, data, models, recipes, steps, train, transforms
 from svhn_jax import config as config_lib
 from svhn_jax.datasets import study_h5
 from svhn_jax.errors import CheckpointError, ConfigError
+from svhn_jax.models import study
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -33,7 +34,7 @@ def test_a_run_writes_its_workdir(name, finished_run, tiny_h5):
   dataset = study_h5.load(tiny_h5)
   assert read_json(workdir / "data.json") == {"fingerprint": data.fingerprint(dataset),
                                               "path": str(tiny_h5)}
-  assert (workdir / "model_summary.txt").read_text() == models.summary(
+  assert (workdir / "model_summary.txt").read_text() == study.summary(
       models.create_model(name, seed=0), name) + "\n"
 
   report = read_json(workdir / "test_metrics.json")
@@ -60,7 +61,7 @@ def test_a_masked_run_keeps_the_mask_of_its_training_split(finished_run):
 
 
 def fresh_state(name):
-  return steps.init_state(models.create_model(name, seed=0), steps.make_optimizer(1e-3, 1e-7))[1]
+  return steps.init_state(models.create_model(name, seed=0), recipes.adam(1e-3, 1e-7))[1]
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_h5, tmp_path):

@@ -8,7 +8,7 @@ eight convolutional layers of 48, 64, 128, 160, 192, 192, 192 and 192 units with
 fully connected layers of 3,072 units, then a softmax over the length (0..5 or "more than 5") and
 one over the ten digits at each of five positions. Here every convolution is followed by
 BatchNorm and a ReLU (the paper used subtractive normalization, and maxout units in its first
-layer), and `model.dropout` drops units after each fully connected layer (the paper dropped
+layer), and `model.reader.dropout` drops units after each fully connected layer (the paper dropped
 every hidden layer's). `SIZES` holds that architecture ("paper", 23.4 M parameters here, for a
 GPU) and a small one ("small", the default, 2.3 M) that trains on 2 CPU cores in minutes: its
 input is folded 2x2 into channels (`SpaceToDepth`), so no layer runs at 54x54, and it has four
@@ -16,14 +16,14 @@ input is folded 2x2 into channels (`SpaceToDepth`), so no layer runs at 54x54, a
 
 The model returns one float32 array of logits (N, 57): the length's 7 logits, then the five
 positions' 10 each (`split_logits` takes them apart), so inference concatenates chunks of it
-like any classifier's. Its state is exactly `nnx.Param` + `nnx.BatchStat`, as for the models of
-`svhn_jax.models`, whose registry builds it by the name `multidigit`.
+like any classifier's. Its state is exactly `nnx.Param` + `nnx.BatchStat`, as for the other
+models of `svhn_jax.models`, whose registry builds it by the name `multidigit` from
+config.model.reader (size, dropout). `SIZES` lives in `reader_sizes` (no JAX, for the config).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,8 @@ from flax import nnx
 from svhn_jax.errors import ConfigError
 from svhn_jax.house_numbers import CROP, MAX_DIGITS
 from svhn_jax.layers import Dropout, Flatten
+from svhn_jax.models import ModelSpec
+from svhn_jax.models.reader_sizes import SIZES, Architecture
 
 LENGTH_CLASSES = MAX_DIGITS + 2  # lengths 0..5 and "more than 5" (arXiv 1312.6082 section 3)
 DIGIT_CLASSES = 10
@@ -42,31 +44,6 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-3
 _he_normal = jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 _glorot_uniform = jax.nn.initializers.glorot_uniform()
-
-
-class Architecture(NamedTuple):
-  """A reader's shape: per convolutional layer (features, max-pool stride: 2, 1, or 0 for no
-  pooling), the square kernel side, the fully connected layers' units, and the input's
-  space-to-depth factor (`SpaceToDepth`; 1: none)."""
-
-  conv: tuple[tuple[int, int], ...]
-  kernel: int
-  dense: tuple[int, ...]
-  space_to_depth: int = 1
-
-
-SIZES: dict[str, Architecture] = {
-    # 54x54x1 -> 27x27x4 -> 14 -> 14 -> 7 -> 4 pixels a side, 4 * 4 * 128 = 2,048 features.
-    # Measured on 2 shared Xeon cores, with 512 dense units, per CPU-second of training: 357
-    # crops, against 135 for the same widths with the first convolution at 54x54 and a pool
-    # after every one; with 1,024 units, 333 (a 22,000-photo epoch in 66 CPU-seconds).
-    "small": Architecture(conv=((32, 2), (64, 0), (96, 2), (128, 2)), kernel=3, dense=(1024,),
-                          space_to_depth=2),
-    # arXiv 1312.6082 section 5.1: 54 -> 27 -> 27 -> 14 -> 14 -> 7 -> 7 -> 4 -> 4 pixels a side,
-    # 4 * 4 * 192 = 3,072 features.
-    "paper": Architecture(conv=((48, 2), (64, 1), (128, 2), (160, 1), (192, 2), (192, 1),
-                                (192, 2), (192, 1)), kernel=5, dense=(3072, 3072)),
-}
 
 
 def split_logits(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -163,17 +140,28 @@ class Heads(nnx.Module):
     return jnp.concatenate([self.length(x), *(head(x) for head in self.digits)], axis=-1)
 
 
+class OutputLayer(nnx.Linear):
+  """`outputs` logits in one layer (a task other than reading numbers): Glorot-uniform kernel,
+  zero bias, (N, in) -> (N, outputs)."""
+
+  def __init__(self, in_features: int, outputs: int, *, rngs: nnx.Rngs):
+    super().__init__(in_features, outputs, kernel_init=_glorot_uniform, rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    return super().__call__(x)
+
+
 class NumberReader(nnx.Module):
   """The reader: float32 images (N, 54, 54, channels) in [0, 1] -> logits (N, 57).
 
-  `keras_layers` lists its layers in order for `models.summary`, which traces them from an
-  input of `image_size` pixels a side.
+  `keras_layers` lists its layers in order for `study.summary`, which traces them from an input
+  of `READER.image_size` (54) pixels a side.
   """
 
   def __init__(self, layers: Sequence[nnx.Module], channels: int):
     self.layers = nnx.List(layers)
     self.channels = channels
-    self.image_size = CROP
 
   def __call__(self, x: jax.Array, *, train: bool = False,
                rngs: nnx.Rngs | None = None) -> jax.Array:
@@ -188,26 +176,24 @@ class NumberReader(nnx.Module):
 
 
 def architecture(size: str) -> Architecture:
-  """`SIZES[size]`; ConfigError naming config.model.size for another name."""
+  """`SIZES[size]`; ConfigError naming config.model.reader.size for another name."""
   if size not in SIZES:
-    raise ConfigError(f"config.model.size={size!r}: expected one of {', '.join(SIZES)}")
+    raise ConfigError(f"config.model.reader.size={size!r}: expected one of {', '.join(SIZES)}")
   return SIZES[size]
 
 
-def multidigit(*, rngs: nnx.Rngs, channels: int = 1, fused: bool = False, pool: str = "reshape",
-               size: str = "small", dropout: float = 0.0, **wrn_options) -> NumberReader:
+def multidigit(*, rngs: nnx.Rngs, channels: int = 1, outputs: int = OUTPUTS, size: str = "small",
+               dropout: float = 0.0) -> NumberReader:
   """The reader of `SIZES[size]` for 54x54 images with `channels` channels (1 grey, 3 colour):
   per convolutional layer NumberConv -> NumberBatchNorm -> ReLU -> MaxPool(stride); Flatten;
-  per fully connected layer HiddenDense, then Dropout(`dropout`) when `dropout` > 0; Heads.
-
-  The registry's builder signature: `fused` and `pool` belong to the study's layers and the
-  Wide ResNet's options (depth, width, dtype) to it; all are ignored. Raises ConfigError for an
-  unknown `size` or a `dropout` outside [0, 1).
+  per fully connected layer HiddenDense, then Dropout(`dropout`) when `dropout` > 0; Heads (the
+  57 logits of `split_logits`), or for another count of `outputs` (a task of its own reusing the
+  trunk) one Glorot-uniform linear layer of that many. Raises ConfigError for an unknown `size`
+  or a `dropout` outside [0, 1).
   """
-  del fused, pool, wrn_options
   arch = architecture(size)
   if not 0 <= dropout < 1:
-    raise ConfigError(f"config.model.dropout={dropout!r}: expected a number in [0, 1)")
+    raise ConfigError(f"config.model.reader.dropout={dropout!r}: expected a number in [0, 1)")
   layers, features, side = [], channels, CROP
   if arch.space_to_depth > 1:
     layers.append(SpaceToDepth(arch.space_to_depth))
@@ -226,12 +212,18 @@ def multidigit(*, rngs: nnx.Rngs, channels: int = 1, fused: bool = False, pool: 
     if dropout > 0:
       layers.append(Dropout(dropout))
     features = units
-  layers.append(Heads(features, rngs=rngs))
+  layers.append(Heads(features, rngs=rngs) if outputs == OUTPUTS else
+                OutputLayer(features, outputs, rngs=rngs))
   return NumberReader(layers, channels)
 
 
-def from_config(model_cfg: Mapping, *, seed: int | jax.Array, channels: int) -> NumberReader:
-  """The reader config.model asks for (`model_cfg`: a ConfigDict or dict with size and dropout),
-  initialized from `seed`; raises ConfigError as `multidigit` does."""
-  return multidigit(rngs=nnx.Rngs(seed), channels=channels, size=model_cfg["size"],
-                    dropout=model_cfg["dropout"])
+def _from_config(options: Mapping, *, rngs: nnx.Rngs, channels: int, outputs: int, dtype,
+                 sample) -> NumberReader:
+  """The registry's builder: `multidigit` of config.model.reader (`options`: size, dropout)."""
+  del dtype, sample  # float32 layers; nothing read from the data
+  return multidigit(rngs=rngs, channels=channels, outputs=outputs, size=options["size"],
+                    dropout=options["dropout"])
+
+
+READER = ModelSpec(_from_config, convolutional=True, block="reader", outputs=OUTPUTS,
+                   image_size=CROP, create=multidigit)
