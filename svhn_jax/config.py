@@ -28,15 +28,13 @@ from typing import Any
 
 import ml_collections
 
+from svhn_jax import tasks
 from svhn_jax.errors import ConfigError
 
 # The models `svhn_jax.models` builds; a test holds the two lists equal.
 MODEL_NAMES = ("ann1", "ann2", "cnn1", "cnn2", "wrn", "multidigit")
-# digit: one centred digit per crop (the study's) | number: whole house numbers (svhn_jax.tasks).
-TASKS = ("digit", "number")
 # The sizes of the number reader, `svhn_jax.number_models.SIZES` (a test holds them equal).
 NUMBER_MODEL_SIZES = ("small", "paper")
-NUMBER_SOURCES = ("synthetic", "svhn_full")
 DATA_SOURCES = ("svhn", "synthetic", "svhn_cropped", "svhn_full")
 COLORS = ("grey", "rgb")
 PREPROCESS_MODES = ("raw", "mask")
@@ -163,8 +161,10 @@ _PLATEAU = ({"train.schedule": ("plateau",)},)
 # Every field of a run config (configs/default.py).
 RUN_SCHEMA: dict[str, Field] = {
     "seed": Field(int, low=0),
-    # Config files written before the task existed trained digits.
-    "task": Field(str, choices=TASKS, default="digit"),
+    # What the run learns: a name of `svhn_jax.tasks.REGISTRY` (digit: one centred digit per
+    # crop, the study's; number: whole house numbers) or a 'module:attribute' spec. Config files
+    # written before the task existed trained digits.
+    "task": Field(str, registry=tasks.REGISTRY, default=tasks.DEFAULT),
     "model.name": Field(str, choices=MODEL_NAMES),
     # The study's layers only: the WRN's and the number reader's are plain Flax.
     "model.impl": Field(str, choices=IMPLS, resumable=True, applies_to=_STUDY_MODELS),
@@ -365,43 +365,14 @@ def _spelling(value: Any) -> str:
 def _check_combinations(config: Mapping) -> None:
   """The rules between fields of a run config, as one-line ConfigErrors."""
   train, model = config["train"], config["model"]
-  _check_task(config)
+  # The task's own rules (its models, sources, inputs): `svhn_jax.tasks.base.Task.check_config`.
+  tasks.check_config(config)
   if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:
     raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
                       f"warm-up epochs than config.train.epochs={train['epochs']}")
   if model["name"] == "wrn" and (model["depth"] - 4) % 6:
     raise ConfigError(f"config.model.depth={model['depth']}: a Wide ResNet's depth is 6n+4 "
                       "(10, 16, 22, 28, 34, 40, ...)")
-
-
-def _check_task(config: Mapping) -> None:
-  """The rules of config.task=number: its model, sources, inputs; and no number model for digits."""
-  task, model, data = config.get("task", "digit"), config["model"]["name"], config["data"]
-  if task == "digit":
-    if model == "multidigit":
-      raise ConfigError("config.model.name='multidigit' reads whole house numbers: it needs "
-                        "config.task=number")
-    return
-  if model != "multidigit":
-    raise ConfigError(f"config.task='number': expected config.model.name=multidigit (the number "
-                      f"reader), got {model!r}")
-  if data["source"] not in NUMBER_SOURCES:
-    raise ConfigError(f"config.data.source={data['source']!r}: whole house numbers come from "
-                      f"photos; expected one of {', '.join(NUMBER_SOURCES)} with "
-                      "config.task=number")
-  if data["source"] == "synthetic" and data["use_extra"] and not data["path"]:
-    raise ConfigError("config.data.use_extra=True: the synthetic photos have train and test "
-                      "splits only; expected false with config.data.source=synthetic")
-  if data["preprocess"] != "raw":
-    raise ConfigError(f"config.data.preprocess={data['preprocess']!r}: the mask is made for 32x32 "
-                      "digit crops; expected raw with config.task=number")
-  if config["train"]["tta"]:
-    raise ConfigError(f"config.train.tta={config['train']['tta']!r}: test-time shifts average one "
-                      "softmax; expected 0 with config.task=number")
-  numbers = data["numbers"]
-  if numbers["margin_low"] > numbers["margin_high"]:
-    raise ConfigError(f"config.data.numbers.margin_low={numbers['margin_low']!r}: expected at most "
-                      f"config.data.numbers.margin_high={numbers['margin_high']!r}")
 
 
 def _show(value: Any) -> str:

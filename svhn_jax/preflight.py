@@ -14,7 +14,7 @@ from pathlib import Path
 
 import ml_collections
 
-from svhn_jax import checkpoint, sources
+from svhn_jax import checkpoint, sources, tasks
 from svhn_jax import config as config_lib
 from svhn_jax.errors import CheckpointError, ConfigError
 
@@ -34,7 +34,7 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   if not restart:
     check_resumable(config, workdir)
   # Read in full once: training takes it from here (`sources.Loaded.take`).
-  loaded = sources.load_checked(config.data, config.task)
+  loaded = sources.load_checked(tasks.get(config).load(config))
   if not restart:
     check_same_data(workdir, loaded.fingerprint)
   return loaded

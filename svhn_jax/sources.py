@@ -97,19 +97,18 @@ class Loaded:
     return contents
 
 
-def load_checked(data_cfg: ml_collections.ConfigDict, task: str = "digit") -> Loaded:
-  """`load`, fingerprinted: what preflight checks and training then uses, read once."""
-  dataset, path = load(data_cfg, task)
+def load_checked(loaded: tuple[data.Dataset, Path]) -> Loaded:
+  """(splits, where from) as a task's `load` gives them (`svhn_jax.tasks`), fingerprinted:
+  what preflight checks and training then uses, read once."""
+  dataset, path = loaded
   return Loaded(dataset, path, data.fingerprint(dataset))
 
 
-def load(data_cfg: ml_collections.ConfigDict, task: str = "digit") -> tuple[data.Dataset, Path]:
-  """The validated splits `config.data` asks for, in `config.data.color`, and where they came
-  from: for `task` 'digit' (config.task) 32x32 digit crops, labels (N,); for 'number' 64x64
-  house-number crops, labels (N, 6) (`load_numbers`). Raises ConfigError for a colour the source
-  cannot give and DataError for bad files."""
-  if task == "number":
-    return load_numbers(data_cfg)
+def load(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
+  """The validated 32x32 digit crops `config.data` asks for (labels int32 (N,) 0..9), in
+  `config.data.color`, and where they came from (the digit task's data; `load_numbers` gives
+  the number task's). Raises ConfigError for a colour the source cannot give and DataError for
+  bad files."""
   if data_cfg.source in ("svhn_cropped", "svhn_full"):
     return load_official(data_cfg)
   if data_cfg.color != "grey":
