@@ -101,7 +101,7 @@ def test_the_edges_of_each_range_are_allowed():
     ("train.learning_rate", math.inf, "expected a finite number above 0"),
     ("checkpoint.enabled", "yes", "expected True or False"),
     ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, multidigit"),
-    ("task", "sentence", "expected one of digit, number"),
+    ("task", "sentence", "expected one of digit, number, or a 'module:attribute' spec"),
     ("model.size", "huge", "expected one of small, paper"),
     ("data.numbers.jitter", "yes", "expected True or False"),
     ("train.optimizer", "lamb", "expected one of adam, adamw, sgd"),
