@@ -13,7 +13,8 @@ Two kinds of field have a command-line spelling that ml-collections cannot parse
 kept as documented: an optional boolean (`auto|true|false`, None meaning auto) and a list of
 names (`ann1,cnn2`). `split_overrides` takes those out of argv before absl parses the flags and
 `apply_overrides` sets them after; `normalize` reads the same spellings from a saved config.json.
-No JAX here.
+No JAX here: `validate` asks the run's task for its own rules (`svhn_jax.tasks`,
+`Task.check_config`), importing that task's module on first use.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from support import ROOT, read_json, tiny_config, tiny_dataset
+from support import ROOT, read_json, run_cli, tiny_config, tiny_dataset
 from svhn_jax import predict, tasks, train
 
 TASKS_DIR = ROOT / "svhn_jax" / "tasks"
@@ -125,3 +125,28 @@ def test_a_task_named_by_spec_trains_through_the_trainer_and_reads_files(tiny_h5
   lines = predict.lines(task, paths, answers, as_json=False)
   assert lines[0] == f"{paths[0]}: {answers[0]['parity']} ({answers[0]['probability']:.1%})"
   assert json.loads(predict.lines(task, paths, answers, as_json=True)[1])["file"] == paths[1]
+
+
+def test_a_task_named_by_spec_trains_resumes_and_predicts_from_separate_processes(tiny_h5,
+                                                                                    tmp_path):
+  """The registry imports the toy task in each process: train one epoch, resume to a second,
+  and read two files through `python -m svhn_jax.predict`."""
+  workdir = tmp_path / "run"
+  args = ["--config=configs/ann1.py", f"--workdir={workdir}", f"--config.data.path={tiny_h5}",
+          "--config.task=tests.toy_task:PARITY", "--config.train.batch_size=32",
+          "--config.train.eval_batch_size=50"]
+  first = run_cli("svhn_jax.main", *args, "--config.train.epochs=1")
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 1
+  second = run_cli("svhn_jax.main", *args, "--config.train.epochs=2")
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
+  test = tiny_dataset().test
+  paths = [str(tmp_path / f"crop{i}.png") for i in range(2)]
+  for i, path in enumerate(paths):
+    Image.fromarray(np.asarray(test.images[i]).astype(np.uint8)).save(path)
+  read = run_cli("svhn_jax.predict", f"--workdir={workdir}", "--json", *paths)
+  assert read.returncode == 0, read.stderr[-3000:]
+  answers = [json.loads(line) for line in read.stdout.splitlines()]
+  assert [a["file"] for a in answers] == paths
+  assert all(a["parity"] in ("even", "odd") for a in answers)
