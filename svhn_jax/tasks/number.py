@@ -261,9 +261,9 @@ class NumberTask:
                  options: Mapping[str, Any]) -> list[dict]:
     """`readings` of the photo files `paths` (see `number_crop`), `options['box']` the box
     around the number in every photo, as the text 'left,top,width,height' (--box) or float (4,),
-    or None for the whole photo. Raises ConfigError for a bad box, DataError for a photo it cannot read or a box
-    outside it, CheckpointError for a workdir without usable weights; the photos are read
-    before the weights."""
+    or None for the whole photo. Raises ConfigError for a bad box, DataError for a photo it
+    cannot read or a box outside it, CheckpointError for a workdir without usable weights; the
+    photos are read before the weights."""
     from svhn_jax import inference
     box = options.get("box")
     if box is not None:
