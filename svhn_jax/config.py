@@ -67,6 +67,28 @@ class Not:
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskReads:
+  """In a `Field.applies_to` condition on config.task: the tasks whose data is of `kind`
+  (`svhn_jax.tasks.base.Task.data_kind`: 'digit crops', 'number photos'), whether registered or
+  named by spec; the registered ones are `values`, for messages."""
+
+  kind: str
+
+  def __contains__(self, value: Any) -> bool:
+    try:
+      return tasks.REGISTRY.get(value).data_kind == self.kind
+    except ConfigError:
+      return False
+
+  @property
+  def values(self) -> tuple[str, ...]:
+    return tuple(name for name in tasks.REGISTRY.names() if name in self)
+
+  def __iter__(self):
+    return iter(self.values)
+
+
+@dataclasses.dataclass(frozen=True)
 class Field:
   """One config field. `kind` is int, float, bool, str, 'optional_bool' or 'names' (a list of
   strings); `low`/`high` bound numbers (inclusive unless `open_high`); `choices` bound strings
@@ -150,11 +172,11 @@ class Field:
 # recipes.py, steps.py, train.py, sources.py and number_data.py.
 _WRN = ({"model.name": ("wrn",)},)
 _STUDY_MODELS = ({"model.name": ("ann1", "ann2", "cnn1", "cnn2")},)
-_NUMBERS = ({"task": ("number",)},)
+_NUMBERS = ({"task": TaskReads("number photos")},)
 _OFFICIAL_OR_NUMBERS = ({"data.source": ("svhn_cropped", "svhn_full")}, *_NUMBERS)
 _CARVED = (*_OFFICIAL_OR_NUMBERS, {"data.train_on_val": (True,)})
 _GENERATED = ({"data.source": ("synthetic",), "data.path": ("",)},)
-_GENERATED_CROPS = ({"task": ("digit",), "data.source": ("synthetic",), "data.path": ("",)},)
+_GENERATED_CROPS = ({"task": TaskReads("digit crops"), "data.source": ("synthetic",), "data.path": ("",)},)
 _RAND_AUGMENT = ({"train.augment.num_ops": Not((0,))},)
 _EARLY_STOPPING = ({"train.early_stopping.enabled": (True,)},)
 _PLATEAU = ({"train.schedule": ("plateau",)},)

@@ -150,3 +150,21 @@ def test_a_task_named_by_spec_trains_resumes_and_predicts_from_separate_processe
   answers = [json.loads(line) for line in read.stdout.splitlines()]
   assert [a["file"] for a in answers] == paths
   assert all(a["parity"] in ("even", "odd") for a in answers)
+
+
+def test_the_config_fields_a_task_reads_follow_its_kind_of_data():
+  from configs import ann1
+  from svhn_jax import config as config_lib
+  from svhn_jax.errors import ConfigError
+  config = ann1.get_config()
+  config.task = "tests.toy_task:PARITY"
+  config.data.synthetic.val = 100  # the digit crops' field: read by a task on digit crops
+  config_lib.validate(config)
+  config.data.numbers.jitter = False
+  try:
+    config_lib.validate(config)
+  except ConfigError as e:
+    assert str(e).startswith("config.data.numbers.jitter=False: only read with config.task=number "
+                             "(this run has config.task=tests.toy_task:PARITY)"), e
+  else:
+    raise AssertionError("a parity run's numbers.jitter was not refused")

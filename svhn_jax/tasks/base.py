@@ -37,6 +37,11 @@ its device side stays cheap.
 
   name: str
       The task's registered name, as config.task holds it.
+  data_kind: str
+      What it reads from config.data: 'digit crops' (`sources.load`, the config.data.synthetic
+      crop fields) or 'number photos' (`sources.load_numbers`, config.data.numbers.*); the
+      config fields a run of the task reads follow it (`config.TaskReads`), so a new task on
+      either kind of data needs no edit of the config schema.
   from_config(config) -> Task
       The task with its options read from the run config (e.g. config.data.numbers.jitter);
       `tasks.get(config)` calls it on the registered object.
@@ -106,6 +111,7 @@ class Task(Protocol):
   """What a run learns; the module docstring gives each method's shapes and dtypes."""
 
   name: str
+  data_kind: str
 
   def from_config(self, config: Any) -> "Task": ...
 

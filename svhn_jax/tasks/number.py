@@ -126,6 +126,7 @@ class NumberTask:
   jitter: bool = True
   crop: int = house_numbers.CROP
   name: str = "number"
+  data_kind: str = "number photos"
 
   def from_config(self, config) -> "NumberTask":
     """The task with config.data.numbers.jitter."""
