@@ -75,7 +75,7 @@ def jax_run(model_name: str, data: dict, epochs: int, eval_batch: int, impl: str
 
   from svhn_jax import config as config_lib
   from svhn_jax import data as data_lib
-  from svhn_jax import inference, models, parallel, recipes, steps, train, trainer, xla_flags
+  from svhn_jax import inference, models, parallel, recipes, steps, tasks, train, trainer, xla_flags
 
   start = time.perf_counter()
   splits = {k: data_lib.Split(*jax.device_put(v)) for k, v in data.items()}
@@ -88,7 +88,8 @@ def jax_run(model_name: str, data: dict, epochs: int, eval_batch: int, impl: str
   runner = trainer.Trainer(graphdef, tx, batch_size=batch,
                            eval_batch_size=inference.inference_chunk(eval_batch, model_name),
                            mesh=parallel.make_mesh(1),
-                           scan=train.use_scan(scan_setting, model_name))
+                           scan=train.use_scan(scan_setting, model_name),
+                           task=tasks.get("digit"))
   key = jax.random.key(0)
   train_s, val_s = [], []
   for epoch in range(epochs):

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from svhn_jax import cli, models, steps, xla_flags
+from svhn_jax import cli, models, steps, tasks, xla_flags
 from svhn_jax.models import study
 
 
@@ -37,7 +37,7 @@ def make_step(graphdef, tx):
   def step(params, batch_stats, opt_state, images, labels, key):
     grad_fn = jax.value_and_grad(
         lambda p: steps.loss_and_logits(graphdef, p, batch_stats, images, labels, train=True,
-                                        key=key), has_aux=True)
+                                        key=key, task=tasks.get("digit")), has_aux=True)
     (loss, (_, new_stats)), grads = grad_fn(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), new_stats, opt_state, loss

@@ -8,7 +8,7 @@ import ml_collections
 from absl import flags
 
 from configs import study
-from svhn_jax import cli, multiseed, report, train
+from svhn_jax import cli, multiseed, report, tasks, train
 from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError
 
@@ -63,8 +63,8 @@ def check_runs(config: ml_collections.ConfigDict, arms: Sequence[tuple[str, str 
   holding a run of the same settings. Raises ConfigError naming the config file."""
   for name, preprocess in arms:
     run = study.run_config(config, name, preprocess=preprocess)
-    if run.get("task", "digit") != "digit":
-      raise ConfigError(f"config.models: configs/{name}.py reads whole house numbers "
+    if not tasks.same(run, "digit"):
+      raise ConfigError(f"config.models: configs/{name}.py is not a digit run "
                         f"(config.task={run.task}), and this experiment scores digit "
                         f"classifiers; train it alone with python -m svhn_jax.main "
                         f"--config=configs/{name}.py")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from svhn_jax import cli, inference, report
+from svhn_jax import cli, inference, report, tasks
 from svhn_jax.datasets import synthetic
 from svhn_jax.errors import CheckpointError, ConfigError
 
@@ -93,7 +93,8 @@ def checked_run(workdir: str) -> inference.LoadedRun:
     run = inference.load_run(workdir)
   except CheckpointError as e:
     raise ConfigError(f"--workdirs: {e}") from e
-  if run.config.task != "digit" or run.config.data.color != "grey":
+  # Its crops are 32x32 grey digits, labels 0..9: what the digit task reads, and no other.
+  if not tasks.same(run.config, "digit") or run.config.data.color != "grey":
     raise ConfigError(f"--workdirs: {workdir} is a task={run.config.task}, "
                       f"data.color={run.config.data.color} run; expected a digit run on grey "
                       "crops (config.task=digit, data.color=grey)")

@@ -15,7 +15,9 @@ names (`ann1,cnn2`). `split_overrides` takes those out of argv before absl parse
 `apply_overrides` sets them after; `normalize` reads the same spellings from a saved config.json.
 Fields since renamed (`RENAMED`: config.model's flat options, now config.model.wrn.* and
 config.model.reader.*) keep their old spelling on the command line, in a config file
-(`move_renamed`) and in a saved config.json, which compares equal to its new form. No JAX here.
+(`move_renamed`) and in a saved config.json, which compares equal to its new form. No JAX here:
+`validate` asks the run's task for its own rules (`svhn_jax.tasks`, `Task.check_config`),
+importing that task's module on first use.
 """
 
 from __future__ import annotations
@@ -30,17 +32,14 @@ from typing import Any
 
 import ml_collections
 
-from svhn_jax import datasets, models
+from svhn_jax import datasets, models, tasks
 from svhn_jax.errors import ConfigError
 from svhn_jax.models import reader_sizes
 
 # The models `svhn_jax.models` registers (a config may also name a 'module:attribute' spec).
 MODEL_NAMES = models.REGISTRY.names()
-# digit: one centred digit per crop (the study's) | number: whole house numbers (svhn_jax.tasks).
-TASKS = ("digit", "number")
 # The sizes of the number reader (`svhn_jax.models.number_reader`).
 NUMBER_MODEL_SIZES = tuple(reader_sizes.SIZES)
-NUMBER_SOURCES = ("synthetic", "svhn_full")
 # The registered data sources (`svhn_jax.datasets.REGISTRY`); a config may also name one by its
 # 'module:attribute' spec.
 DATA_SOURCES = datasets.REGISTRY.names()
@@ -71,6 +70,28 @@ class Not:
 
   def __contains__(self, value: Any) -> bool:
     return value not in self.values
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskReads:
+  """In a `Field.applies_to` condition on config.task: the tasks whose data is of `kind`
+  (`svhn_jax.tasks.base.Task.data_kind`: 'digit crops', 'number photos'), whether registered or
+  named by spec; the registered ones are `values`, for messages."""
+
+  kind: str
+
+  def __contains__(self, value: Any) -> bool:
+    try:
+      return tasks.REGISTRY.get(value).data_kind == self.kind
+    except ConfigError:
+      return False
+
+  @property
+  def values(self) -> tuple[str, ...]:
+    return tuple(name for name in tasks.REGISTRY.names() if name in self)
+
+  def __iter__(self):
+    return iter(self.values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,11 +179,12 @@ class Field:
 _WRN = ({"model.name": ("wrn",)},)
 _READER = ({"model.name": ("multidigit",)},)
 _STUDY_MODELS = ({"model.name": ("ann1", "ann2", "cnn1", "cnn2")},)
-_NUMBERS = ({"task": ("number",)},)
+_NUMBERS = ({"task": TaskReads("number photos")},)
 _OFFICIAL_OR_NUMBERS = ({"data.source": ("svhn_cropped", "svhn_full")}, *_NUMBERS)
 _CARVED = (*_OFFICIAL_OR_NUMBERS, {"data.train_on_val": (True,)})
 _GENERATED = ({"data.source": ("synthetic",), "data.path": ("",)},)
-_GENERATED_CROPS = ({"task": ("digit",), "data.source": ("synthetic",), "data.path": ("",)},)
+_GENERATED_CROPS = ({"task": TaskReads("digit crops"), "data.source": ("synthetic",),
+                     "data.path": ("",)},)
 _RAND_AUGMENT = ({"train.augment.num_ops": Not((0,))},)
 _EARLY_STOPPING = ({"train.early_stopping.enabled": (True,)},)
 _PLATEAU = ({"train.schedule": ("plateau",)},)
@@ -170,8 +192,10 @@ _PLATEAU = ({"train.schedule": ("plateau",)},)
 # Every field of a run config (configs/default.py).
 RUN_SCHEMA: dict[str, Field] = {
     "seed": Field(int, low=0),
-    # Config files written before the task existed trained digits.
-    "task": Field(str, choices=TASKS, default="digit"),
+    # What the run learns: a name of `svhn_jax.tasks.REGISTRY` (digit: one centred digit per
+    # crop, the study's; number: whole house numbers) or a 'module:attribute' spec. Config files
+    # written before the task existed trained digits.
+    "task": Field(str, registry=tasks.REGISTRY, default=tasks.DEFAULT),
     "model.name": Field(str, registry=models.REGISTRY),
     # The study's layers only: the WRN's and the number reader's are plain Flax.
     "model.impl": Field(str, choices=IMPLS, resumable=True, applies_to=_STUDY_MODELS),
@@ -446,43 +470,14 @@ def _spelling(value: Any) -> str:
 def _check_combinations(config: Mapping) -> None:
   """The rules between fields of a run config, as one-line ConfigErrors."""
   train, model = config["train"], config["model"]
-  _check_task(config)
+  # The task's own rules (its models, sources, inputs): `svhn_jax.tasks.base.Task.check_config`.
+  tasks.check_config(config)
   if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:
     raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
                       f"warm-up epochs than config.train.epochs={train['epochs']}")
   if model["name"] == "wrn" and (model["wrn"]["depth"] - 4) % 6:
     raise ConfigError(f"config.model.wrn.depth={model['wrn']['depth']}: a Wide ResNet's depth "
                       "is 6n+4 (10, 16, 22, 28, 34, 40, ...)")
-
-
-def _check_task(config: Mapping) -> None:
-  """The rules of config.task=number: its model, sources, inputs; and no number model for digits."""
-  task, model, data = config.get("task", "digit"), config["model"]["name"], config["data"]
-  if task == "digit":
-    if model == "multidigit":
-      raise ConfigError("config.model.name='multidigit' reads whole house numbers: it needs "
-                        "config.task=number")
-    return
-  if model != "multidigit":
-    raise ConfigError(f"config.task='number': expected config.model.name=multidigit (the number "
-                      f"reader), got {model!r}")
-  if data["source"] not in NUMBER_SOURCES:
-    raise ConfigError(f"config.data.source={data['source']!r}: whole house numbers come from "
-                      f"photos; expected one of {', '.join(NUMBER_SOURCES)} with "
-                      "config.task=number")
-  if data["source"] == "synthetic" and data["use_extra"] and not data["path"]:
-    raise ConfigError("config.data.use_extra=True: the synthetic photos have train and test "
-                      "splits only; expected false with config.data.source=synthetic")
-  if data["preprocess"] != "raw":
-    raise ConfigError(f"config.data.preprocess={data['preprocess']!r}: the mask is made for 32x32 "
-                      "digit crops; expected raw with config.task=number")
-  if config["train"]["tta"]:
-    raise ConfigError(f"config.train.tta={config['train']['tta']!r}: test-time shifts average one "
-                      "softmax; expected 0 with config.task=number")
-  numbers = data["numbers"]
-  if numbers["margin_low"] > numbers["margin_high"]:
-    raise ConfigError(f"config.data.numbers.margin_low={numbers['margin_low']!r}: expected at most "
-                      f"config.data.numbers.margin_high={numbers['margin_high']!r}")
 
 
 def _show(value: Any) -> str:

@@ -145,7 +145,7 @@ def load_run(workdir: str | os.PathLike) -> LoadedRun:
   workdir = Path(workdir)
   config = saved_config(workdir)
   channels = 3 if config.data.color == "rgb" else 1
-  model = tasks.from_config(config).build_model(config.model, seed=config.seed, channels=channels,
+  model = tasks.get(config).build_model(config.model, seed=config.seed, channels=channels,
                                                 dtype=jnp.dtype(config.train.compute_dtype))
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   like = {"params": params, "batch_stats": batch_stats}
@@ -169,9 +169,9 @@ def load_run(workdir: str | os.PathLike) -> LoadedRun:
 
 def run_logits(run: LoadedRun, images: np.ndarray) -> np.ndarray:
   """(N, outputs) logits of pixel images (N, H, W[, C], 0..255) under the run's weights, after
-  the run's own preprocessing: its task's evaluation input (`tasks.Task.eval_images`: for a
+  the run's own preprocessing: its task's evaluation input (`tasks.base.Task.eval_images`: for a
   numbers run, the centre 54x54 of 64x64 crops) and its mask, if any."""
-  images = tasks.from_config(run.config).eval_images(np.asarray(images))
+  images = tasks.get(run.config).eval_images(np.asarray(images))
   inputs = input_pipeline.prepare_images(images, run.mask)
   chunk = inference_chunk(run.config.train.eval_batch_size, run.config.model.name)
   weights = checkpoint.evaluated(run.weights)
@@ -181,5 +181,5 @@ def run_logits(run: LoadedRun, images: np.ndarray) -> np.ndarray:
 
 def predict_probs(run: LoadedRun, images: np.ndarray) -> np.ndarray:
   """(N, classes) float64 class probabilities of pixel images (N, H, W[, C], 0..255), for a
-  digit run (a numbers run's logits are six softmaxes: `tasks.decode` reads them)."""
+  digit run (a numbers run's logits are six softmaxes: `tasks.number.decode` reads them)."""
   return evaluate.softmax(run_logits(run, images).astype(np.float64))

@@ -168,7 +168,7 @@ def mask_panels(mean_map: np.ndarray, mask: np.ndarray, sample: np.ndarray,
 def accuracy_by_length(by_length: dict, path, title: str = "Sequence accuracy by number length"
                        ) -> Path:
   """One bar per true length class: `by_length` maps '1'.. '6' to {'count', 'sequence_accuracy'}
-  (evaluate.number_scores); each bar is labelled with its accuracy and photo count."""
+  (tasks.number.number_scores); each bar is labelled with its accuracy and photo count."""
   names = ["more than 5" if int(k) > 5 else k for k in by_length]
   values = [100 * row["sequence_accuracy"] for row in by_length.values()]
   fig, ax = _subplots(figsize=(1.2 * len(names) + 3, 4))
@@ -188,7 +188,7 @@ def accuracy_by_length(by_length: dict, path, title: str = "Sequence accuracy by
 def coverage_curve(coverage: np.ndarray, accuracy: np.ndarray, coverage_at_98: float, path,
                    title: str = "Coverage against accuracy (test)") -> Path:
   """Accuracy of the numbers answered against the share answered, refusing the least confident
-  first (evaluate.coverage_curve), with the 98% operating point of arXiv 1312.6082 marked."""
+  first (tasks.number.coverage_curve), with the 98% operating point of arXiv 1312.6082 marked."""
   fig, ax = _subplots(figsize=(6, 4.5))
   ax.plot(100 * np.asarray(coverage), 100 * np.asarray(accuracy), "-", color="tab:blue")
   ax.axhline(98, color="tab:red", ls="--", lw=1, label="98% accuracy")

@@ -1,27 +1,40 @@
-"""Predicts the digit in image files with the best weights of a trained run.
+"""Reads image files with the best weights of a trained run, as the run's task reads them.
 
-  python -m svhn_jax.predict --workdir=runs/cnn2 crop1.png crop2.jpg
+  python -m svhn_jax.predict --workdir=runs/cnn2 crop1.png crop2.jpg        # a digit per crop
   python -m svhn_jax.predict --workdir=runs/cnn2 --json crop1.png
+  python -m svhn_jax.predict --workdir=runs/numbers photo1.png              # a number per photo
+  python -m svhn_jax.predict --workdir=runs/numbers --box=12,30,80,41 photo.png
 
-Any size, colour mode or transparency is accepted (`svhn_jax.images`) and made into a crop as
-the study's data was: greyscale by luma (0.299 R + 0.587 G + 0.114 B; kept in colour for a run
-trained with config.data.color=rgb), widened to a square around its centre, resized bilinearly
-to 32x32. The run's own preprocessing (its mask, for a masked run)
-is then applied. The images and the workdir are checked before JAX starts: a missing,
-unreadable, too large or non-image file stops with one line on stderr; --verbosity=1 adds the
-traceback.
+`python -m svhn_jax.read` is the same program (its old name for numbers runs). What a file
+becomes and what is printed is the run's task's (`svhn_jax.tasks`, `Task.read_files` and
+`Task.answer_line`; --json prints {'file': path, ...the answer} per file):
+
+- a digit run (config.task=digit): any size, colour mode or transparency is accepted
+  (`svhn_jax.images`) and made into a crop as the study's data was: greyscale by luma (0.299 R
+  + 0.587 G + 0.114 B; kept in colour for a run trained with config.data.color=rgb), widened to
+  a square around its centre, resized bilinearly to 32x32, then the run's own preprocessing
+  (its mask, for a masked run). Prints 'file: digit (probability)'; --json gives file, digit,
+  probability, probabilities (all ten).
+- a numbers run (config.task=number): each photo is the number's crop, or with
+  --box=left,top,width,height (pixels from the top-left corner, as SVHN's digitStruct.mat boxes)
+  that box widened by the run's config.data.numbers.eval_margin per side (`tasks.number`).
+  Prints the number read, its probability, the length and each digit with its probability;
+  --json gives file, number, probability, length, length_probability, digits.
+
+The images, the options and the workdir are checked before JAX starts: a missing, unreadable,
+too large or non-image file, a --box the run's task does not take or that is not four numbers,
+stops with one line on stderr; --verbosity=1 adds the traceback.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
-import numpy as np
 from absl import app, flags
 
-from svhn_jax import cli, images, inference
-from svhn_jax.errors import ConfigError
+from svhn_jax import cli, inference, tasks
 
 FLAGS = flags.FLAGS
 
@@ -29,35 +42,37 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   # Defined only when run as a program: scripts that import the functions have their own flags.
   flags.DEFINE_string("workdir", None, "The workdir of a trained run, e.g. runs/cnn2.")
-  flags.DEFINE_bool("json", False, "Print one JSON object per image: file, digit, probability, "
-                    "probabilities (all ten).")
+  flags.DEFINE_bool("json", False, "Print one JSON object per file: the file and what the run "
+                    "reads in it (a digit run: digit, probability, probabilities; a numbers "
+                    "run: number, probability, length, length_probability, digits).")
+  flags.DEFINE_string("box", None, "Numbers runs: left,top,width,height of the box around the "
+                      "number's digits, in pixels; default: the whole photo is the number's crop.")
   flags.mark_flags_as_required(["workdir"])
 
 
-def lines(paths: Sequence[str], probs: np.ndarray, as_json: bool) -> list[str]:
-  """One output line per image: 'file: digit (probability)', or a JSON object."""
-  out = []
-  for path, p in zip(paths, probs):
-    digit, probability = int(p.argmax()), float(p.max())
-    if as_json:
-      out.append(json.dumps({"file": str(path), "digit": digit, "probability": probability,
-                             "probabilities": [round(float(q), 6) for q in p]}))
-    else:
-      out.append(f"{path}: {digit} ({probability:.1%})")
-  return out
+def lines(task, paths: Sequence[str], answers: Sequence[dict], as_json: bool) -> list[str]:
+  """One output line per file: the task's `answer_line`, or {'file': path, **answer} as JSON."""
+  if as_json:
+    return [json.dumps({"file": str(path), **answer}) for path, answer in zip(paths, answers)]
+  return [task.answer_line(path, answer) for path, answer in zip(paths, answers)]
+
+
+def read_files(workdir: str, paths: Sequence[str], **options) -> tuple[object, list[dict]]:
+  """(the run's task, its answer per file of `paths`) for the run in `workdir`, `options` as the
+  CLI's ('box': text or None). Raises CheckpointError for a workdir without a usable run,
+  ConfigError for an option the run's task does not take, DataError for a file it cannot
+  read; the files are read before the weights."""
+  config = inference.saved_config(workdir)
+  task = tasks.get(config)
+  return task, task.read_files(Path(workdir), config, paths, {"box": None, **options})
 
 
 def main(argv: list[str]) -> None:
   paths = argv[1:]
   if not paths:
-    raise app.UsageError("Give one or more image files to read digits from.")
-  config = inference.saved_config(FLAGS.workdir)
-  if config.task != "digit":
-    raise ConfigError(f"--workdir={FLAGS.workdir} holds a numbers run (config.task="
-                      f"{config.task!r}); read its photos with python -m svhn_jax.read")
-  crops = np.stack([images.load_crop(path, color=config.data.color) for path in paths])
-  probs = inference.predict_probs(inference.load_run(FLAGS.workdir), crops)
-  print("\n".join(lines(paths, probs, FLAGS.json)))
+    raise app.UsageError("Give one or more image files to read.")
+  task, answers = read_files(FLAGS.workdir, paths, box=FLAGS.box)
+  print("\n".join(lines(task, paths, answers, FLAGS.json)))
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   check_workdir(workdir)
   if not restart:
     check_resumable(config, workdir)
-  # Read in full once: training takes it from here (`Loaded.take`).
-  loaded = sources.Loaded(*tasks.from_config(config).load(config.data))
+  # Read in full once: training takes it from here (`sources.Loaded.take`).
+  loaded = sources.Loaded(*tasks.get(config).load(config))
   if not restart:
     check_same_data(workdir, loaded.fingerprint)
   return loaded

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from svhn_jax import evaluate, fileio, stats
+from svhn_jax import evaluate, fileio, stats, tasks
 
 
 class Run(NamedTuple):
@@ -129,21 +129,20 @@ def per_class_rows(runs: Sequence[Run]) -> list[list[str]]:
 PER_CLASS_HEADERS = ("digit", "precision", "recall", "F1", "support")
 
 
-def data_text(data: dict) -> str:
-  """Which data a run config's `data` field names, in words."""
-  if data["path"]:
-    where = f"`{data['path']}`"
-  elif data["source"] == "synthetic":
-    sizes = data["synthetic"]
-    where = (f"synthetic, {sizes['train']:,} / {sizes['val']:,} / {sizes['test']:,} "
-             f"train / validation / test images (generator version {sizes.get('version', 1)}, "
-             f"seed {sizes['seed']})")
-  else:
-    where = "the study's SVHN file"
-  held_out = data.get("val_size", 6_000)
-  pooled = (f", training on the training and validation images together ({held_out:,} held out "
-            "for validation)" if data.get("train_on_val") else "")
-  return f"{where}, preprocessing `{data['preprocess']}`{pooled}"
+def data_text(config: dict) -> str:
+  """Which data a run config (a saved config.json's dict) names, in words, as its task says it
+  (`svhn_jax.tasks`, `Task.data_text`)."""
+  return tasks.get(tasks.name_of(config)).data_text(config["data"])
+
+
+def confident_sections(kind: str, confident: int, wrong: int, threshold: float) -> list[str]:
+  """The heading and sentence of an error analysis' high-confidence section: how many of the
+  `wrong` answers (`kind`: 'errors' or 'misreads') were given with a probability above
+  `threshold`."""
+  share = percent(confident / wrong) if wrong else "n/a"
+  return [f"## High-confidence {kind} (probability above {threshold:.0%})",
+          f"{confident} of {wrong} {kind} ({share}) were made with a probability above "
+          f"{threshold:.0%}: a confidence cut-off at {threshold:.0%} would not flag them."]
 
 
 def recipe_text(train: dict) -> str:
@@ -168,13 +167,13 @@ def recipe_text(train: dict) -> str:
 def settings_text(groups: dict[str, Sequence[Run]], seeds: Sequence[int]) -> str:
   """The settings the groups of runs were trained with, read from their configs."""
   configs = {name: runs[0].config for name, runs in groups.items()}
-  data = {data_text(c["data"]) for c in configs.values()}
+  data = {data_text(c) for c in configs.values()}
   if len(data) == 1:
     head = f"Data: {data.pop()}. "
     per_group = [f"{name}: {recipe_text(c['train'])}" for name, c in configs.items()]
   else:
     head = ""
-    per_group = [f"{name}: {recipe_text(c['train'])}; data: {data_text(c['data'])}"
+    per_group = [f"{name}: {recipe_text(c['train'])}; data: {data_text(c)}"
                  for name, c in configs.items()]
   return f"{head}Seeds: {', '.join(map(str, seeds))}. " + ". ".join(per_group) + "."
 

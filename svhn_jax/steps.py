@@ -10,7 +10,7 @@ graph on every call.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +18,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from svhn_jax import augment, recipes, tasks
-from svhn_jax.data import Split
+from svhn_jax import augment, recipes
+
+if TYPE_CHECKING:  # annotations only: the data layer is not the compiled step's
+  from svhn_jax.data import Split
+  from svhn_jax.tasks.base import Task
 
 # Pixel value -> model input, computed by numpy as the study scaled on the host: XLA rewrites a
 # division by 255 as a multiplication by its reciprocal, which rounds 1 in 3 values differently.
@@ -104,7 +107,7 @@ def model_input(images: jax.Array) -> jax.Array:
 
 
 def loss_and_logits(graphdef, params, batch_stats, images, labels, *, train: bool, key=None,
-                    label_smoothing: float = 0.0, task: tasks.Task = tasks.DIGIT):
+                    label_smoothing: float = 0.0, task: Task):
   """The task's mean loss (for digits the cross-entropy, targets smoothed by
   `label_smoothing`), the logits and the BatchNorm statistics after this forward pass."""
   # copy=True: BatchNorm writes its statistics into the Variables, which must belong to this
@@ -124,7 +127,7 @@ _INPUT_STREAM = 0x7FFFFFFE
 
 def train_step(graphdef, tx: optax.GradientTransformation, options: StepOptions,
                state: TrainState, totals: Totals, data: Split, batches: jax.Array, i: jax.Array,
-               key: jax.Array, *, task: tasks.Task = tasks.DIGIT) -> tuple[TrainState, Totals]:
+               key: jax.Array, *, task: Task) -> tuple[TrainState, Totals]:
   """One optimizer step on batch `i` of `batches` ((steps, B) rows of sample indices into
   `data`), gathered, made into the task's training input (`task.train_images`) and augmented on
   the device; dropout keyed by `key` folded with `i`, the task's input by `key` folded with
@@ -162,7 +165,7 @@ def train_step(graphdef, tx: optax.GradientTransformation, options: StepOptions,
 
 def scan_epoch(graphdef, tx: optax.GradientTransformation, options: StepOptions,
                state: TrainState, totals: Totals, data: Split, batches: jax.Array,
-               key: jax.Array, *, task: tasks.Task = tasks.DIGIT) -> tuple[TrainState, Totals]:
+               key: jax.Array, *, task: Task) -> tuple[TrainState, Totals]:
   """`train_step` over every row of `batches` in one `lax.scan`: the same steps, one dispatch."""
   def body(carry, i):
     return train_step(graphdef, tx, options, *carry, data, batches, i, key, task=task), None

@@ -31,6 +31,7 @@ from svhn_jax import (callbacks, checkpoint, cli, data, fileio, inference, input
                       tasks)
 from svhn_jax import config as config_lib
 from svhn_jax.datasets import sources
+from svhn_jax.tasks import base
 from svhn_jax.errors import Interrupted, TrainingDiverged
 from svhn_jax.models import study
 from svhn_jax.trainer import DIVERGED_ADVICE, Trainer
@@ -104,8 +105,8 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
     # Before the data is read or anything written: the device count is known only now.
     parallel.check_batch_size(config.train.batch_size, mesh)
     logging.info("JAX: %s", parallel.describe(mesh))
-    task = tasks.from_config(config)
-    dataset, path, fingerprint = (loaded or sources.Loaded(*task.load(config.data))).take()
+    task = tasks.get(config)
+    dataset, path, fingerprint = (loaded or sources.Loaded(*task.load(config))).take()
     (train, val, test), mask = input_pipeline.prepare(dataset, config.data.preprocess)
     del dataset
     # Validation and test hold the task's evaluation input (a numbers run's centre crops).
@@ -312,7 +313,7 @@ def _best_weights(run: TrainingRun, final: steps.TrainState) -> dict:
 
 
 def _evaluate(run: TrainingRun, final: steps.TrainState, graphdef, test: data.Split,
-              mesh: jax.sharding.Mesh, task: tasks.Task) -> dict:
+              mesh: jax.sharding.Mesh, task: base.Task) -> dict:
   """Scores the run's best weights on the test split as the task does (`task.test_report`);
   writes test_metrics.json, the training curves and the task's figures."""
   weights = checkpoint.evaluated(_best_weights(run, final))
@@ -321,7 +322,7 @@ def _evaluate(run: TrainingRun, final: steps.TrainState, graphdef, test: data.Sp
   predict = functools.partial(inference.predict_logits, graphdef, weights["params"],
                               weights["batch_stats"], batch_size=chunk, mesh=mesh,
                               tta=run.config.train.tta)
-  report, logits = task.test_report(predict, test, run.config.data)
+  report, logits = task.test_report(predict, test, task.extra_tests(run.config))
   report["best_epoch"] = run.progress.early_stopping.best_epoch + 1
   report["epochs_run"] = run.progress.epoch
   logging.info("Test accuracy %.4f (best epoch %d)\n%s", report["accuracy"],

@@ -17,8 +17,9 @@ import jax
 import numpy as np
 import optax
 
-from svhn_jax import inference, input_pipeline, parallel, steps, tasks, xla_flags
+from svhn_jax import inference, input_pipeline, parallel, steps, xla_flags
 from svhn_jax.data import Split
+from svhn_jax.tasks.base import Task
 from svhn_jax.errors import TrainingDiverged
 
 DIVERGED_ADVICE = ("That epoch was not saved: the workdir keeps the last good epoch's "
@@ -36,7 +37,7 @@ class Trainer:
   def __init__(self, graphdef, tx: optax.GradientTransformation, *, batch_size: int,
                eval_batch_size: int, mesh: jax.sharding.Mesh, scan: bool = False,
                num_seeds: int | None = None, options: steps.StepOptions = steps.StepOptions(),
-               task: tasks.Task = tasks.DIGIT):
+               task: Task):
     self.graphdef = graphdef
     self.batch_size = batch_size
     self.mesh = mesh

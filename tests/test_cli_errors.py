@@ -274,15 +274,14 @@ CASES = {
     "read_box_outside_the_photo": Case(
         "read", lambda t: [f"--workdir={numbers_workdir(t)}", "--box=50,2,10,5", str(photo(t))],
         r"^error: --box=50,2,10,5 lies outside .*photo\.png \(40x30 pixels\)"),
-    "read_digit_run": Case(
-        "read", lambda t: [f"--workdir={run_workdir(t)}", str(photo(t))],
-        r"^error: --workdir=.* holds a run of config\.task='digit'; reading whole numbers needs"),
+    # One CLI reads what the run's task reads: a digit run has no box to crop.
+    "read_digit_run_with_a_box": Case(
+        "read", lambda t: [f"--workdir={run_workdir(t)}", "--box=1,2,3,4", str(photo(t))],
+        r"^error: --box: --workdir=.* holds a digit run \(config\.task=digit\), which reads each "
+        r"image whole"),
     "read_missing_photo": Case(
         "read", lambda t: [f"--workdir={numbers_workdir(t)}", str(t / "nope.png")],
         r"^error: .*nope\.png: no such file"),
-    "predict_numbers_run": Case(
-        "predict", lambda t: [f"--workdir={numbers_workdir(t)}", str(photo(t))],
-        r"^error: --workdir=.* holds a numbers run .*python -m svhn_jax\.read$"),
     "main_number_task_with_a_digit_model": Case(
         "main", lambda t: ["--config=configs/numbers.py", f"--workdir={t / 'run'}",
                            "--config.model.name=cnn2"],

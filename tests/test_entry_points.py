@@ -124,8 +124,8 @@ def test_an_experiment_checks_every_run_before_the_first_trains(tmp_path):
 
 
 def test_an_experiment_refuses_a_numbers_config(tmp_path):
-  with pytest.raises(ConfigError, match=r"^config\.models: configs/numbers\.py reads whole house "
-                     r"numbers \(config\.task=number\)"):
+  with pytest.raises(ConfigError, match=r"^config\.models: configs/numbers\.py is not a digit run "
+                     r"\(config\.task=number\)"):
     seeded.check_runs(experiment(["cnn2", "numbers"]), [("cnn2", None), ("numbers", None)], [0],
                       tmp_path)
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 import official_files
 from support import SHARED_DATA, read_json, run_cli, tiny_config, tiny_dataset
-from svhn_jax import images, inference, models, predict, recipes, steps, train
+from svhn_jax import images, inference, models, predict, recipes, steps, tasks, train
 from svhn_jax.errors import CheckpointError, ConfigError
 
 
@@ -63,9 +63,10 @@ def test_a_loaded_run_reproduces_its_test_accuracy(finished_run, preprocess):
 
 
 def test_output_lines():
-  probs = np.array([[0.1, 0.7, 0.2] + [0] * 7])
-  assert predict.lines(["a.png"], probs, False) == ["a.png: 1 (70.0%)"]
-  record = json.loads(predict.lines(["a.png"], probs, True)[0])
+  task = tasks.get("digit")
+  answers = [{"digit": 1, "probability": 0.7, "probabilities": [0.1, 0.7, 0.2] + [0.0] * 7}]
+  assert predict.lines(task, ["a.png"], answers, False) == ["a.png: 1 (70.0%)"]
+  record = json.loads(predict.lines(task, ["a.png"], answers, True)[0])
   assert (record["file"], record["digit"], record["probability"]) == ("a.png", 1, 0.7)
   assert record["probabilities"] == [0.1, 0.7, 0.2] + [0.0] * 7
 

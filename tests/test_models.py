@@ -12,7 +12,7 @@ from flax import nnx
 
 from configs import default as default_config
 from svhn_jax import config as config_lib
-from svhn_jax import models, steps
+from svhn_jax import models, steps, tasks
 from svhn_jax.models import study
 from svhn_jax.models import wrn as wide
 from svhn_jax.errors import ConfigError
@@ -400,7 +400,8 @@ def test_wrn_trains_under_jit_through_the_product_loss():
   @jax.jit
   def sgd_step(params, stats, key):
     (loss, (_, stats)), grads = jax.value_and_grad(
-        lambda p: steps.loss_and_logits(graphdef, p, stats, x, labels, train=True, key=key),
+        lambda p: steps.loss_and_logits(graphdef, p, stats, x, labels, train=True, key=key,
+                                        task=tasks.get("digit")),
         has_aux=True)(params)
     return jax.tree.map(lambda p, g: p - 0.1 * g, params, grads), stats, loss
 

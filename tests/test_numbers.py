@@ -20,10 +20,11 @@ from PIL import Image
 import official_files as files
 from configs import numbers
 from support import metrics_rows, read_json, run_cli, start_paused, table_rows
-from svhn_jax import checkpoint, house_numbers, inference, read, report, train
+from svhn_jax import checkpoint, house_numbers, inference, predict, report, train
 from svhn_jax.datasets import numbers as number_data
 from svhn_jax.datasets import photos as full_photos
 from svhn_jax.datasets import sources, synthetic_photos
+from svhn_jax.tasks import number
 
 EPOCHS = 2
 # 80 photos, 16 carved for validation: 4 steps of 16 per epoch.
@@ -120,7 +121,7 @@ def test_number_crops_of_photos_in_every_mode_are_reads(tmp_path, how):
   for i, (photo, _) in enumerate(renamed):
     union = house_numbers.number_box(photo.boxes, 0)
     np.testing.assert_array_equal(
-        got.images[i], read.number_crop(str(folder / photo.name), "rgb", union, 0.15))
+        got.images[i], number.number_crop(str(folder / photo.name), "rgb", union, 0.15))
 
 
 def test_the_number_task_finds_a_split_at_any_depth(tmp_path):
@@ -212,7 +213,7 @@ def photos(tmp_path_factory) -> dict[str, Path]:
 def test_read_gives_each_photos_number_probability_and_digits(finished, photos):
   paths = [str(photos[name]) for name in ("colour_png", "grey_jpeg", "transparent_png",
                                            "odd_png", "tiny_png")]
-  readings = read.read_photos(str(finished), paths)
+  readings = predict.read_files(str(finished), paths)[1]
   assert len(readings) == len(paths)
   for r in readings:
     assert set(r) == {"number", "probability", "length", "length_probability", "digits"}
@@ -229,10 +230,10 @@ def test_a_box_crops_the_number_with_the_runs_margin(finished, photos):
   pixels = np.asarray(Image.open(path).convert("L"))
   want = house_numbers.crop_number(
       pixels, house_numbers.number_box(box[None], 0.15, pixels.shape[::-1]))
-  np.testing.assert_array_equal(read.number_crop(path, "grey", box, 0.15), want)
+  np.testing.assert_array_equal(number.number_crop(path, "grey", box, 0.15), want)
   whole = house_numbers.crop_number(pixels, np.array([0, 0, *pixels.shape[::-1]], float))
-  np.testing.assert_array_equal(read.number_crop(path, "grey"), whole)
-  assert len(read.read_photos(str(finished), [path], box)) == 1
+  np.testing.assert_array_equal(number.number_crop(path, "grey"), whole)
+  assert len(predict.read_files(str(finished), [path], box=box)[1]) == 1
 
 
 def test_the_read_cli_prints_one_json_object_per_photo(finished, photos):
@@ -242,7 +243,7 @@ def test_the_read_cli_prints_one_json_object_per_photo(finished, photos):
   assert result.returncode == 0, result.stderr[-3000:]
   objects = [json.loads(line) for line in result.stdout.splitlines()]
   assert [o["file"] for o in objects] == paths
-  readings = read.read_photos(str(finished), paths, read.parse_box(box))
+  readings = predict.read_files(str(finished), paths, box=box)[1]
   assert [{k: v for k, v in o.items() if k != "file"} for o in objects] == readings
 
 
@@ -252,11 +253,11 @@ def test_read_prints_a_line_per_photo():
                         {"digit": 7, "probability": 0.625}]}
   nothing = {"number": "", "probability": 0.4, "length": 0, "length_probability": 0.4,
              "digits": []}
-  assert read.lines(["a.png", "b.jpg"], [reading, nothing], as_json=False) == [
+  assert predict.lines(number.NUMBER, ["a.png", "b.jpg"], [reading, nothing], as_json=False) == [
       "a.png: 127 (50.0%)  length 3 90.0%; digits: 1 99.0%, 2 80.0%, 7 62.5%",
       "b.jpg: (no number) (40.0%)  length 0 40.0%; digits: -"]
-  assert json.loads(read.lines(["a.png"], [reading], as_json=True)[0]) == {"file": "a.png",
-                                                                           **reading}
+  assert json.loads(predict.lines(number.NUMBER, ["a.png"], [reading], as_json=True)[0]) == {
+      "file": "a.png", **reading}
 
 
 def test_a_replaced_photo_in_a_folder_is_cropped_again(tmp_path, monkeypatch):

@@ -111,7 +111,7 @@ FOUR_DEVICES = """
 import json, logging, sys
 import jax, numpy as np
 from configs import cnn2
-from svhn_jax import models, parallel, recipes, steps, train
+from svhn_jax import models, parallel, recipes, steps, tasks, train
 from svhn_jax.data import Split
 from svhn_jax.trainer import Trainer
 
@@ -119,7 +119,8 @@ mesh = parallel.make_mesh()
 assert mesh.size == 4, mesh
 tx = recipes.adam(1e-3, 1e-7)
 graphdef, state = steps.init_state(models.create_model("ann2", seed=0), tx)
-trainer = Trainer(graphdef, tx, batch_size=32, eval_batch_size=50, mesh=mesh)
+trainer = Trainer(graphdef, tx, batch_size=32, eval_batch_size=50, mesh=mesh,
+                  task=tasks.get("digit"))
 data = Split(*parallel.replicate((np.zeros((64, 32, 32), np.uint8), np.zeros(64, np.int32)),
                                  mesh))
 # The first step's mesh inputs as shapes and shardings (the rest as they are: keys and step

@@ -52,16 +52,26 @@ def test_image_links_are_relative_to_the_report(tmp_path):
 
 
 def test_data_text_names_the_file_or_the_generator():
-  assert report.data_text({"path": "/d.h5", "preprocess": "raw"}) == "`/d.h5`, preprocessing `raw`"
+  # A config.json without a task (written before it existed) is a digit run's.
+  data_text = lambda data: report.data_text({"data": data})
+  assert data_text({"path": "/d.h5", "preprocess": "raw"}) == "`/d.h5`, preprocessing `raw`"
   synthetic = {"path": "", "source": "synthetic", "preprocess": "mask",
                "synthetic": {"train": 8000, "val": 2000, "test": 2000, "seed": 0}}
-  assert report.data_text(synthetic).startswith("synthetic, 8,000 / 2,000 / 2,000")
-  assert "(generator version 1, seed 0)" in report.data_text(synthetic)  # before version 2
+  assert data_text(synthetic).startswith("synthetic, 8,000 / 2,000 / 2,000")
+  assert "(generator version 1, seed 0)" in data_text(synthetic)  # before version 2
   synthetic["synthetic"]["version"] = 2
-  assert "(generator version 2, seed 0)" in report.data_text(synthetic)
+  assert "(generator version 2, seed 0)" in data_text(synthetic)
   synthetic["train_on_val"], synthetic["val_size"] = True, 400
-  assert report.data_text(synthetic).endswith(
+  assert data_text(synthetic).endswith(
       "training on the training and validation images together (400 held out for validation)")
+
+
+def test_data_text_is_the_runs_tasks():
+  from configs import numbers
+  config = numbers.get_config().to_dict()
+  assert report.data_text(config).startswith("generated photos, ")
+  assert "test numbers cropped with a margin of 0.15 of their box per side" in report.data_text(
+      config)
 
 
 def test_settings_say_each_models_schedule_and_stopping():

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from svhn_jax import models, parallel, recipes, steps, tasks
+
+DIGIT = tasks.get("digit")
 from svhn_jax.data import Split
 from svhn_jax.trainer import Trainer
 
@@ -54,7 +56,7 @@ def test_with_learning_rate_sets_the_rate_a_step_uses():
 def test_metrics_are_mean_cross_entropy_and_accuracy():
   logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
   labels = jnp.array([0, 1, 1, 1])
-  got = tasks.DIGIT.metrics(logits, labels)
+  got = DIGIT.metrics(logits, labels)
   log_probs = logits - jax.scipy.special.logsumexp(logits, axis=-1, keepdims=True)
   want = -np.mean(np.asarray(log_probs)[np.arange(4), np.asarray(labels)])
   np.testing.assert_allclose(got["loss"], want, rtol=1e-6)
@@ -77,7 +79,7 @@ def test_scan_epoch_takes_the_same_steps_as_the_step_loop(epoch_data):
   mesh, data = epoch_data
   graphdef, tx, state = fresh("ann2")
   results = [one_epoch(Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh,
-                               scan=scan), state, data, jax.random.key(0))
+                               scan=scan, task=DIGIT), state, data, jax.random.key(0))
              for scan in (False, True)]
   assert_trees_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
   (loop_metrics,), (scan_metrics,) = results[0][1], results[1][1]
@@ -92,7 +94,7 @@ def test_an_epoch_takes_a_step_on_the_batch_left_over(epoch_data):
   epoch's accuracy counts all 70 samples."""
   mesh, data = epoch_data
   graphdef, tx, state = fresh("ann1")
-  trainer = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh)
+  trainer = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, task=DIGIT)
   seen = []
   new_state, (metrics,) = trainer.train_epoch(jax.tree.map(jnp.copy, state), data,
                                               jax.random.key(0), 0, seen.append)
@@ -104,10 +106,10 @@ def test_an_epoch_takes_a_step_on_the_batch_left_over(epoch_data):
 def test_evaluation_equals_the_metrics_of_the_logits(epoch_data):
   mesh, data = epoch_data
   graphdef, tx, state = fresh("cnn1")
-  trainer = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh)
+  trainer = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, task=DIGIT)
   (scores,) = trainer.evaluate(state, data)
   logits = steps.logits(graphdef, state.params, state.batch_stats, data.images)
-  want = tasks.DIGIT.metrics(logits, data.labels)
+  want = DIGIT.metrics(logits, data.labels)
   np.testing.assert_allclose(scores["loss"], want["loss"], rtol=1e-5)
   assert scores["accuracy"] == float(want["accuracy"])
 
@@ -119,8 +121,9 @@ def test_a_seed_axis_trains_and_evaluates_each_seed_as_alone(epoch_data):
   inits = [fresh("ann2", seed=s, impl="flax") for s in (3, 4)]
   graphdef, tx = inits[0][:2]
   keys = [jax.random.key(s) for s in (3, 4)]
-  single = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh)
-  vmapped = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, num_seeds=2)
+  single = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, task=DIGIT)
+  vmapped = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, num_seeds=2,
+                    task=DIGIT)
   stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(state for _, _, state in inits))
   scores = vmapped.evaluate(stacked, data)
   _, metrics = one_epoch(vmapped, stacked, data, jnp.stack(keys))

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from svhn_jax import evaluate, house_numbers, models, recipes, tasks
+from svhn_jax import house_numbers, models, recipes, tasks
 from svhn_jax.models import number_reader, reader_sizes, study
+from svhn_jax.tasks import number
 from svhn_jax import config as config_lib
 
-NUMBER = tasks.NumberTask()
+NUMBER = number.NumberTask()
+DIGIT = tasks.get("digit")
 
 
 def labels(*numbers: str) -> np.ndarray:
@@ -49,7 +51,7 @@ def test_the_loss_with_uniform_softmaxes_counts_the_length_and_each_digit_up_to_
   # Every softmax uniform: the length costs log 7 and each digit read log 10; a 2-digit number
   # adds two digit terms, a number of more than 5 digits all five.
   y = np.array([[2, 3, 7, 10, 10, 10], [6, 1, 2, 3, 4, 5]], np.int32)
-  losses = tasks.number_losses(jnp.zeros((2, 57)), jnp.asarray(y))
+  losses = number.number_losses(jnp.zeros((2, 57)), jnp.asarray(y))
   np.testing.assert_allclose(losses, [math.log(7) + 2 * math.log(10),
                                       math.log(7) + 5 * math.log(10)], rtol=1e-6)
   np.testing.assert_allclose(NUMBER.loss(jnp.zeros((2, 57)), jnp.asarray(y)),
@@ -63,11 +65,11 @@ def test_the_loss_of_chosen_probabilities_and_the_masked_positions():
   logits[0, 7 + 3] = math.log(9)  # P(first digit 3) = 9 / (9 + 9) = 1/2
   logits[0, 7 + 10 + 7] = math.log(3)  # P(second digit 7) = 3 / (3 + 9) = 1/4
   want = math.log(3) + math.log(2) + math.log(4)
-  np.testing.assert_allclose(tasks.number_losses(jnp.asarray(logits), y), [want], rtol=1e-6)
+  np.testing.assert_allclose(number.number_losses(jnp.asarray(logits), y), [want], rtol=1e-6)
   # Positions past the length are masked: their logits change nothing, nor their gradient.
   noisy = logits.copy()
   noisy[0, 7 + 20:] = np.random.default_rng(0).normal(0, 5, 30)
-  np.testing.assert_allclose(tasks.number_losses(jnp.asarray(noisy), y), [want], rtol=1e-6)
+  np.testing.assert_allclose(number.number_losses(jnp.asarray(noisy), y), [want], rtol=1e-6)
   grad = jax.grad(lambda z: NUMBER.loss(z, y))(jnp.asarray(noisy))
   assert not np.asarray(grad)[0, 7 + 20:].any()
 
@@ -86,14 +88,14 @@ def test_decode_reads_the_number_and_its_probability():
   logits[0, 3] = math.log(66)  # P(length 3) = 66 / 72 = 11/12
   for k, (d, weight) in enumerate(((4, 9.0), (0, 9.0), (2, 3.0))):
     logits[0, 7 + 10 * k + d] = math.log(weight)  # P = weight / (weight + 9)
-  decoded = tasks.decode(logits)
+  decoded = number.decode(logits)
   assert int(decoded.lengths[0]) == 3
   np.testing.assert_array_equal(decoded.digits[0], [4, 0, 2, 10, 10])
   np.testing.assert_allclose(decoded.log_prob[0], math.log(11 / 12 * 0.5 * 0.5 * 0.25), rtol=1e-5)
   # Digits this unsure make "no number" (P(length 0) = 1/72) likelier than a 402 of 1/4 less.
   logits[0, 3] = math.log(6)
-  assert int(tasks.decode(logits).lengths[0]) == 0
-  assert evaluate.number_text(3, np.asarray(decoded.digits[0])) == "402"
+  assert int(number.decode(logits).lengths[0]) == 0
+  assert number.number_text(3, np.asarray(decoded.digits[0])) == "402"
 
 
 def test_decode_picks_the_length_that_makes_the_whole_number_most_probable():
@@ -103,15 +105,15 @@ def test_decode_picks_the_length_that_makes_the_whole_number_most_probable():
   logits[0, [1, 2, 3]] = np.log([0.35, 0.4, 0.25])
   logits[0, 7 + 5] = 0.0
   logits[0, 17:27] = 0.0
-  decoded = tasks.decode(logits)
+  decoded = number.decode(logits)
   assert int(decoded.lengths[0]) == 1
   np.testing.assert_array_equal(decoded.digits[0], [5, 10, 10, 10, 10])
 
 
 def test_sequence_correct_needs_the_length_and_every_digit():
   y = jnp.asarray(labels("12", "345", "6"))
-  decoded = tasks.decode(confident("12", "346", "61"))
-  np.testing.assert_array_equal(tasks.sequence_correct(decoded, y), [True, False, False])
+  decoded = number.decode(confident("12", "346", "61"))
+  np.testing.assert_array_equal(number.sequence_correct(decoded, y), [True, False, False])
   assert int(NUMBER.correct(jnp.asarray(confident("12", "346", "61")), y)) == 1
   metrics = NUMBER.metrics(jnp.asarray(confident("12", "346", "61")), y)
   np.testing.assert_allclose(metrics["accuracy"], 1 / 3)
@@ -126,7 +128,7 @@ def test_number_scores_on_hand_made_readings():
                      [7, 8, 10, 10, 10],  # right
                      [1, 2, 3, 4, 5]])  # more than 5, its five digits right: right
   confidence = np.log([0.9, 0.8, 0.7, 0.95, 0.6])
-  s = evaluate.number_scores(lengths, digits, confidence, y)
+  s = number.number_scores(lengths, digits, confidence, y)
   assert s["sequence_accuracy"] == s["accuracy"] == 3 / 5
   # True digit positions: 2 + 3 + 1 + 2 + 5 = 13, of which 12 read right.
   assert s["digit_accuracy"] == 12 / 13
@@ -142,17 +144,17 @@ def test_number_scores_on_hand_made_readings():
                                      "6": {"count": 1, "sequence_accuracy": 1.0}}
   # By confidence: 0.95 right, 0.9 right, 0.8 wrong: only the two most confident reach 98%.
   assert s["coverage_at_98"] == 2 / 5
-  text = evaluate.number_report_text(s)
+  text = number.number_report_text(s)
   assert "sequence accuracy 0.6000" in text and "more than 5" in text
 
 
 def test_coverage_at_98_refuses_the_least_confident_first():
   right = np.array([1, 1, 1, 0, 1], bool)
   confidence = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
-  assert evaluate.coverage_at(confidence, right) == 3 / 5
-  assert evaluate.coverage_at(confidence, right, target=0.8) == 1.0
-  assert evaluate.coverage_at(np.array([0.9, 0.8]), np.array([False, True])) == 0.0
-  coverage, accuracy = evaluate.coverage_curve(confidence, right)
+  assert number.coverage_at(confidence, right) == 3 / 5
+  assert number.coverage_at(confidence, right, target=0.8) == 1.0
+  assert number.coverage_at(np.array([0.9, 0.8]), np.array([False, True])) == 0.0
+  coverage, accuracy = number.coverage_curve(confidence, right)
   np.testing.assert_allclose(coverage, [0.2, 0.4, 0.6, 0.8, 1.0])
   np.testing.assert_allclose(accuracy, [1, 1, 1, 0.75, 0.8])
 
@@ -160,10 +162,10 @@ def test_coverage_at_98_refuses_the_least_confident_first():
 def test_coverage_answers_or_refuses_equally_confident_photos_together():
   right = np.array([1, 0, 1, 1], bool)
   confidence = np.array([0.9, 0.9, 0.5, 0.5])
-  coverage, accuracy = evaluate.coverage_curve(confidence, right)
+  coverage, accuracy = number.coverage_curve(confidence, right)
   np.testing.assert_allclose(coverage, [0.5, 1.0])
   np.testing.assert_allclose(accuracy, [0.5, 0.75])
-  assert evaluate.coverage_at(confidence, right) == 0.0
+  assert number.coverage_at(confidence, right) == 0.0
 
 
 def test_number_inputs_train_on_random_windows_and_evaluate_on_the_centre():
@@ -172,7 +174,7 @@ def test_number_inputs_train_on_random_windows_and_evaluate_on_the_centre():
   b = NUMBER.train_images(images, jax.random.key(1))
   assert a.shape == (4, 54, 54) and a.dtype == jnp.uint8 and not np.array_equal(a, b)
   np.testing.assert_array_equal(NUMBER.eval_images(images), images[:, 5:59, 5:59])
-  still = tasks.NumberTask(jitter=False).train_images(images, jax.random.key(0))
+  still = number.NumberTask(jitter=False).train_images(images, jax.random.key(0))
   np.testing.assert_array_equal(still, images[:, 5:59, 5:59])
 
 
@@ -180,10 +182,10 @@ def test_the_digit_task_is_the_studys_step():
   # Its metrics are tested in test_steps.py, with the trainer's evaluation.
   logits = jnp.asarray([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
   y = jnp.asarray([0, 1, 1, 1])
-  assert int(tasks.DIGIT.correct(logits, y)) == 2
-  assert tasks.DIGIT.loss(logits, y, 0.1) == recipes.cross_entropy(logits, y, 0.1)
+  assert int(DIGIT.correct(logits, y)) == 2
+  assert DIGIT.loss(logits, y, 0.1) == recipes.cross_entropy(logits, y, 0.1)
   x = jnp.ones((2, 32, 32))
-  assert tasks.DIGIT.train_images(x, jax.random.key(0)) is x and tasks.DIGIT.eval_images(x) is x
+  assert DIGIT.train_images(x, jax.random.key(0)) is x and DIGIT.eval_images(x) is x
 
 
 def test_the_small_reader_reads_54x54_crops_into_57_logits():
@@ -216,8 +218,18 @@ def test_the_number_model_sizes_are_the_configs():
 
 def test_the_task_follows_the_config():
   from configs import default, numbers
-  assert tasks.from_config(default.get_config()) is tasks.DIGIT
+  assert tasks.get(default.get_config()) is DIGIT
   config = numbers.get_config()
-  assert tasks.from_config(config) == tasks.NumberTask(jitter=True)
+  assert tasks.get(config) == number.NumberTask(jitter=True) == tasks.get("number")
   config.data.numbers.jitter = False
-  assert tasks.from_config(config) == tasks.NumberTask(jitter=False)
+  assert tasks.get(config) == number.NumberTask(jitter=False)
+  # A config.json written before config.task existed trained digits.
+  del config["task"]
+  assert tasks.get(config) is DIGIT
+
+
+def test_each_registered_task_provides_the_whole_interface():
+  from svhn_jax.tasks import base
+  for name in tasks.REGISTRY.names():
+    assert isinstance(tasks.get(name), base.Task), name
+    assert tasks.get(name).name == name

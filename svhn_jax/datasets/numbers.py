@@ -13,7 +13,8 @@ Validation: `data.val_size` photos carved from the training photos (train + extr
 `input_pipeline.carve_validation`, stratified by number length, seeded by `data.split_seed`.
 Margins: each training photo draws its own margin per side once, uniformly in
 [data.numbers.margin_low, margin_high] (by split_seed, so the seeds of an ablation share the
-data); its random 54x54 window is then drawn anew every step on the device (`tasks.NumberTask`).
+data); its random 54x54 window is then drawn anew every step on the device
+(`tasks.number.NumberTask`).
 Validation and test photos use data.numbers.eval_margin; `test_at_margin` crops the test photos
 at any other margin, for accuracy against margin.
 
