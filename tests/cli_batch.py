@@ -68,7 +68,7 @@ def run_as_main(command: list[str], out: Path, err: Path) -> NoReturn:
   os._exit(code)
 
 
-def run_all(commands: list[list[str]], folder: Path) -> list[dict]:
+def run_all(commands: list[list[str]], folder: Path, at_once: int = AT_ONCE) -> list[dict]:
   running: dict[int, int] = {}
   codes: dict[int, int] = {}
 
@@ -77,7 +77,7 @@ def run_all(commands: list[list[str]], folder: Path) -> list[dict]:
     codes[running.pop(pid)] = os.waitstatus_to_exitcode(status)
 
   for k, command in enumerate(commands):
-    if len(running) == AT_ONCE:
+    if len(running) == at_once:
       reap()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -99,11 +99,15 @@ if __name__ == "__main__":
   if xla_bridge.backends_are_initialized():
     sys.exit("tests.cli_batch: importing the shared libraries started a JAX backend; the "
              "children cannot be forked from it")
-  commands = json.load(sys.stdin)
+  # A list of commands, or {"commands": [...], "at_once": k} to run at most k at a time (1: in
+  # order, each seeing what the one before it left).
+  given = json.load(sys.stdin)
+  commands, at_once = (given, AT_ONCE) if isinstance(given, list) else (given["commands"],
+                                                                        given["at_once"])
   # Not a TemporaryDirectory, whose clean-up at exit each child would run.
   folder = Path(tempfile.mkdtemp(prefix="cli_batch_"))
   try:
-    results = run_all(commands, folder)
+    results = run_all(commands, folder, at_once)
   finally:
     shutil.rmtree(folder)
   json.dump(results, sys.stdout)

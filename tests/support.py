@@ -118,13 +118,15 @@ def run_cli(module: str, *args: str, env: dict | None = None,
                         text=True, timeout=timeout, env=env)
 
 
-def run_clis(commands: list[list[str]], timeout: float = 300,
-             env: dict | None = None) -> list[subprocess.CompletedProcess]:
+def run_clis(commands: list[list[str]], timeout: float = 300, env: dict | None = None,
+             in_order: bool = False) -> list[subprocess.CompletedProcess]:
   """Each [module, arg, ...] in `commands` run as `python -m module args` from the repository
   root, forked from one process that imported the shared libraries once (tests/cli_batch.py),
-  in `env` (default: this process's); output captured as text."""
+  in `env` (default: this process's); output captured as text. `in_order`: one at a time, each
+  after the one before it ended (a run, then its resume), instead of side by side."""
+  given = {"commands": commands, "at_once": 1} if in_order else commands
   done = subprocess.run([sys.executable, "-m", "tests.cli_batch"], cwd=ROOT, capture_output=True,
-                        text=True, timeout=timeout, input=json.dumps(commands), env=env)
+                        text=True, timeout=timeout, input=json.dumps(given), env=env)
   assert done.returncode == 0, done.stderr[-3000:]
   # What the shared imports printed (a warning, a log line) a real process prints first too.
   return [subprocess.CompletedProcess(["python", "-m", *command], result["returncode"],

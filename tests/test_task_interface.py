@@ -9,11 +9,14 @@ import ast
 import json
 import subprocess
 import sys
+
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
-from support import ROOT, read_json, run_cli, tiny_config, tiny_dataset
+import toy_source
+from support import ROOT, read_json, run_clis, tiny_config, tiny_dataset
 from svhn_jax import predict, tasks, train
 
 TASKS_DIR = ROOT / "svhn_jax" / "tasks"
@@ -128,29 +131,43 @@ def test_a_task_named_by_spec_trains_through_the_trainer_and_reads_files(tiny_h5
   assert json.loads(predict.lines(task, paths, answers, as_json=True)[1])["file"] == paths[1]
 
 
-def test_a_task_named_by_spec_trains_resumes_and_predicts_from_separate_processes(tiny_h5,
-                                                                                    tmp_path):
-  """The registry imports the toy task in each process: train one epoch, resume to a second,
-  and read two files through `python -m svhn_jax.predict`."""
+def test_a_toy_task_model_and_source_train_resume_and_predict_from_separate_processes(tmp_path):
+  """Issue 28's extension check: a task (parity), a model (an MLP) and a data source (scikit-learn's
+  digits), each one module under tests/ named by its 'module:attribute' spec, with no edit to the
+  package; the registries import them in each process: train one epoch, resume to a second, and
+  read two files through the one predict CLI."""
   workdir = tmp_path / "run"
-  args = ["--config=configs/ann1.py", f"--workdir={workdir}", f"--config.data.path={tiny_h5}",
-          "--config.task=tests.toy_task:PARITY", "--config.train.batch_size=32",
-          "--config.train.eval_batch_size=50"]
-  first = run_cli("svhn_jax.main", *args, "--config.train.epochs=1")
-  assert first.returncode == 0, first.stderr[-3000:]
-  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 1
-  second = run_cli("svhn_jax.main", *args, "--config.train.epochs=2")
-  assert second.returncode == 0, second.stderr[-3000:]
-  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
-  test = tiny_dataset().test
+  args = ["--config=configs/ann1.py", f"--workdir={workdir}",
+          "--config.task=tests.toy_task:PARITY", "--config.model.name=tests.toy_model:MODEL",
+          "--config.data.source=tests.toy_source:SOURCE", "--config.train.batch_size=100",
+          "--config.train.eval_batch_size=500"]
   paths = [str(tmp_path / f"crop{i}.png") for i in range(2)]
-  for i, path in enumerate(paths):
-    Image.fromarray(np.asarray(test.images[i]).astype(np.uint8)).save(path)
-  read = run_cli("svhn_jax.predict", f"--workdir={workdir}", "--json", *paths)
+  crops, labels = _toy_test_crops(2)
+  for crop, path in zip(crops, paths):
+    Image.fromarray(crop).save(path)
+  first, second, read = run_clis([
+      ["svhn_jax.main", *args, "--config.train.epochs=1"],
+      ["svhn_jax.main", *args, "--config.train.epochs=2"],
+      ["svhn_jax.predict", f"--workdir={workdir}", "--json", *paths]], in_order=True)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert f"Resuming {workdir} after epoch 1" in second.stderr
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [row["epoch"] for row in rows] == [1, 2]
+  saved = read_json(workdir / "config.json")
+  assert (saved["task"], saved["model"]["name"], saved["data"]["source"]) == (
+      "tests.toy_task:PARITY", "tests.toy_model:MODEL", "tests.toy_source:SOURCE")
+  # The MLP's 2 logits: Flatten, Dense(1024 -> 8), Dense(8 -> 2).
+  assert "Total params: 8,218" in (workdir / "model_summary.txt").read_text()
   assert read.returncode == 0, read.stderr[-3000:]
   answers = [json.loads(line) for line in read.stdout.splitlines()]
   assert [a["file"] for a in answers] == paths
-  assert all(a["parity"] in ("even", "odd") for a in answers)
+  assert all(a["parity"] in ("even", "odd") and 0.5 <= a["probability"] <= 1 for a in answers)
+
+
+def _toy_test_crops(n):
+  test = toy_source.SOURCE.digits(ml_collections.ConfigDict({"color": "grey"}))[0].test
+  return np.asarray(test.images[:n]), np.asarray(test.labels[:n])
 
 
 def test_the_config_fields_a_task_reads_follow_its_kind_of_data():

@@ -1,8 +1,8 @@
 """A toy task, "parity" (is the digit even?), added as one module with no edit elsewhere: a run
 names it by spec, `--config.task=tests.toy_task:PARITY`, which `svhn_jax.tasks.REGISTRY` imports.
 
-It trains on the digit task's data (labels digit % 2: 0 even, 1 odd), with the configured digit
-model followed by one Dense(10 -> 2) layer (2 outputs), and reads image files as the digit task
+It trains on the digit task's data (labels digit % 2: 0 even, 1 odd), with the configured model
+built with 2 outputs (`models.build(..., outputs=2)`), and reads image files as the digit task
 does. It shows what a task provides (`svhn_jax.tasks.base.Task`), reusing the digit task where
 it can.
 """
@@ -16,10 +16,8 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from svhn_jax import data, models, recipes
-from svhn_jax.layers import Dense
 from svhn_jax.tasks import digit
 
 NAMES = ("even", "odd")
@@ -32,10 +30,8 @@ class ParityTask(digit.DigitTask):
   name: str = "parity"
 
   def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32):
-    """The digit model of config.model, then Dense(10 -> 2)."""
-    base = super().build_model(model_cfg, seed=seed, channels=channels, dtype=dtype)
-    head = Dense(10, 2, rngs=nnx.Rngs(seed))
-    return models.Sequential([*base.layers, head], channels)
+    """The model of config.model with 2 logits, even and odd."""
+    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype, outputs=len(NAMES))
 
   def load(self, config):
     dataset, path = super().load(config)
