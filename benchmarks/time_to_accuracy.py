@@ -69,7 +69,7 @@ def time_seed(config, seed: int, dataset, targets: list[float]) -> dict:
   train_split, val, test = (input_pipeline.to_device(s, mesh) for s in dataset)
   channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
   model = models.from_config(config.model, seed=seed, channels=channels,
-                             dtype=jnp.dtype(config.train.compute_dtype))
+                             dtype=jnp.dtype(recipes.compute_dtype(config.train)))
   steps_per_epoch = math.ceil(train_split.labels.shape[0] / config.train.batch_size)
   tx = recipes.optimizer(config.train, steps_per_epoch)
   graphdef, state = steps.init_state(model, tx, ema=config.train.ema_decay > 0)

@@ -109,4 +109,9 @@ def _shared_run(config: ml_collections.ConfigDict, name: str,
   for field in TRAIN_OVERRIDES:
     if config.train[field] is not None:
       run.train[field] = config.train[field]
+  if config.train.epochs is not None and run.train.get("total_steps") is not None:
+    # The run's length given in epochs: a step-counted run config becomes epoch-counted.
+    run.train.total_steps = None
+    run.train.warmup_steps = None
+    run.train.eval_every_steps = None
   return run
