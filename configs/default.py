@@ -98,8 +98,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.learning_rate = 1e-3
   config.train.adam_eps = 1e-7  # adam, adamw: Keras's Adam default, not optax's 1e-8
   config.train.eval_batch_size = 2048  # inference chunk; at most 128 for a CNN on the CPU
-  # Whole epochs under lax.scan: None (auto: accelerators, and the ANNs on the CPU), True or
-  # False; on the command line auto, true or false.
+  # Whole epochs under lax.scan (counted in steps: a validation period's steps within each
+  # epoch): None (auto: accelerators, and the ANNs on the CPU), True or False; on the command
+  # line auto, true or false.
   config.train.scan_epoch = config_dict.placeholder(bool)
 
   # The recipe. The study's: Adam, no weight decay, the plateau schedule, early stopping.

@@ -50,7 +50,8 @@ RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "model_summary.txt", "
 
 
 def use_scan(setting: bool | None, model_name: str) -> bool:
-  """Whether to run whole epochs under `lax.scan`: `setting` if given; None (auto): yes on
+  """Whether to run whole epochs under `lax.scan` (in a step-counted run, each validation
+  period's steps within one epoch: `trainer.scan_steps`): `setting` if given; None (auto): yes on
   accelerators, and on the CPU only for models without convolutions, since XLA:CPU runs
   convolutions inside loops ~30x slower."""
   if setting is not None:
