@@ -309,6 +309,7 @@ STUDY_SCHEMA: dict[str, Field] = {
     # None (auto): each run config's own.
     "data.train_on_val": Field("optional_bool"),
     "train.epochs": Field(int, low=1, also=(None,)),
+    "train.total_steps": Field(int, low=1, also=(None,)),
     "train.batch_size": Field(int, low=1, also=(None,)),
     "train.learning_rate": Field(float, low=0, open_low=True, also=(None,)),
     "train.eval_batch_size": Field(int, low=1, also=(None,)),

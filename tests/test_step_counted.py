@@ -180,6 +180,12 @@ def test_an_experiments_epochs_make_a_step_counted_run_config_epoch_counted(monk
   shared.train.epochs = 3
   tc = study.run_config(shared, "wrn").train
   assert (tc.epochs, tc.total_steps, tc.warmup_steps, tc.eval_every_steps) == (3, None, None, None)
+  # And the experiment's steps make an epoch-counted one step-counted.
+  shared = study.get_config()
+  shared.train.total_steps = 200
+  tc = study.run_config(shared, "cnn2").train
+  assert (tc.epochs, tc.total_steps) == (None, 200)
+  config_lib.validate(study.run_config(shared, "cnn2"))
 
 
 @pytest.mark.parametrize("backend, want", [("cpu", "float32"), ("gpu", "bfloat16"),
