@@ -70,7 +70,7 @@ def time_seed(config, seed: int, dataset, targets: list[float]) -> dict:
   channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
   task = tasks.get(config)
   model = task.build_model(config.model, seed=seed, channels=channels,
-                           dtype=jnp.dtype(config.train.compute_dtype))
+                           dtype=jnp.dtype(recipes.compute_dtype(config.train)))
   steps_per_epoch = math.ceil(train_split.labels.shape[0] / config.train.batch_size)
   tx = recipes.optimizer(config.train, steps_per_epoch)
   graphdef, state = steps.init_state(model, tx, ema=config.train.ema_decay > 0)

@@ -90,13 +90,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.numbers.jitter = True
 
   config.train = ml_collections.ConfigDict()
+  # The run's length: epochs (Keras's, each sees every sample) or total_steps (full batches
+  # across epochs, the last partial batch of each epoch dropped), exactly one of them, the other
+  # None (`none` on the command line). Steps for a recipe meant to hold across data sizes;
+  # svhn_jax/config.py says when to use which.
+  config.train.epochs = config_dict.placeholder(int)
   config.train.epochs = 30
+  config.train.total_steps = config_dict.placeholder(int)
+  # total_steps only: validate and checkpoint every n steps and after the last (None: once an
+  # epoch). Early stopping's and the plateau's patience count validations.
+  config.train.eval_every_steps = config_dict.placeholder(int)
   config.train.batch_size = 128
   config.train.learning_rate = 1e-3
   config.train.adam_eps = 1e-7  # adam, adamw: Keras's Adam default, not optax's 1e-8
   config.train.eval_batch_size = 2048  # inference chunk; at most 128 for a CNN on the CPU
-  # Whole epochs under lax.scan: None (auto: accelerators, and the ANNs on the CPU), True or
-  # False; on the command line auto, true or false.
+  # Whole epochs under lax.scan (counted in steps: a validation period's steps within each
+  # epoch): None (auto: accelerators, and the ANNs on the CPU), True or False; on the command
+  # line auto, true or false.
   config.train.scan_epoch = config_dict.placeholder(bool)
 
   # The recipe. The study's: Adam, no weight decay, the plateau schedule, early stopping.
@@ -107,12 +117,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.weight_decay = 0.0
   config.train.schedule = "plateau"  # plateau (train.plateau) | cosine | onecycle, per step
   config.train.warmup_epochs = 0.0  # cosine, onecycle: linear warm-up from 0 over these epochs
+  config.train.warmup_steps = config_dict.placeholder(int)  # or over these steps (one of the two)
   config.train.label_smoothing = 0.0  # Szegedy et al. 2016: targets (1 - a) one-hot + a / 10
   # Evaluate an exponential moving average of the weights, decay per step (0: off; e.g. 0.999)
   config.train.ema_decay = 0.0
   # wrn only. bfloat16: activations and matmuls in bfloat16, parameters and optimizer state in
-  # float32 (for GPU/TPU; the CPU has no fast bfloat16 and stays float32 by default)
-  config.train.compute_dtype = "float32"
+  # float32. auto: bfloat16 on GPU/TPU, float32 on the CPU (no fast bfloat16 there), resolved
+  # when the run starts and saved in its config.json (a resumed run keeps it).
+  config.train.compute_dtype = "auto"
   config.train.val_examples = 0  # validate on the first n validation crops each epoch (0: all)
   config.train.tta = 0  # test-time augmentation: mean softmax over shifts of up to n pixels
   # On-device augmentation in the train step (svhn_jax/augment.py); 0 turns a stage off

@@ -4,7 +4,8 @@
 any other run config such as `wrn_cpu`), as a list, or on the command line as
 `--config.models=ann1,cnn2,wrn_cpu`; each `train` field left at None
 keeps that config's own value, and one set overrides it for every run, e.g.
-`--config.train.epochs=3`. The data default is the offline synthetic set of configs/demo.py;
+`--config.train.epochs=3`; the length set in epochs or in steps (`train.total_steps`) replaces
+each run's, however that run counts it. The data default is the offline synthetic set of configs/demo.py;
 `data.train_on_val` left at None (`auto`) likewise keeps each run config's own (the Wide ResNet
 recipes train on the training and validation crops, the study's models on the training ones),
 and `--config.data.train_on_val=true|false` sets it for every run.
@@ -25,7 +26,7 @@ from configs import demo
 from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError
 
-TRAIN_OVERRIDES = {"epochs": int, "batch_size": int, "learning_rate": float,
+TRAIN_OVERRIDES = {"epochs": int, "total_steps": int, "batch_size": int, "learning_rate": float,
                    "eval_batch_size": int}
 
 
@@ -110,4 +111,10 @@ def _shared_run(config: ml_collections.ConfigDict, name: str,
   for field in TRAIN_OVERRIDES:
     if config.train[field] is not None:
       run.train[field] = config.train[field]
+  # The runs' length set here, in epochs or in steps, replaces each run config's, in whichever
+  # it was given (both set here is refused by the run's validation).
+  if config.train.epochs is not None and config.train.total_steps is None:
+    run.train.total_steps = run.train.warmup_steps = run.train.eval_every_steps = None
+  if config.train.total_steps is not None and config.train.epochs is None:
+    run.train.epochs = None
   return run

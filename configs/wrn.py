@@ -42,6 +42,6 @@ def get_config():
   config.train.augment.ops = [op for op in config.train.augment.ops if op != "color"]
   # A schedule sets the rate every step and the run keeps its last epoch's weights.
   config.train.early_stopping.enabled = False
-  # Accelerators run bfloat16 matmuls and convolutions natively; parameters stay float32.
-  config.train.compute_dtype = "bfloat16"
+  # compute_dtype auto (configs/default.py): bfloat16 on accelerators, which run its matmuls and
+  # convolutions natively, float32 on the CPU, which emulates it; parameters stay float32.
   return config

@@ -30,4 +30,6 @@ def get_config():
   config.train.augment = default.get_config().train.augment
   config.train.augment.translate = 2
   config.train.eval_batch_size = 4096
+  # A GPU recipe, measured in bfloat16 (wrn.py's auto would give float32 on a CPU).
+  config.train.compute_dtype = "bfloat16"
   return config

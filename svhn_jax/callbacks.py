@@ -2,7 +2,9 @@
 
 Each controller is an immutable NamedTuple and an update function, `early_stopping_update(state,
 value, epoch, ...)` and `plateau_update(state, value, ...)`, returning the new state; the train
-loop calls each once per epoch with that epoch's validation metric. Keeping them
+loop calls each once per validation with its metric: once an epoch in an epoch-counted run, once
+every `config.train.eval_every_steps` steps (and after the last) in a step-counted one, so
+patience, cooldown and `epoch` count validations. Keeping them
 as plain data lets a checkpoint carry them and a resumed run continue exactly where it stopped.
 
 Why not optax.contrib.reduce_on_plateau or flax's EarlyStopping: the former counts every call

@@ -5,11 +5,12 @@ A checkpoint is three items, so that inference restores the weights alone:
 - `weights`: {'params', 'batch_stats'}, the model's whole state, and 'ema', the moving average
   of the params, in runs whose recipe keeps one (`config.train.ema_decay`);
 - `optimizer`: the optimizer's state (Adam's moments, its step count and the current rate);
-- `meta`: JSON, a `Progress` (epochs finished, the callbacks' states, the metrics history) plus
-  the model's name and `SCHEMA`, the layout's version.
+- `meta`: JSON, a `Progress` (validations finished, the callbacks' states, the metrics history,
+  steps taken) plus the model's name and `SCHEMA`, the layout's version.
 
 Each manager lives in `workdir/checkpoints/{latest,best}`, keyed by the number of finished
-epochs. Orbax writes into a temporary directory and renames it on completion, so a run killed
+validations: epochs in an epoch-counted run (one validation an epoch), validation periods in a
+step-counted one (`config.train.eval_every_steps`; the step is in `meta`). Orbax writes into a temporary directory and renames it on completion, so a run killed
 mid-write leaves an incomplete directory that is never listed as a step and is cleaned up on the
 next start. An epoch's best checkpoint is written before its latest one, so a complete latest
 checkpoint always has the best one it implies.
@@ -37,10 +38,15 @@ _START_OVER = "Use a new --workdir, or rerun with --restart to train this one fr
 class Progress(NamedTuple):
   """What a checkpoint carries besides the arrays: enough to continue the run exactly."""
 
-  epoch: int  # epochs finished
+  # Validations finished: epochs in an epoch-counted run, validation periods in a step-counted
+  # one; the callbacks count them too.
+  epoch: int
   early_stopping: callbacks.EarlyStopping
   plateau: callbacks.Plateau
   history: list
+  # Optimizer steps taken (global). Checkpoints written before it existed hold 0: an
+  # epoch-counted run derives its step from its epochs.
+  step: int = 0
 
   @classmethod
   def start(cls, learning_rate: float) -> "Progress":
@@ -49,12 +55,12 @@ class Progress(NamedTuple):
   def to_json(self, model_name: str) -> dict:
     return {"schema": SCHEMA, "model": model_name, "epoch": self.epoch,
             "early_stopping": self.early_stopping._asdict(), "plateau": self.plateau._asdict(),
-            "history": self.history}
+            "history": self.history, "step": self.step}
 
   @classmethod
   def from_json(cls, meta: dict) -> "Progress":
     return cls(meta["epoch"], callbacks.EarlyStopping(**meta["early_stopping"]),
-               callbacks.Plateau(**meta["plateau"]), list(meta["history"]))
+               callbacks.Plateau(**meta["plateau"]), list(meta["history"]), meta.get("step", 0))
 
 
 def weights_of(state) -> dict:
@@ -151,8 +157,8 @@ class Checkpoints:
         self._best.delete(step)
 
   def save(self, state, progress: Progress, model_name: str, *, best: bool) -> None:
-    """Saves a `steps.TrainState` and its progress after `progress.epoch` epochs, as the best
-    if `best`, and as the latest."""
+    """Saves a `steps.TrainState` and its progress after `progress.epoch` validations, as the
+    best if `best`, and as the latest."""
     args = ocp.args.Composite(
         weights=ocp.args.StandardSave(weights_of(state)),
         optimizer=ocp.args.StandardSave(state.opt_state),

@@ -9,15 +9,29 @@ where its model, optimizer, schedule, source or task does not read it is refused
 naming the field and the setting it needs, rather than training as if it were not set. Saved
 configs (`from_dict`) are not held to this, so older runs still resume and predict.
 
-Two kinds of field have a command-line spelling that ml-collections cannot parse by itself,
-kept as documented: an optional boolean (`auto|true|false`, None meaning auto) and a list of
-names (`ann1,cnn2`). `split_overrides` takes those out of argv before absl parses the flags and
-`apply_overrides` sets them after; `normalize` reads the same spellings from a saved config.json.
-Fields since renamed (`RENAMED`: config.model's flat options, now config.model.wrn.* and
-config.model.reader.*) keep their old spelling on the command line, in a config file
-(`move_renamed`) and in a saved config.json, which compares equal to its new form. No JAX here:
-`validate` asks the run's task for its own rules (`svhn_jax.tasks`, `Task.check_config`),
-importing that task's module on first use.
+Three kinds of field have a command-line spelling that ml-collections cannot parse by itself,
+kept as documented: an optional boolean (`auto|true|false`, None meaning auto), an optional
+whole number (`none` or a number) and a list of names (`ann1,cnn2`). `split_overrides` takes
+those out of argv before absl parses the flags and `apply_overrides` sets them after;
+`normalize` reads the same spellings from a saved config.json. Fields since renamed (`RENAMED`:
+config.model's flat options, now config.model.wrn.* and config.model.reader.*) keep their old
+spelling on the command line, in a config file (`move_renamed`) and in a saved config.json,
+which compares equal to its new form. No JAX here: `validate` asks the run's task for its own
+rules (`svhn_jax.tasks`, `Task.check_config`), importing that task's module on first use.
+
+A run's length, as big_vision's `total_epochs`/`total_steps`: exactly one of `train.epochs` and
+`train.total_steps`, the other None (`--config.train.epochs=none --config.train.total_steps=3000`).
+Epochs suit a fixed dataset and Keras's semantics: the study's configs, whose early stopping and
+plateau controller act once an epoch, and whose every epoch sees every sample (the last batch is
+the remainder). Steps suit a recipe meant to hold across data sizes (a schedule, its warm-up and
+the regularization are tuned per optimizer step, and 3,000 or 96,000 crops then get the same
+number of updates): each epoch's samples are walked in the same seeded order, full batches only
+(the last partial batch of an epoch is dropped, as big_vision and tf.data's drop_remainder do:
+every step the same shape, one compiled step), across epoch boundaries. Its warm-up may be
+`train.warmup_steps` instead of `train.warmup_epochs` (one of them), and it validates and saves
+a checkpoint every `train.eval_every_steps` steps (None: once an epoch, n // batch_size steps)
+and after its last step. Early stopping's and the plateau controller's patience count
+validations (epochs, in an epoch-counted run).
 """
 
 from __future__ import annotations
@@ -51,7 +65,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # plateau: Keras's ReduceLROnPlateau on val_loss, per epoch (the study's) | cosine: linear
 # warm-up then cosine decay to 0, per step | onecycle: linear warm-up then linear decay to 0.
 SCHEDULES = ("plateau", "cosine", "onecycle")
-COMPUTE_DTYPES = ("float32", "bfloat16")
+# auto: bfloat16 on GPU and TPU, float32 on the CPU (`recipes.compute_dtype`), resolved when a run
+# starts and saved in its config.json.
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 # The generator versions `svhn_jax.datasets.synthetic` keeps: 1, the first (easy); 2, harder;
 # 3, version 2 with more fonts, calibrated to SVHN; 4, version 3 with fewer unreadable crops;
 # 5, version 4 with more blur, calibrated to SVHN (the default).
@@ -70,6 +86,10 @@ class Not:
 
   def __contains__(self, value: Any) -> bool:
     return value not in self.values
+
+
+# `Field.default` of a field that a config.json written before it existed holds as None.
+NONE_BY_DEFAULT = type("NoneByDefault", (), {"__repr__": lambda self: "NONE_BY_DEFAULT"})()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +116,8 @@ class TaskReads:
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-  """One config field. `kind` is int, float, bool, str, 'optional_bool' or 'names' (a list of
-  strings); `low`/`high` bound numbers (inclusive unless `open_high`); `choices` bound strings
+  """One config field. `kind` is int, float, bool, str, 'optional_bool', 'optional_int' (a
+  whole number or None, `none` on the command line) or 'names' (a list of strings); `low`/`high` bound numbers (inclusive unless `open_high`); `choices` bound strings
   (and each name of a 'names' field); `also` lists extra allowed values outside the range.
 
   `applies_to`: when a run reads the field, as alternatives ({dotted field: allowed values}, the
@@ -116,7 +136,8 @@ class Field:
   also: tuple[Any, ...] = ()
   resumable: bool = False
   expected: str = ""
-  # The value a config.json written before the field existed is read with.
+  # The value a config.json written before the field existed is read with (None: there is
+  # none; NONE_BY_DEFAULT: None).
   default: Any = None
   applies_to: tuple[Mapping[str, Any], ...] = ()
   ignored_unread: bool = False
@@ -139,6 +160,13 @@ class Field:
       return None if isinstance(value, bool) else "expected True or False"
     if self.kind == "optional_bool":
       return None if value is None or isinstance(value, bool) else "expected auto, true or false"
+    if self.kind == "optional_int":
+      if value is None:
+        return None
+      if isinstance(value, bool) or not isinstance(value, int):
+        return f"expected none or {self._range('a whole number')}"
+      problem = self._range_problem(value, "a whole number")
+      return problem and f"expected none or {problem.removeprefix('expected ')}"
     if self.kind is str:
       if not isinstance(value, str):
         return "expected text"
@@ -247,7 +275,16 @@ RUN_SCHEMA: dict[str, Field] = {
     "data.numbers.margin_high": Field(float, low=0, default=1.0, applies_to=_NUMBERS),
     "data.numbers.eval_margin": Field(float, low=0, default=0.15, applies_to=_NUMBERS),
     "data.numbers.jitter": Field(bool, default=True, applies_to=_NUMBERS),
-    "train.epochs": Field(int, low=1, resumable=True),
+    # The run's length: exactly one of epochs and total_steps (the other None; `none` on the
+    # command line). A step-counted run drops each epoch's last partial batch (big_vision's
+    # way): every step has train.batch_size samples. More epochs or steps may be asked on resume
+    # (only with the plateau schedule: a per-step schedule spans the run's length).
+    "train.epochs": Field("optional_int", low=1, resumable=True),
+    "train.total_steps": Field("optional_int", low=1, resumable=True, default=NONE_BY_DEFAULT),
+    # Step-counted runs: validate (and checkpoint) every eval_every_steps steps and after the
+    # last; None: once an epoch (train-set size // batch_size steps).
+    "train.eval_every_steps": Field("optional_int", low=1, default=NONE_BY_DEFAULT,
+                                    applies_to=({"train.total_steps": Not((None,))},)),
     "train.batch_size": Field(int, low=1),
     "train.learning_rate": Field(float, low=0, open_low=True),
     "train.adam_eps": Field(float, low=0, open_low=True,
@@ -262,9 +299,14 @@ RUN_SCHEMA: dict[str, Field] = {
     "train.schedule": Field(str, choices=SCHEDULES, default="plateau"),
     "train.warmup_epochs": Field(float, low=0, default=0.0,
                                  applies_to=({"train.schedule": ("cosine", "onecycle")},)),
+    # The warm-up in steps instead (None: warmup_epochs'); at most one of the two set.
+    "train.warmup_steps": Field("optional_int", low=0, default=NONE_BY_DEFAULT,
+                                applies_to=({"train.schedule": ("cosine", "onecycle")},)),
     "train.label_smoothing": Field(float, low=0, high=1, open_high=True, default=0.0),
     "train.ema_decay": Field(float, low=0, high=1, open_high=True, default=0.0),
     # The study's models keep Keras's float32 layers; the number reader computes in float32.
+    # auto is resolved when a run starts (`recipes.compute_dtype`); config.json holds the result,
+    # and a resumed run keeps it. Runs saved before auto existed computed in float32.
     "train.compute_dtype": Field(str, choices=COMPUTE_DTYPES, default="float32", applies_to=_WRN),
     # Validation on the first val_examples crops of the validation split (0: all of it).
     "train.val_examples": Field(int, low=0, resumable=True, default=0),
@@ -301,6 +343,7 @@ STUDY_SCHEMA: dict[str, Field] = {
     # None (auto): each run config's own.
     "data.train_on_val": Field("optional_bool"),
     "train.epochs": Field(int, low=1, also=(None,)),
+    "train.total_steps": Field(int, low=1, also=(None,)),
     "train.batch_size": Field(int, low=1, also=(None,)),
     "train.learning_rate": Field(float, low=0, open_low=True, also=(None,)),
     "train.eval_batch_size": Field(int, low=1, also=(None,)),
@@ -472,12 +515,32 @@ def _check_combinations(config: Mapping) -> None:
   train, model = config["train"], config["model"]
   # The task's own rules (its models, sources, inputs): `svhn_jax.tasks.base.Task.check_config`.
   tasks.check_config(config)
-  if train["schedule"] != "plateau" and train["warmup_epochs"] >= train["epochs"]:
-    raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
-                      f"warm-up epochs than config.train.epochs={train['epochs']}")
+  _check_length(train)
   if model["name"] == "wrn" and (model["wrn"]["depth"] - 4) % 6:
     raise ConfigError(f"config.model.wrn.depth={model['wrn']['depth']}: a Wide ResNet's depth "
                       "is 6n+4 (10, 16, 22, 28, 34, 40, ...)")
+
+
+def _check_length(train: Mapping) -> None:
+  """The run's length and warm-up: each given in epochs or in steps, one of the two."""
+  epochs, total = train["epochs"], train["total_steps"]
+  if (epochs is None) == (total is None):
+    raise ConfigError(f"config.train.epochs={_spelling(epochs)} and config.train.total_steps="
+                      f"{_spelling(total)}: expected exactly one of them (the run's length in "
+                      "epochs or in steps), the other none")
+  if train["schedule"] == "plateau":
+    return
+  warmup_steps = train["warmup_steps"]
+  if warmup_steps is not None and train["warmup_epochs"]:
+    raise ConfigError(f"config.train.warmup_steps={warmup_steps} and config.train.warmup_epochs="
+                      f"{train['warmup_epochs']!r}: expected the warm-up in one of them, the "
+                      "other none (steps) or 0 (epochs)")
+  if epochs is not None and train["warmup_epochs"] >= epochs:
+    raise ConfigError(f"config.train.warmup_epochs={train['warmup_epochs']!r}: expected fewer "
+                      f"warm-up epochs than config.train.epochs={epochs}")
+  if total is not None and warmup_steps is not None and warmup_steps >= total:
+    raise ConfigError(f"config.train.warmup_steps={warmup_steps}: expected fewer warm-up steps "
+                      f"than config.train.total_steps={total}")
 
 
 def _show(value: Any) -> str:
@@ -487,7 +550,16 @@ def _show(value: Any) -> str:
 
 
 def parse_override(field: Field, dotted: str, text: str) -> Any:
-  """The value a command-line text means for an 'optional_bool' or 'names' field."""
+  """The value a command-line text means for an 'optional_bool', 'optional_int' or 'names'
+  field."""
+  if field.kind == "optional_int":
+    key = text.strip().lower()
+    if key == "none":
+      return None
+    try:
+      return int(key)
+    except ValueError:
+      raise ConfigError(f"config.{dotted}={text!r}: expected none or a whole number") from None
   if field.kind == "optional_bool":
     key = text.strip().lower()
     if key not in _SPELLINGS:
@@ -513,7 +585,7 @@ def parse_override(field: Field, dotted: str, text: str) -> Any:
 
 
 def _special(schema: Mapping[str, Field]) -> dict[str, Field]:
-  return {k: f for k, f in schema.items() if f.kind in ("optional_bool", "names")}
+  return {k: f for k, f in schema.items() if f.kind in ("optional_bool", "optional_int", "names")}
 
 
 def split_overrides(argv: Sequence[str], schema: Mapping[str, Field]
@@ -592,7 +664,7 @@ def normalize(tree: dict, schema: Mapping[str, Field] = RUN_SCHEMA) -> dict:
     for parent in parents:
       node = node.setdefault(parent, {}) if isinstance(node, dict) else {}
     if field.default is not None and isinstance(node, dict) and name not in node:
-      node[name] = copy.deepcopy(field.default)
+      node[name] = None if field.default is NONE_BY_DEFAULT else copy.deepcopy(field.default)
   for dotted, field in _special(schema).items():
     *parents, name = dotted.split(".")
     node = tree
@@ -633,9 +705,17 @@ def resume_conflicts(saved: Mapping, new: Mapping,
   for dotted, field in schema.items():
     if dotted in neither:
       continue
-    # A per-step schedule spans the run's epochs: more or fewer of them change its every rate.
-    fixed_length = dotted == "train.epochs" and saved.get("train.schedule", "plateau") != "plateau"
-    if field.resumable and not fixed_length:
+    # A per-step schedule spans the run's length: more or fewer epochs or steps change its
+    # every rate.
+    fixed_length = (dotted in ("train.epochs", "train.total_steps")
+                    and saved.get("train.schedule", "plateau") != "plateau")
+    # Counted in epochs or in steps: a switch changes the batches (the last partial one).
+    switched = (dotted == "train.total_steps"
+                and (saved.get(dotted) is None) != (new.get(dotted) is None))
+    if field.resumable and not fixed_length and not switched:
+      continue
+    # auto keeps the dtype the run started with (its config.json holds the resolved one).
+    if dotted == "train.compute_dtype" and new.get(dotted) == "auto":
       continue
     if dotted in saved and saved[dotted] != new.get(dotted):
       conflicts.append(f"{dotted}: {_show(saved[dotted])} -> {_show(new.get(dotted))}")

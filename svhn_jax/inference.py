@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from svhn_jax import (augment, checkpoint, evaluate, input_pipeline, models, parallel, steps,
-                      tasks, xla_flags)
+from svhn_jax import (augment, checkpoint, evaluate, input_pipeline, models, parallel, recipes,
+                      steps, tasks, xla_flags)
 from svhn_jax import config as config_lib
 from svhn_jax.errors import CheckpointError
 
@@ -146,7 +146,7 @@ def load_run(workdir: str | os.PathLike) -> LoadedRun:
   config = saved_config(workdir)
   channels = 3 if config.data.color == "rgb" else 1
   model = tasks.get(config).build_model(config.model, seed=config.seed, channels=channels,
-                                                dtype=jnp.dtype(config.train.compute_dtype))
+                                        dtype=jnp.dtype(recipes.compute_dtype(config.train)))
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   like = {"params": params, "batch_stats": batch_stats}
   if config.train.ema_decay:

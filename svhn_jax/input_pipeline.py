@@ -77,7 +77,23 @@ def to_device(split: Split, mesh: jax.sharding.Mesh) -> Split:
 def epoch_batches(key: jax.Array, epoch: int, n: int, batch_size: int
                   ) -> tuple[jax.Array, jax.Array]:
   """This epoch's shuffled sample order: full batches (k, B) and the last partial one (1, r),
-  as Keras sees every sample each epoch. Drawn from `key` folded with `epoch`."""
+  as Keras sees every sample each epoch. Drawn from `key` folded with `epoch`. A step-counted
+  run takes the full batches only (`epoch_segments`)."""
   perm = jax.random.permutation(jax.random.fold_in(key, epoch), n).astype(np.int32)
   full = (n // batch_size) * batch_size
   return perm[:full].reshape(-1, batch_size), perm[full:].reshape(1, -1)
+
+
+def epoch_segments(start: int, stop: int, steps_per_epoch: int) -> list[tuple[int, int, int]]:
+  """Global steps `start`..`stop - 1` of a step-counted run as (epoch, first, end) pieces, each
+  within one epoch: global step s takes full batch s % k of epoch s // k's order
+  (`epoch_batches`, k = `steps_per_epoch` full batches), so S steps walk the epochs' seeded
+  orders batch after batch, across epoch boundaries, each epoch's partial batch left out."""
+  pieces = []
+  step = start
+  while step < stop:
+    epoch, first = divmod(step, steps_per_epoch)
+    end = min(steps_per_epoch, first + stop - step)
+    pieces.append((epoch, first, end))
+    step += end - first
+  return pieces

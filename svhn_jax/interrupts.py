@@ -1,7 +1,9 @@
 """Ctrl-C and SIGTERM during training: finish the epoch, save its checkpoint, then stop.
 
 A step cannot be cut short anyway, and a run stopped at an epoch's end resumes exactly where it
-was, so the first signal only asks the train loop to stop once the epoch is saved. A second one
+was, so the first signal only asks the train loop to stop once the epoch is saved. In a
+step-counted run, read "validation period" for epoch (`config.train.eval_every_steps` steps, by
+default an epoch's): the period's steps are finished, validated and saved first. A second one
 stops at once with KeyboardInterrupt: the workdir keeps its last saved epoch.
 """
 
@@ -27,8 +29,8 @@ def _handle(signum: int, frame) -> None:
   if _requested:
     raise KeyboardInterrupt
   _requested.append(signum)
-  logging.warning("%s: stopping once this epoch is finished and saved (Ctrl-C again stops at "
-                  "once, losing this epoch's steps).", signal.Signals(signum).name)
+  logging.warning("%s: stopping once this epoch (validation period) is finished and saved "
+                  "(Ctrl-C again stops at once, losing its steps).", signal.Signals(signum).name)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,8 @@
 
 Re-running the same command on the same workdir resumes from its latest checkpoint; a config
 that would change what the run computes is refused (--restart discards the old run instead).
-Ctrl-C or SIGTERM finishes and saves the current epoch, then stops. A config, data file or
+Ctrl-C or SIGTERM finishes and saves the current epoch (validation period, in a run counted in
+steps), then stops. A config, data file or
 workdir that the run cannot use stops it before training with one line on stderr;
 --verbosity=1 adds the traceback. A second run on a workdir in use stops at once.
 

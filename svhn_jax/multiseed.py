@@ -130,8 +130,10 @@ def check_reusable(workdir: Path, config: ml_collections.ConfigDict) -> None:
   want = config_lib.flat(config_lib.to_dict(config))
   # As on resume: a field neither run reads changes nothing (config.resume_conflicts).
   neither = config_lib.unread(have) & config_lib.unread(want)
+  # auto keeps the dtype the saved run resolved (train.resolved_dtype).
+  auto = {"train.compute_dtype"} if want.get("train.compute_dtype") == "auto" else set()
   fields = sorted(k for k in set(want) | set(have)
-                  if want.get(k) != have.get(k) and k not in neither)
+                  if want.get(k) != have.get(k) and k not in neither | auto)
   if fields:
     raise ConfigError(f"{workdir} holds a run made with other settings ({', '.join(fields)}). "
                       "Use another --runs_dir (or --results_dir, where the runs go under it), "

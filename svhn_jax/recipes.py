@@ -32,24 +32,76 @@ def scheduled(train_cfg: ml_collections.ConfigDict) -> bool:
   return train_cfg.schedule != "plateau"
 
 
+def counts_steps(train_cfg: ml_collections.ConfigDict) -> bool:
+  """Whether the run's length is given in steps (`train.total_steps`), not in epochs."""
+  return train_cfg.get("total_steps") is not None
+
+
+def steps_per_epoch(train_cfg: ml_collections.ConfigDict, num_examples: int) -> int:
+  """Optimizer steps in one epoch of `num_examples` training samples: every batch, the last one
+  partial, in an epoch-counted run (Keras's); full batches only in a step-counted one (the
+  remainder dropped). Raises ConfigError where a step-counted run has no full batch."""
+  batch = train_cfg.batch_size
+  if not counts_steps(train_cfg):
+    return -(-num_examples // batch)
+  if num_examples < batch:
+    raise ConfigError(f"config.train.batch_size={batch}: a step-counted run takes full batches "
+                      f"only, and the training split has {num_examples} samples; expected a "
+                      "batch size of at most that")
+  return num_examples // batch
+
+
 def total_steps(train_cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  """The run's optimizer steps: `train.total_steps`, or `train.epochs` epochs of
+  `steps_per_epoch`."""
+  if counts_steps(train_cfg):
+    return train_cfg.total_steps
   return train_cfg.epochs * steps_per_epoch
+
+
+def warmup_steps(train_cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  """The warm-up's steps: `train.warmup_steps`, or `train.warmup_epochs` epochs (rounded)."""
+  if train_cfg.get("warmup_steps") is not None:
+    return train_cfg.warmup_steps
+  return round(train_cfg.warmup_epochs * steps_per_epoch)
+
+
+def eval_every(train_cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  """Steps between two validations (and checkpoints) of a step-counted run:
+  `train.eval_every_steps`, or one epoch's. An epoch-counted run validates once an epoch."""
+  every = train_cfg.get("eval_every_steps") if counts_steps(train_cfg) else None
+  return steps_per_epoch if every is None else every
+
+
+def compute_dtype(train_cfg: ml_collections.ConfigDict, backend: str | None = None) -> str:
+  """`train.compute_dtype` with `auto` resolved for `backend` (default: JAX's): bfloat16 on
+  GPU and TPU, float32 on the CPU, where XLA emulates bfloat16 (slower than float32,
+  benchmarks/wrn_speed.py)."""
+  if train_cfg.compute_dtype != "auto":
+    return train_cfg.compute_dtype
+  backend = jax.default_backend() if backend is None else backend
+  return "float32" if backend == "cpu" else "bfloat16"
 
 
 def learning_rate_schedule(train_cfg: ml_collections.ConfigDict,
                            steps_per_epoch: int) -> float | optax.Schedule:
   """The rate for `optax.inject_hyperparams`: `train.learning_rate` itself for 'plateau' (the
-  controller changes it between epochs), else a function of the step count: a linear warm-up
-  from 0 over `train.warmup_epochs` epochs, then cosine or linear decay to 0 at the last step of
-  `train.epochs`. Raises ConfigError if the warm-up is not shorter than the run."""
+  controller changes it between validations), else a function of the step count: a linear
+  warm-up from 0 over `warmup_steps` steps, then cosine or linear decay to 0 at the run's last
+  step (`total_steps`). `steps_per_epoch` as the run counts them (`steps_per_epoch`). Raises
+  ConfigError if the warm-up is not shorter than the run."""
   peak = train_cfg.learning_rate
   if not scheduled(train_cfg):
     return peak
   total = total_steps(train_cfg, steps_per_epoch)
-  warmup = round(train_cfg.warmup_epochs * steps_per_epoch)
+  warmup = warmup_steps(train_cfg, steps_per_epoch)
   if warmup >= total:
-    raise ConfigError(f"config.train.warmup_epochs={train_cfg.warmup_epochs}: expected fewer "
-                      f"warm-up epochs than config.train.epochs={train_cfg.epochs}")
+    given = ("config.train.warmup_steps" if train_cfg.get("warmup_steps") is not None
+             else "config.train.warmup_epochs")
+    length = ("config.train.total_steps" if counts_steps(train_cfg) else "config.train.epochs")
+    raise ConfigError(f"{given}={train_cfg.get(given.split('.')[-1])}: a warm-up of {warmup} "
+                      f"steps; expected fewer than the run's {total} "
+                      f"({length}={train_cfg.get(length.split('.')[-1])})")
   if train_cfg.schedule == "cosine":
     return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, total, end_value=0.0)
   if train_cfg.schedule == "onecycle":

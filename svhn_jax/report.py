@@ -26,7 +26,10 @@ class Run(NamedTuple):
 
   @property
   def best_row(self) -> dict:
-    """The metrics of the epoch whose weights were restored (Keras's restore_best_weights)."""
+    """The metrics of the epoch (validation, in a step-counted run: its `best_step`) whose
+    weights were restored (Keras's restore_best_weights)."""
+    if "best_step" in self.test:
+      return next(row for row in self.history if row["step"] == self.test["best_step"])
     return self.history[self.test["best_epoch"] - 1]
 
   @property

@@ -1,5 +1,15 @@
-"""Training a run: `fit` (the epoch loop with Keras's callbacks, checkpoints and interrupts) and
-`train_and_evaluate` (data, model, fit, test scores, figures), over one run or several seeds.
+"""Training a run: `fit` (the loop of validation periods with Keras's callbacks, checkpoints and
+interrupts) and `train_and_evaluate` (data, model, fit, test scores, figures), over one run or
+several seeds.
+
+A run is counted in epochs (`config.train.epochs`: a period is an epoch, every batch of it, the
+last one partial, as Keras) or in steps (`config.train.total_steps`: a period is
+`config.train.eval_every_steps` full batches, by default an epoch's, walking the epochs' seeded
+orders across their boundaries; svhn_jax/config.py says when to use which). After each period
+the run validates, updates early stopping and the plateau controller (their patience counts
+validations), appends a row to metrics.jsonl (with `epoch`, the epochs walked, and `step`, the
+global step count) and saves its checkpoint; a run killed in a period resumes from the last one
+exactly as if it had not stopped. Ctrl-C or SIGTERM lets the period finish and be saved first.
 
 With `train_seeds`, the seeds of one config train in one vmapped program (`trainer.Trainer`'s
 seed axis) through the same `fit`: each seed keeps its own workdir, callbacks, checkpoints and
@@ -12,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import math
 import os
@@ -42,7 +53,8 @@ RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "model_summary.txt", "
 
 
 def use_scan(setting: bool | None, model_name: str) -> bool:
-  """Whether to run whole epochs under `lax.scan`: `setting` if given; None (auto): yes on
+  """Whether to run whole epochs under `lax.scan` (in a step-counted run, each validation
+  period's steps within one epoch: `trainer.scan_steps`): `setting` if given; None (auto): yes on
   accelerators, and on the CPU only for models without convolutions, since XLA:CPU runs
   convolutions inside loops ~30x slower."""
   if setting is not None:
@@ -53,8 +65,8 @@ def use_scan(setting: bool | None, model_name: str) -> bool:
 @dataclasses.dataclass
 class TrainingRun:
   """One run's place in `fit`: its config (with its own seed), workdir, checkpoints, progress,
-  and, with early stopping, its best state if the best epoch ran in this process (else it is in
-  the best checkpoint)."""
+  and, with early stopping, its best state if the best validation ran in this process (else it
+  is in the best checkpoint)."""
 
   config: ml_collections.ConfigDict
   workdir: Path
@@ -64,8 +76,10 @@ class TrainingRun:
 
   @property
   def active(self) -> bool:
-    return (self.progress.epoch < self.config.train.epochs
-            and not self.progress.early_stopping.stop)
+    tc = self.config.train
+    more = (self.progress.step < tc.total_steps if recipes.counts_steps(tc)
+            else self.progress.epoch < tc.epochs)
+    return more and not self.progress.early_stopping.stop
 
 
 def seed_config(config: ml_collections.ConfigDict, seed: int) -> ml_collections.ConfigDict:
@@ -96,6 +110,7 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
   # Every entry point (main, the experiments, a script) gets the same one-line refusal of a bad
   # value before anything is written, rather than a ZeroDivisionError mid-run.
   config_lib.validate(config)
+  config = resolved_dtype(config, workdirs)
   configs = [seed_config(config, s) for s in seeds]
   with contextlib.ExitStack() as held:
     if parallel.is_primary():
@@ -115,13 +130,13 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
     channels = 1 if train.images.ndim == 3 else train.images.shape[-1]
 
     name = config.model.name
-    dtype = jnp.dtype(config.train.compute_dtype)
+    dtype = jnp.dtype(recipes.compute_dtype(config.train))
     seed_models = [task.build_model(config.model, seed=s, channels=channels, dtype=dtype)
                    for s in seeds]
     summary = study.summary(seed_models[0], name, image_size=models.spec(name).image_size)
     logging.info("Model:\n%s", summary)
-    steps_per_epoch = math.ceil(train.labels.shape[0] / config.train.batch_size)
-    tx = recipes.optimizer(config.train, steps_per_epoch)
+    tx = recipes.optimizer(config.train,
+                           recipes.steps_per_epoch(config.train, train.labels.shape[0]))
     inits = [steps.init_state(model, tx, ema=config.train.ema_decay > 0) for model in seed_models]
     graphdef = inits[0][0]
     runs, states = [], []
@@ -147,6 +162,31 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
                 runs)
     return [_evaluate(run, _final(state, i, seed_axis), graphdef, test, mesh, task)
             for i, run in enumerate(runs)]
+
+
+def resolved_dtype(config: ml_collections.ConfigDict, workdirs: Sequence[Path]
+                   ) -> ml_collections.ConfigDict:
+  """`config` with `train.compute_dtype` auto resolved where the model reads it (the WRN): to
+  the dtype a workdir's saved config.json holds, so that a resumed run keeps the one it started
+  with, else to this backend's (`recipes.compute_dtype`). The run's config.json then holds the
+  resolved dtype, which `svhn_jax.inference` builds the model with."""
+  flat = config_lib.flat(config.to_dict())
+  if (config.train.compute_dtype != "auto"
+      or not config_lib.applies(config_lib.RUN_SCHEMA["train.compute_dtype"], flat)):
+    return config
+  resolved = recipes.compute_dtype(config.train)
+  for workdir in workdirs:
+    try:
+      saved = json.loads((workdir / "config.json").read_text())["train"]["compute_dtype"]
+    except (OSError, ValueError, KeyError, TypeError):
+      continue
+    if saved in config_lib.COMPUTE_DTYPES and saved != "auto":
+      resolved = saved
+      break
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.train.compute_dtype = resolved
+  logging.info("config.train.compute_dtype=auto: %s", resolved)
+  return config
 
 
 def validation_slice(val: data.Split, examples: int) -> data.Split:
@@ -181,7 +221,10 @@ def _resumed(config, workdir: Path, state: steps.TrainState
               else None)
   if restored is not None:
     state, progress = restored
-    logging.info("Resuming %s after epoch %d", workdir, progress.epoch)
+    if recipes.counts_steps(config.train):
+      logging.info("Resuming %s after step %d", workdir, progress.step)
+    else:
+      logging.info("Resuming %s after epoch %d", workdir, progress.epoch)
   return TrainingRun(config, workdir, ckpts, progress), state
 
 
@@ -195,31 +238,55 @@ def _final(state: steps.TrainState, i: int, seed_axis: bool) -> steps.TrainState
 
 def fit(trainer: Trainer, state: steps.TrainState, train: data.Split, val: data.Split,
         keys: jax.Array, runs: list[TrainingRun]) -> steps.TrainState:
-  """The epoch loop: train, validate, feed each run's callbacks, log, checkpoint.
+  """The training loop: train a validation period (an epoch; in a step-counted run the steps up
+  to the next multiple of `recipes.eval_every` or the run's last step), validate, feed each
+  run's callbacks, log, checkpoint.
 
   `runs` holds one run, or one per seed of `trainer`'s seed axis; the active ones must have
-  finished the same number of epochs. Returns the final state. Raises TrainingDiverged when a
-  loss stops being finite, and Interrupted after Ctrl-C or SIGTERM once the epoch is saved.
+  finished the same number of epochs (steps, when counted in steps). Returns the final state.
+  Raises TrainingDiverged when a loss stops being finite, and Interrupted after Ctrl-C or
+  SIGTERM once the period is saved.
   """
-  started = {run.progress.epoch for run in runs if run.active}
+  tc = runs[0].config.train
+  by_steps = recipes.counts_steps(tc)
+  n = train.labels.shape[0]
+  per_epoch = recipes.steps_per_epoch(tc, n)
+  started = {run.progress.step if by_steps else run.progress.epoch for run in runs if run.active}
   if len(started) > 1:
-    raise ValueError(f"runs at different epochs {sorted(started)} cannot share a program")
-  epoch = started.pop() if started else 0
-  epochs = max(run.config.train.epochs for run in runs)
+    raise ValueError(f"runs at different {'steps' if by_steps else 'epochs'} {sorted(started)} "
+                     "cannot share a program")
+  # The steps (epochs, when counted in epochs) finished.
+  position = started.pop() if started else 0
   seeded = trainer.num_seeds is not None
-  steps_per_epoch = math.ceil(train.labels.shape[0] / trainer.batch_size)
-  logging.info("Training %d run(s) from epoch %d: %d images, %d steps per epoch", len(runs),
-               epoch + 1, train.labels.shape[0], steps_per_epoch)
+  if by_steps:
+    total = max(run.config.train.total_steps for run in runs)
+    every = recipes.eval_every(tc, per_epoch)
+    logging.info("Training %d run(s) from step %d of %d: %d images, %d full batches an epoch, "
+                 "validating every %d steps", len(runs), position, total, n, per_epoch, every)
+  else:
+    epochs = max(run.config.train.epochs for run in runs)
+    logging.info("Training %d run(s) from epoch %d: %d images, %d steps per epoch", len(runs),
+                 position + 1, n, per_epoch)
   while any(run.active for run in runs) and not interrupts.requested():
     start = time.perf_counter()
-    scheduled = recipes.scheduled(runs[0].config.train)
+    scheduled = recipes.scheduled(tc)
     if not scheduled:
-      # The plateau controller's rate, set between epochs; a schedule sets its own every step.
+      # The plateau controller's rate, set between validations; a schedule sets its own every
+      # step.
       rates = [run.progress.plateau.lr for run in runs]
       state = steps.with_learning_rate(state, rates if seeded else rates[0])
-    with cli.progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{epochs}") as bar:
-      state, train_metrics = trainer.train_epoch(state, train, keys, epoch, bar.update,
-                                                 active=[run.active for run in runs])
+    active = [run.active for run in runs]
+    if by_steps:
+      stop = min(total, (position // every + 1) * every)
+      with cli.progress_bar(stop - position, f"steps {position + 1}-{stop}/{total}") as bar:
+        state, train_metrics = trainer.train_steps(state, train, keys, position, stop,
+                                                   bar.update, active=active)
+      step, epoch_value, position = stop, round(stop / per_epoch, 4), stop
+    else:
+      with cli.progress_bar(per_epoch, f"epoch {position + 1}/{epochs}") as bar:
+        state, train_metrics = trainer.train_epoch(state, train, keys, position, bar.update,
+                                                   active=active)
+      step, epoch_value, position = (position + 1) * per_epoch, position + 1, position + 1
     val_metrics = trainer.evaluate(state, val)
     seconds = time.perf_counter() - start
     last_rates = np.atleast_1d(np.asarray(jax.device_get(recipes.learning_rate(state.opt_state)),
@@ -227,10 +294,11 @@ def fit(trainer: Trainer, state: steps.TrainState, train: data.Split, val: data.
     for i, run in enumerate(runs):
       if run.active:
         rate = float(last_rates[i]) if scheduled else run.progress.plateau.lr
-        _record_epoch(run, _final(state, i, seeded), epoch,
-                      {**train_metrics[i], **{f"val_{k}": v for k, v in val_metrics[i].items()}},
-                      seconds, label=f"seed {run.config.seed}: " if seeded else "", lr=rate)
-    epoch += 1
+        _record_validation(
+            run, _final(state, i, seeded),
+            {**train_metrics[i], **{f"val_{k}": v for k, v in val_metrics[i].items()}},
+            seconds, label=f"seed {run.config.seed}: " if seeded else "", lr=rate,
+            epoch=epoch_value, step=step)
   for run in runs:
     if run.ckpts is not None:
       run.ckpts.close()
@@ -239,58 +307,77 @@ def fit(trainer: Trainer, state: steps.TrainState, train: data.Split, val: data.
   return state
 
 
-def _record_epoch(run: TrainingRun, state: steps.TrainState, epoch: int, metrics: dict,
-                  seconds: float, label: str, lr: float) -> None:
+def _record_validation(run: TrainingRun, state: steps.TrainState, metrics: dict, seconds: float,
+                       label: str, lr: float, epoch: int | float, step: int) -> None:
+  """Feeds one validation to the run's callbacks, metrics.jsonl and checkpoints. `epoch`: the
+  row's epoch (the epoch's number, or in a step-counted run the epochs walked, step / steps an
+  epoch); `step`: the global steps taken."""
   tc = run.config.train
+  by_steps = recipes.counts_steps(tc)
+  # Validations before this one: the callbacks count them (epochs, when counted in epochs).
+  index = run.progress.epoch
   if not math.isfinite(metrics["val_loss"]):
-    raise TrainingDiverged(f"{label}the validation loss became {metrics['val_loss']} after epoch "
-                           f"{epoch + 1}: the weights are no longer finite. {DIVERGED_ADVICE}")
-  row = {"epoch": epoch + 1, **metrics, "lr": lr, "seconds": seconds}
+    where = f"step {step}" if by_steps else f"epoch {index + 1}"
+    raise TrainingDiverged(f"{label}the validation loss became {metrics['val_loss']} after "
+                           f"{where}: the weights are no longer finite. {DIVERGED_ADVICE}")
+  row = {"epoch": epoch, "step": step, **metrics, "lr": lr, "seconds": seconds}
   es = run.progress.early_stopping
   if tc.early_stopping.enabled:
     es = callbacks.early_stopping_update(
-        es, row["val_accuracy"], epoch,
+        es, row["val_accuracy"], index,
         patience=tc.early_stopping.patience, min_delta=tc.early_stopping.min_delta)
   else:
-    # Without early stopping the run keeps its last epoch, as Keras's fit does: each epoch is
-    # the one to evaluate, whatever its validation accuracy.
-    es = callbacks.EarlyStopping(best=row["val_accuracy"], best_epoch=epoch)
+    # Without early stopping the run keeps its last weights, as Keras's fit does: each
+    # validation's are the ones to evaluate, whatever its accuracy.
+    es = callbacks.EarlyStopping(best=row["val_accuracy"], best_epoch=index)
   plateau = run.progress.plateau
   if not recipes.scheduled(tc):
     plateau = callbacks.plateau_update(plateau, row["val_loss"], **tc.plateau)
-  run.progress = checkpoint.Progress(epoch + 1, es, plateau, run.progress.history + [row])
+  history = run.progress.history + [row]
+  run.progress = checkpoint.Progress(index + 1, es, plateau, history, step)
+  where = (f"step {step}/{tc.total_steps} (epoch {epoch:.2f})" if by_steps
+           else f"epoch {index + 1}/{tc.epochs}")
   logging.info(
-      "%sepoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  lr %.2e  %.1fs",
-      label, epoch + 1, tc.epochs, row["loss"], row["accuracy"], row["val_loss"],
-      row["val_accuracy"], row["lr"], row["seconds"])
+      "%s%s  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  lr %.2e  %.1fs",
+      label, where, row["loss"], row["accuracy"], row["val_loss"], row["val_accuracy"],
+      row["lr"], row["seconds"])
   if parallel.is_primary():
     fileio.append_jsonl(run.workdir / "metrics.jsonl", row)
-  # Without early stopping the run keeps its last epoch, so the final state and the latest
-  # checkpoint are the best: no copy, and one save an epoch instead of two (each a host copy and
-  # a synchronous write of the whole state; on one GPU, a WRN epoch's validation, saves and
+  # Without early stopping the run keeps its last weights, so the final state and the latest
+  # checkpoint are the best: no copy, and one save a validation instead of two (each a host copy
+  # and a synchronous write of the whole state; on one GPU, a WRN epoch's validation, saves and
   # logging took as long as its training, benchmarks/NOTES.md).
-  improved = tc.early_stopping.enabled and es.best_epoch == epoch
+  improved = tc.early_stopping.enabled and es.best_epoch == index
   if improved:
     # A copy: the next step donates the state's buffers.
     run.best = jax.tree.map(jnp.copy, state)
   if run.ckpts is not None:
     run.ckpts.save(state, run.progress, run.config.model.name, best=improved)
   if es.stop:
-    logging.info("%sEarly stopping after epoch %d: val_accuracy has not improved since epoch %d",
-                 label, epoch + 1, es.best_epoch + 1)
+    if by_steps:
+      logging.info("%sEarly stopping after step %d: val_accuracy has not improved since step %d",
+                   label, step, history[es.best_epoch]["step"])
+    else:
+      logging.info("%sEarly stopping after epoch %d: val_accuracy has not improved since epoch "
+                   "%d", label, index + 1, es.best_epoch + 1)
 
 
 def _interrupted(signum: int, runs: list[TrainingRun]) -> Interrupted:
   saved = all(run.ckpts is not None for run in runs)
   epoch = min(run.progress.epoch for run in runs)
-  epochs = runs[0].config.train.epochs
+  tc = runs[0].config.train
   if not saved:
     outcome = "Checkpoints are off (config.checkpoint.enabled), so nothing was saved."
   elif epoch == 0:
-    outcome = "No epoch had finished, so there was nothing to save."
+    outcome = ("No validation period had finished, so there was nothing to save."
+               if recipes.counts_steps(tc) else "No epoch had finished, so there was nothing to save.")
+  elif recipes.counts_steps(tc):
+    step = min(run.progress.step for run in runs)
+    outcome = (f"Its checkpoint after step {step} of {tc.total_steps} is saved: run the same "
+               "command to resume.")
   else:
-    outcome = (f"Its checkpoint after epoch {epoch} of {epochs} is saved: run the same command "
-               "to resume.")
+    outcome = (f"Its checkpoint after epoch {epoch} of {tc.epochs} is saved: run the same "
+               "command to resume.")
   return Interrupted(f"{signal.Signals(signum).name} stopped the run. {outcome}", signum)
 
 
@@ -323,8 +410,16 @@ def _evaluate(run: TrainingRun, final: steps.TrainState, graphdef, test: data.Sp
                               weights["batch_stats"], batch_size=chunk, mesh=mesh,
                               tta=run.config.train.tta)
   report, logits = task.test_report(predict, test, task.extra_tests(run.config))
-  report["best_epoch"] = run.progress.early_stopping.best_epoch + 1
-  report["epochs_run"] = run.progress.epoch
+  history, best = run.progress.history, run.progress.early_stopping.best_epoch
+  if recipes.counts_steps(run.config.train) and history:
+    # Epochs walked (fractional) at the best validation and at the end, and their steps.
+    report["best_epoch"] = history[best]["epoch"]
+    report["epochs_run"] = history[-1]["epoch"]
+    report["best_step"] = history[best]["step"]
+    report["steps_run"] = run.progress.step
+  else:
+    report["best_epoch"] = best + 1
+    report["epochs_run"] = run.progress.epoch
   logging.info("Test accuracy %.4f (best epoch %d)\n%s", report["accuracy"],
                report["best_epoch"], task.report_text(report))
   if parallel.is_primary():

@@ -6,6 +6,12 @@ a leading axis of seeds, each seed with its own parameters, optimizer and BatchN
 dropout keys and data order, while the dataset on the device is shared. Either way the step is
 `steps.train_step`, and an epoch's sample order and keys are derived the same way, so a seed
 trains vmapped as it trains alone (to float rounding: vmapped layers may reorder sums).
+
+An epoch-counted run calls `train_epoch` (every batch of the epoch, the last one partial); a
+step-counted one `train_steps` (a validation period's full batches, which may span epochs:
+`input_pipeline.epoch_segments`). With `scan`, `train_epoch` runs the epoch's full batches in one
+`steps.scan_epoch`, and `train_steps` each piece of a period within one epoch in one `scan_steps`
+(one compile per distinct piece length, a few in a run).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import functools
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -24,6 +31,10 @@ from svhn_jax.errors import TrainingDiverged
 
 DIVERGED_ADVICE = ("That epoch was not saved: the workdir keeps the last good epoch's "
                    "checkpoint, if any. Try a lower config.train.learning_rate in a new --workdir.")
+# A step-counted run's (`Trainer.train_steps`).
+DIVERGED_STEPS_ADVICE = ("Those steps were not saved: the workdir keeps the last good "
+                         "validation's checkpoint, if any. Try a lower "
+                         "config.train.learning_rate in a new --workdir.")
 
 
 class Trainer:
@@ -49,16 +60,19 @@ class Trainer:
     self.eval_batch_size = parallel.rounded_to_devices(eval_batch_size, mesh)
     step = functools.partial(steps.train_step, graphdef, tx, options, task=task)
     epoch = functools.partial(steps.scan_epoch, graphdef, tx, options, task=task)
+    scanned = functools.partial(scan_steps, graphdef, tx, options, task=task)
     if num_seeds:
       # (state, totals, data, batches, i, key): the data is shared, the step index too.
       step = jax.vmap(step, in_axes=(0, 0, None, 0, None, 0))
       epoch = jax.vmap(epoch, in_axes=(0, 0, None, 0, 0))
+      scanned = jax.vmap(scanned, in_axes=(0, 0, None, 0, None, 0))
     jit = functools.partial(jax.jit, donate_argnums=(0, 1),
                             out_shardings=parallel.replicated(mesh),
                             compiler_options=xla_flags.model_options())
     # The state and totals stay replicated; the batch split follows from the sharded indices.
     self._step = jit(step)
     self._epoch = jit(epoch) if scan else None
+    self._scanned = jit(scanned) if scan else None
     self._compiled_full_step = None
     metrics = jax.vmap(task.metrics, in_axes=(0, None)) if num_seeds else task.metrics
     self._metrics = jax.jit(metrics)
@@ -126,6 +140,41 @@ class Trainer:
     return state, [{"loss": float(loss / count), "accuracy": float(correct / count)}
                    for loss, correct, count in zip(totals.loss, totals.correct, totals.count)]
 
+  def train_steps(self, state: steps.TrainState, data: Split, keys: jax.Array, start: int,
+                  stop: int, progress: Callable[[int], None] = lambda _: None,
+                  active: list[bool] | None = None) -> tuple[steps.TrainState, list[dict]]:
+    """Global steps `start`..`stop - 1` of a step-counted run (a validation period), for the
+    run or each seed: step s is full batch s % k of epoch s // k's order (k = n // batch_size;
+    each epoch's last partial batch is dropped), with the keys `train_epoch` gives that batch,
+    so a run of whole epochs of full batches takes the same steps either way. Returns the new
+    state and each run's {'loss', 'accuracy'} over these steps. Raises TrainingDiverged as
+    `train_epoch` does."""
+    n = data.labels.shape[0]
+    per_epoch = n // self.batch_size
+    state, totals = jax.device_put((state, self._zero_totals()), parallel.replicated(self.mesh))
+    for epoch, first, end in input_pipeline.epoch_segments(start, stop, per_epoch):
+      full, _ = self._orders(keys, epoch, n)
+      full = parallel.batch_indices(np.asarray(full), self.mesh)
+      step_keys = self._keys(keys, lambda k: jax.random.fold_in(jax.random.fold_in(k, epoch), 1))
+      if self._scanned is None:
+        full_step = self._compiled_full_step or self._step
+        for i in range(first, end):
+          state, totals = full_step(state, totals, data, full, i, step_keys)
+          progress(1)
+      else:
+        state, totals = self._scanned(state, totals, data, full,
+                                      jnp.arange(first, end, dtype=jnp.int32), step_keys)
+        progress(end - first)
+    totals = jax.tree.map(np.atleast_1d, jax.device_get(totals))
+    for seed_index, finite in enumerate(totals.finite_steps):
+      if (active is None or active[seed_index]) and int(finite) < stop - start:
+        which = "" if self.num_seeds is None else f" (seed index {seed_index})"
+        raise TrainingDiverged(
+            f"the training loss became NaN or infinite at step {start + int(finite) + 1} of "
+            f"steps {start + 1}-{stop}{which}. {DIVERGED_STEPS_ADVICE}")
+    return state, [{"loss": float(loss / count), "accuracy": float(correct / count)}
+                   for loss, correct, count in zip(totals.loss, totals.correct, totals.count)]
+
   def logits(self, state: steps.TrainState, images: jax.Array) -> jax.Array:
     """Inference-mode logits of `images` under the weights evaluated (`steps.eval_params`)."""
     return inference.predict_logits(self.graphdef, steps.eval_params(state), state.batch_stats,
@@ -149,3 +198,16 @@ def check_finite_steps(finite_steps: int, num_steps: int, epoch: int,
     raise TrainingDiverged(
         f"the training loss became NaN or infinite at epoch {epoch + 1}, step "
         f"{finite_steps + 1} of {num_steps}{which}. {DIVERGED_ADVICE}")
+
+
+def scan_steps(graphdef, tx: optax.GradientTransformation, options: steps.StepOptions,
+               state: steps.TrainState, totals: steps.Totals, data: Split, batches: jax.Array,
+               indices: jax.Array, key: jax.Array, *, task: Task
+               ) -> tuple[steps.TrainState, steps.Totals]:
+  """`steps.train_step` over the rows `indices` (int32 (m,)) of one epoch's `batches` in one
+  `lax.scan`: what a step-counted run's period takes of that epoch, the step loop's steps."""
+  def body(carry, i):
+    return steps.train_step(graphdef, tx, options, *carry, data, batches, i, key, task=task), None
+
+  (state, totals), _ = jax.lax.scan(body, (state, totals), indices)
+  return state, totals

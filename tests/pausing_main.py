@@ -1,7 +1,8 @@
 """`python -m svhn_jax.main` that stops at one chosen point, for tests to kill or interrupt there.
 
-The point comes from $SVHN_JAX_PAUSE_AT: "step:E:S" (after step S of epoch E, both from 1) or
-"save:latest:E" / "save:best:E" (once that checkpoint's files are written, before orbax renames
+The point comes from $SVHN_JAX_PAUSE_AT: "step:E:S" (after step S of epoch E, both from 1),
+"global_step:S" (a step-counted run, after its global step S, from 1) or "save:latest:E" /
+"save:best:E" (once that checkpoint's files are written, before orbax renames
 its temporary folder into place). There the process prints PAUSED on stdout and waits for a
 signal: SIGKILL, or Ctrl-C's SIGINT, which lets it go on. Run it from the repository root:
 python -m tests.pausing_main --config=...
@@ -47,6 +48,24 @@ def pause_after_step(epoch: int, step: int) -> None:
   Trainer.train_epoch = train_epoch
 
 
+def pause_after_global_step(step: int) -> None:
+  original = Trainer.train_steps
+
+  def train_steps(self, state, data, keys, start, stop, progress=lambda _: None, active=None):
+    done = start
+
+    def counted(n: int) -> None:
+      nonlocal done
+      progress(n)
+      done += n
+      if done == step:
+        pause()
+
+    return original(self, state, data, keys, start, stop, counted, active)
+
+  Trainer.train_steps = train_steps
+
+
 def pause_before_rename(which: str, epoch: int) -> None:
   original = atomicity.AtomicRenameTemporaryPath.finalize
 
@@ -64,6 +83,8 @@ if __name__ == "__main__":
   kind, *where = os.environ["SVHN_JAX_PAUSE_AT"].split(":")
   if kind == "step":
     pause_after_step(*map(int, where))
+  elif kind == "global_step":
+    pause_after_global_step(int(where[0]))
   else:
     pause_before_rename(where[0], int(where[1]))
   flags.mark_flags_as_required(["config"])

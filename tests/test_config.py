@@ -23,7 +23,10 @@ OUT_OF_RANGE = {
     "data.synthetic.val": (0, "a whole number of at least 1"),
     "data.synthetic.test": (0, "a whole number of at least 1"),
     "data.synthetic.seed": (-1, "a whole number of at least 0"),
-    "train.epochs": (0, "a whole number of at least 1"),
+    "train.epochs": (0, "none or a whole number of at least 1"),
+    "train.total_steps": (0, "none or a whole number of at least 1"),
+    "train.eval_every_steps": (0, "none or a whole number of at least 1"),
+    "train.warmup_steps": (-1, "none or a whole number of at least 0"),
     "train.batch_size": (0, "a whole number of at least 1"),
     "train.learning_rate": (0.0, "a number above 0"),
     "train.adam_eps": (0.0, "a number above 0"),
@@ -78,7 +81,7 @@ def test_the_defaults_and_every_shipped_config_are_valid():
 
 
 def test_every_numeric_field_has_its_range_checked():
-  numeric = {k for k, f in config_lib.RUN_SCHEMA.items() if f.kind in (int, float)}
+  numeric = {k for k, f in config_lib.RUN_SCHEMA.items() if f.kind in (int, float, "optional_int")}
   assert numeric == set(OUT_OF_RANGE)
 
 
@@ -97,8 +100,8 @@ def test_the_edges_of_each_range_are_allowed():
 
 
 @pytest.mark.parametrize("field, value, expected", [
-    ("train.epochs", True, "expected a whole number of at least 1"),
-    ("train.epochs", 2.5, "expected a whole number of at least 1"),
+    ("train.epochs", True, "expected none or a whole number of at least 1"),
+    ("train.epochs", 2.5, "expected none or a whole number of at least 1"),
     ("train.learning_rate", math.nan, "expected a finite number above 0"),
     ("train.learning_rate", math.inf, "expected a finite number above 0"),
     ("checkpoint.enabled", "yes", "expected True or False"),
@@ -109,7 +112,7 @@ def test_the_edges_of_each_range_are_allowed():
     ("data.numbers.jitter", "yes", "expected True or False"),
     ("train.optimizer", "lamb", "expected one of adam, adamw, sgd"),
     ("train.schedule", "step", "expected one of plateau, cosine, onecycle"),
-    ("train.compute_dtype", "float16", "expected one of float32, bfloat16"),
+    ("train.compute_dtype", "float16", "expected one of auto, float32, bfloat16"),
     ("model.impl", "cuda", "expected one of auto, fast, flax"),
     ("data.preprocess", "masks", "expected one of raw, mask"),
     ("data.source", "mnist", "expected one of svhn, synthetic, svhn_cropped, svhn_full, or a "
@@ -143,8 +146,8 @@ def test_a_missing_field_is_named():
 def test_scan_epoch_spellings_on_the_command_line(text, value):
   rest, values = config_lib.split_overrides(
       ["prog", "--config=configs/ann1.py", f"--config.train.scan_epoch={text}",
-       "--config.train.epochs=3"], config_lib.RUN_SCHEMA)
-  assert rest == ["prog", "--config=configs/ann1.py", "--config.train.epochs=3"]
+       "--config.train.batch_size=3"], config_lib.RUN_SCHEMA)
+  assert rest == ["prog", "--config=configs/ann1.py", "--config.train.batch_size=3"]
   assert values == {"train.scan_epoch": value}
   config = default.get_config()
   config_lib.apply_overrides(config, values)
@@ -337,7 +340,9 @@ def shipped_and_varied():
           run_config(**{"data.source": "svhn_cropped"}),
           run_config(**{"data.source": "synthetic"}),
           run_config(**{"train.optimizer": "adamw"}),
-          run_config(**{"data.train_on_val": True})]
+          run_config(**{"data.train_on_val": True}),
+          run_config(**{"train.epochs": None, "train.total_steps": 100,
+                        "train.schedule": "cosine"})]
 
 
 # A value away from the default where the obvious one breaks another rule (depth 6n+4).
@@ -357,6 +362,8 @@ def other_value(dotted, value):
     return value / 2 if value else 0.5
   if field.kind == "names":
     return [name for name in field.choices if name not in value][:1] or value[:1]
+  if field.kind == "optional_int":
+    return 1 if value is None else value + 1
   return next(choice for choice in field.choices if choice != value)
 
 

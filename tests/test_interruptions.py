@@ -217,3 +217,49 @@ def test_ctrl_c_saves_the_epoch_and_exits_cleanly_then_resume_ends_as_uninterrup
 
   run_to_end(svhn_labelled_h5, workdir)
   assert_same_outcome(outcome(workdir), uninterrupted)
+
+
+# A step-counted run: 192 crops are 4 full batches of 40 an epoch (32 dropped); 14 steps
+# validated at steps 5, 10 and 14, the second period across an epoch's end.
+STEP_SETTINGS = {"epochs": None, "total_steps": 14, "eval_every_steps": 5, "batch_size": 40,
+                 "eval_batch_size": 64, "scan_epoch": False}
+
+
+def step_command(h5: Path, workdir: Path) -> list[str]:
+  flags = [f"--config.train.{k}={'none' if v is None else str(v).lower()}"
+           for k, v in STEP_SETTINGS.items()]
+  return [sys.executable, "-m", "tests.pausing_main", "--config=configs/ann2.py",
+          f"--workdir={workdir}", f"--config.data.path={h5}", *flags]
+
+
+def test_a_step_counted_run_stopped_by_ctrl_c_and_killed_between_validations_resumes_exactly(
+    svhn_labelled_h5, tmp_path):
+  """Ctrl-C at step 7 finishes, validates and saves the period (steps 6-10) and exits; killed at
+  step 12, between two validations, the workdir keeps step 10's checkpoint; resumed, the run
+  ends as the uninterrupted one, bit for bit."""
+  config = tiny_config("ann2", svhn_labelled_h5, **STEP_SETTINGS)
+  train.train_and_evaluate(config, tmp_path / "whole")
+  uninterrupted = outcome(tmp_path / "whole")
+  assert [r["step"] for r in uninterrupted["metrics"]] == [5, 10, 14]
+
+  workdir = tmp_path / "run"
+  for pause_at, signum in (("global_step:7", signal.SIGINT), ("global_step:12", signal.SIGKILL)):
+    log = tmp_path / f"{signum}.log"
+    proc = start_paused(step_command(svhn_labelled_h5, workdir), pause_at, log)
+    try:
+      proc.send_signal(signum)
+      assert proc.wait(timeout=300) == (128 + signum if signum == signal.SIGINT else -signum)
+    finally:
+      proc.kill()
+      proc.wait()
+      proc.stdout.close()
+    if signum == signal.SIGINT:
+      assert log.read_text().strip().splitlines()[-1] == (
+          "stopped: SIGINT stopped the run. Its checkpoint after step 10 of 14 is saved: run the "
+          "same command to resume.")
+    # Checkpoints are keyed by validations: the second, at step 10.
+    assert latest_epoch(workdir) == 2
+    assert [r["step"] for r in metrics_rows(workdir)] == [5, 10]
+
+  train.train_and_evaluate(config, workdir)
+  assert_same_outcome(outcome(workdir), uninterrupted)

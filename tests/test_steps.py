@@ -103,6 +103,30 @@ def test_an_epoch_takes_a_step_on_the_batch_left_over(epoch_data):
   assert metrics["accuracy"] * 70 == pytest.approx(round(metrics["accuracy"] * 70), abs=1e-9)
 
 
+def test_train_steps_take_full_batches_across_an_epochs_end(epoch_data):
+  """A step-counted run's steps 0..4 on 70 samples in batches of 32: the two full batches of
+  epoch 0, then of epoch 1 (the 6 left over dropped), then one of epoch 2; split into periods
+  anywhere, the same steps, and scanned, the same to rounding."""
+  mesh, data = epoch_data
+  graphdef, tx, state = fresh("ann2")
+  loop = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh)
+  key = jax.random.key(0)
+  seen = []
+  whole, (metrics,) = loop.train_steps(jax.tree.map(jnp.copy, state), data, key, 0, 5,
+                                       seen.append)
+  assert seen == [1] * 5 and int(whole.opt_state.inner_state[0].count) == 5
+  part, _ = loop.train_steps(jax.tree.map(jnp.copy, state), data, key, 0, 3)
+  part, _ = loop.train_steps(part, data, key, 3, 5)
+  jax.tree.map(np.testing.assert_array_equal, part, whole)
+  scanned = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, scan=True)
+  seen.clear()
+  scan_state, (scan_metrics,) = scanned.train_steps(jax.tree.map(jnp.copy, state), data, key, 0,
+                                                    5, seen.append)
+  assert seen == [2, 2, 1]
+  assert_trees_close(whole, scan_state, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(metrics["loss"], scan_metrics["loss"], rtol=1e-5)
+
+
 def test_evaluation_equals_the_metrics_of_the_logits(epoch_data):
   mesh, data = epoch_data
   graphdef, tx, state = fresh("cnn1")

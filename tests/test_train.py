@@ -27,7 +27,9 @@ def test_a_run_writes_its_workdir(name, finished_run, tiny_h5):
   workdir = finished_run(name)
   rows = metrics_rows(workdir)
   assert [row["epoch"] for row in rows] == [1, 2]
-  assert set(rows[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+  # The global step count at each validation: 192 crops are 6 batches of 32 an epoch.
+  assert [row["step"] for row in rows] == [6, 12]
+  assert set(rows[0]) == {"epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "lr"}
   config = tiny_config(name, tiny_h5)
   assert rows[0]["lr"] == config.train.learning_rate
   assert read_json(workdir / "config.json") == config_lib.to_dict(config)
