@@ -109,7 +109,7 @@ def test_train_steps_take_full_batches_across_an_epochs_end(epoch_data):
   anywhere, the same steps, and scanned, the same to rounding."""
   mesh, data = epoch_data
   graphdef, tx, state = fresh("ann2")
-  loop = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh)
+  loop = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, task=DIGIT)
   key = jax.random.key(0)
   seen = []
   whole, (metrics,) = loop.train_steps(jax.tree.map(jnp.copy, state), data, key, 0, 5,
@@ -118,7 +118,8 @@ def test_train_steps_take_full_batches_across_an_epochs_end(epoch_data):
   part, _ = loop.train_steps(jax.tree.map(jnp.copy, state), data, key, 0, 3)
   part, _ = loop.train_steps(part, data, key, 3, 5)
   jax.tree.map(np.testing.assert_array_equal, part, whole)
-  scanned = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, scan=True)
+  scanned = Trainer(graphdef, tx, batch_size=32, eval_batch_size=64, mesh=mesh, scan=True,
+                    task=DIGIT)
   seen.clear()
   scan_state, (scan_metrics,) = scanned.train_steps(jax.tree.map(jnp.copy, state), data, key, 0,
                                                     5, seen.append)
