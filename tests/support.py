@@ -33,7 +33,7 @@ TINY_SIZES = (192, 64, 64)
 def digits_dataset(train: int = 1200, val: int = 300, seed: int = 0) -> data.Dataset:
   """scikit-learn's 1,797 real handwritten digits, resized 8x8 -> 32x32 to 0..255, split 3 ways.
 
-  Bilinear resizing leaves fractional grey levels, so `data.load` keeps them float32: the
+  Bilinear resizing leaves fractional grey levels, so `study_h5.load` keeps them float32: the
   split the study's Keras CNN1 reached 98.7% on."""
   from sklearn.datasets import load_digits
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import jax
 import numpy as np
 import pytest
@@ -157,7 +158,7 @@ def uninterrupted(svhn_labelled_h5, tmp_path_factory) -> dict:
 
 
 def test_svhn_labels_1_to_10_train_with_10_read_as_zero(svhn_labelled_h5, uninterrupted):
-  with data.h5py.File(svhn_labelled_h5) as f:
+  with h5py.File(svhn_labelled_h5) as f:
     stored = f["y_test"][()]
   assert stored.min() == 1 and stored.max() == 10
   confusion = np.asarray(uninterrupted["test"]["confusion_matrix"])
