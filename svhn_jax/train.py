@@ -48,6 +48,8 @@ from svhn_jax.models import study
 from svhn_jax.trainer import DIVERGED_ADVICE, Trainer
 
 # What a workdir holds besides its checkpoints; `clear_workdir` removes exactly these.
+# Training images a data-initialized model sees at build time (`models.build`'s sample).
+MODEL_SAMPLE = 10_000
 RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "model_summary.txt", "mask.npy",
              "test_metrics.json", "figures", "checkpoints")
 
@@ -131,8 +133,12 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
 
     name = config.model.name
     dtype = jnp.dtype(recipes.compute_dtype(config.train))
-    seed_models = [task.build_model(config.model, seed=s, channels=channels, dtype=dtype)
-                   for s in seeds]
+    # What a model that initializes from the data's statistics sees (`models.build`'s sample):
+    # the model input of the first training images; other models ignore it.
+    sample = steps.model_input(task.eval_images(train.images[:MODEL_SAMPLE]))
+    seed_models = [task.build_model(config.model, seed=s, channels=channels, dtype=dtype,
+                                    sample=sample) for s in seeds]
+    del sample
     summary = study.summary(seed_models[0], name, image_size=models.spec(name).image_size)
     logging.info("Model:\n%s", summary)
     tx = recipes.optimizer(config.train,

@@ -182,3 +182,25 @@ def test_the_config_fields_a_task_reads_follow_its_kind_of_data():
   with pytest.raises(ConfigError, match=r"^config\.data\.numbers\.jitter=False: only read with "
                      r"config\.task=number \(this run has config\.task=tests\.toy_task:PARITY\)"):
     config_lib.validate(config)
+
+
+def test_a_model_is_built_with_a_sample_of_its_training_input(tiny_h5, tmp_path, monkeypatch):
+  """`models.build` gets the model input of the first training images, float32 in [0, 1], for
+  a model that initializes from the data's statistics."""
+  from svhn_jax import models
+  seen = []
+  build = models.build
+
+  def recording(*args, sample=None, **kwargs):
+    seen.append(np.asarray(sample))
+    return build(*args, sample=sample, **kwargs)
+
+  monkeypatch.setattr(models, "build", recording)
+  config = tiny_config("ann1", tiny_h5, epochs=1)
+  train.train_and_evaluate(config, tmp_path / "run")
+  train_images = tiny_dataset().train.images
+  (sample,) = seen
+  n = min(train.MODEL_SAMPLE, len(train_images))
+  assert sample.shape == (n, 32, 32, 1) and sample.dtype == np.float32
+  np.testing.assert_allclose(sample[..., 0], np.asarray(train_images[:n], np.float32) / 255,
+                             rtol=1e-6)

@@ -29,9 +29,11 @@ class ParityTask(digit.DigitTask):
 
   name: str = "parity"
 
-  def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32):
+  def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32,
+                  sample=None):
     """The model of config.model with 2 logits, even and odd."""
-    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype, outputs=len(NAMES))
+    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype, sample=sample,
+                        outputs=len(NAMES))
 
   def load(self, config):
     dataset, path = super().load(config)

@@ -12,11 +12,14 @@ arrays, with the task object static (hashable: a frozen dataclass). N is the bat
 float32 [0, 1] output of augmentation; `labels` are whatever the task's `load` gives per sample
 (int32 (N,) digits; int32 (N, 6) numbers); `logits` float32 (N, outputs).
 
-  build_model(config, *, seed, channels, dtype) -> nnx.Module
+  build_model(config, *, seed, channels, dtype, sample=None) -> nnx.Module
       The model of config.model, with as many outputs as the task needs (10 digits, 57 for a
       number's seven length and 5 x 10 digit classes, 2 for a parity bit), `channels` 1 or 3
       input channels, `dtype` its compute dtype (jnp.float32 or jnp.bfloat16). `seed` an int or
-      a key; the same seed builds the same weights.
+      a key; the same seed builds the same weights. `sample`: float32 (n, H, W, channels) model
+      input of training images, for a model that initializes from the data's statistics
+      (`svhn_jax.models.build`); it may change initial values only, never the parameter tree,
+      so a restored run builds without it (None).
   train_images(images, key) -> images
       The training input of a gathered batch (e.g. a random window), drawn with `key`; before the
       recipe's augmentation.
@@ -116,7 +119,8 @@ class Task(Protocol):
   def from_config(self, config: Any) -> "Task": ...
 
   # Device side.
-  def build_model(self, model_cfg: Mapping, *, seed: Any, channels: int, dtype: Any) -> Any: ...
+  def build_model(self, model_cfg: Mapping, *, seed: Any, channels: int, dtype: Any,
+                  sample: Any = None) -> Any: ...
 
   def train_images(self, images: Any, key: Any) -> Any: ...
 

@@ -38,9 +38,10 @@ class DigitTask:
 
   # Device side ---------------------------------------------------------------------------
 
-  def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32):
+  def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32,
+                  sample=None):
     """`models.build`: the model config.model names, 10 outputs."""
-    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype)
+    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype, sample=sample)
 
   def train_images(self, images: jax.Array, key: jax.Array) -> jax.Array:
     """The training input of a batch: the images themselves (augmentation is the recipe's)."""

@@ -135,10 +135,11 @@ class NumberTask:
 
   # Device side ---------------------------------------------------------------------------
 
-  def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32):
+  def build_model(self, model_cfg: Mapping, *, seed, channels: int, dtype=jnp.float32,
+                  sample=None):
     """`models.build`: the reader of config.model.reader's size and dropout, 57 outputs (in
     float32: config.py refuses bfloat16 for it)."""
-    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype)
+    return models.build(model_cfg, seed=seed, channels=channels, dtype=dtype, sample=sample)
 
   def train_images(self, images: jax.Array, key: jax.Array) -> jax.Array:
     """A random (jitter) or the centre crop x crop window of each image (N, 64, 64[, C])."""
