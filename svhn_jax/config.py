@@ -93,22 +93,27 @@ NONE_BY_DEFAULT = type("NoneByDefault", (), {"__repr__": lambda self: "NONE_BY_D
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskReads:
-  """In a `Field.applies_to` condition on config.task: the tasks whose data is of `kind`
-  (`svhn_jax.tasks.base.Task.data_kind`: 'digit crops', 'number photos'), whether registered or
-  named by spec; the registered ones are `values`, for messages."""
+class Declares:
+  """In a `Field.applies_to` condition on a field naming an extension (config.task,
+  config.data.source): the entries of `registry`, registered or named by spec, whose
+  `attribute` is `value` (or, for a tuple, holds it), so that a new task or source declares what
+  it reads instead of config.py listing names; the registered ones are `values`, for messages.
+  Looking one up imports its module."""
 
-  kind: str
+  registry: Any
+  attribute: str
+  value: Any
 
-  def __contains__(self, value: Any) -> bool:
+  def __contains__(self, name: Any) -> bool:
     try:
-      return tasks.REGISTRY.get(value).data_kind == self.kind
+      declared = getattr(self.registry.get(name), self.attribute, None)
     except ConfigError:
       return False
+    return self.value in declared if isinstance(declared, tuple) else declared == self.value
 
   @property
   def values(self) -> tuple[str, ...]:
-    return tuple(name for name in tasks.REGISTRY.names() if name in self)
+    return tuple(name for name in self.registry.names() if name in self)
 
   def __iter__(self):
     return iter(self.values)
@@ -207,11 +212,16 @@ class Field:
 _WRN = ({"model.name": ("wrn",)},)
 _READER = ({"model.name": ("multidigit",)},)
 _STUDY_MODELS = ({"model.name": ("ann1", "ann2", "cnn1", "cnn2")},)
-_NUMBERS = ({"task": TaskReads("number photos")},)
-_OFFICIAL_OR_NUMBERS = ({"data.source": ("svhn_cropped", "svhn_full")}, *_NUMBERS)
+# A task reads the config.data fields of its `data_kind` (`svhn_jax.tasks.base.Task`), a source
+# those it declares (`svhn_jax.datasets.base.Source`: its colours, SVHN's own splits).
+_NUMBERS = ({"task": Declares(tasks.REGISTRY, "data_kind", "number photos")},)
+_COLOUR = ({"data.source": Declares(datasets.REGISTRY, "colors", "rgb")}, *_NUMBERS)
+_OFFICIAL_OR_NUMBERS = ({"data.source": Declares(datasets.REGISTRY, "official_splits", True)},
+                        *_NUMBERS)
 _CARVED = (*_OFFICIAL_OR_NUMBERS, {"data.train_on_val": (True,)})
 _GENERATED = ({"data.source": ("synthetic",), "data.path": ("",)},)
-_GENERATED_CROPS = ({"task": TaskReads("digit crops"), "data.source": ("synthetic",),
+_GENERATED_CROPS = ({"task": Declares(tasks.REGISTRY, "data_kind", "digit crops"),
+                     "data.source": ("synthetic",),
                      "data.path": ("",)},)
 _RAND_AUGMENT = ({"train.augment.num_ops": Not((0,))},)
 _EARLY_STOPPING = ({"train.early_stopping.enabled": (True,)},)
@@ -246,7 +256,7 @@ RUN_SCHEMA: dict[str, Field] = {
     "data.cache_dir": Field(str, resumable=True),
     "data.preprocess": Field(str, choices=PREPROCESS_MODES),
     # The study's file and the generated crops are grey; SVHN's own files and photos in colour.
-    "data.color": Field(str, choices=COLORS, default="grey", applies_to=_OFFICIAL_OR_NUMBERS),
+    "data.color": Field(str, choices=COLORS, default="grey", applies_to=_COLOUR),
     "data.use_extra": Field(bool, default=False, applies_to=_OFFICIAL_OR_NUMBERS),
     # The validation crops carved from the training ones: by SVHN's own sources and the number
     # task always, by the others with train_on_val.

@@ -199,3 +199,21 @@ def test_a_source_outside_the_package_loads_through_its_spec(tmp_path):
   assert set(np.unique(dataset.test.labels)) == set(range(10)) and where.is_file()
   with pytest.raises(ConfigError, match="this source has no photos of whole house numbers"):
     sources.load_numbers(config.data)
+
+
+def test_the_config_fields_a_source_reads_follow_what_it_declares():
+  """config.data.color is read by a source that declares colour (`Source.colors`), with no edit
+  to config.py; refused as unread by one that does not; the number task takes a source only if
+  it declares photos."""
+  config = configs.default.get_config()
+  config.data.source, config.data.color = "tests.toy_source:COLOUR", "rgb"
+  config_lib.validate(config)
+  assert sources.load(config.data)[0].train.images.shape[1:] == (32, 32, 3)
+  config.data.source = "tests.toy_source:SOURCE"
+  with pytest.raises(ConfigError, match=r"^config\.data\.color='rgb': only read with "):
+    config_lib.validate(config)
+  config.data.color = "grey"
+  config.task, config.model.name = "number", "multidigit"
+  with pytest.raises(ConfigError, match="whole house numbers come from photos; expected one of "
+                     "synthetic, svhn_full"):
+    config_lib.validate(config)

@@ -36,3 +36,22 @@ class Toy(base.Source):
 
 
 SOURCE = Toy()
+
+
+class ToyColour(Toy):
+  """The same digits, also in colour (grey repeated in three channels): declaring `colors` is
+  all it takes for a run of it to read config.data.color."""
+
+  name = "toy_colour"
+  colors = ("grey", "rgb")
+
+  def digits(self, data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
+    grey = ml_collections.ConfigDict({**data_cfg.to_dict(), "color": "grey"})
+    dataset, path = super().digits(grey)
+    if data_cfg.color == "rgb":
+      dataset = data.Dataset(*(data.Split(np.repeat(s.images[..., None], 3, -1), s.labels)
+                               for s in dataset))
+    return dataset, path
+
+
+COLOUR = ToyColour()

@@ -27,12 +27,19 @@ Parts = tuple[np.ndarray, np.ndarray]  # (images uint8 (N, 32, 32, 3), labels in
 class Source:
   """A data source. Subclasses override `digits` (and `photos` where they have whole photos).
 
-  `name` is the config's (`config.data.source`); `colors` the `config.data.color` values its
-  digit crops come in.
+  `name` is the config's (`config.data.source`). What it declares, which decides the
+  config.data fields a run of it reads (`svhn_jax.config.Declares`): `colors`, the
+  `config.data.color` values its digit crops come in (config.data.color is read where it holds
+  'rgb'); `official_splits`, True for SVHN's own train / test / extra files, whose validation
+  split is carved from train (config.data.val_size, split_seed) and whose extra split
+  config.data.use_extra adds; `has_photos`, True where `photos` gives whole photos (the number
+  task's data).
   """
 
   name: str = ""
   colors: tuple[str, ...] = ("grey",)
+  official_splits: bool = False
+  has_photos: bool = False
 
   def digits(self, data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
     """The validated train / validation / test digit crops `config.data` asks for, in

@@ -267,6 +267,7 @@ class Cropped(base.Source):
 
   name = "svhn_cropped"
   colors = ("grey", "rgb")
+  official_splits = True
 
   def digits(self, data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
     cache = fileio.cache_dir(data_cfg)

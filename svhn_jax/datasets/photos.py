@@ -222,6 +222,8 @@ class Full(base.Source):
 
   name = "svhn_full"
   colors = ("grey", "rgb")
+  official_splits = True
+  has_photos = True
 
   def digits(self, data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
     cache = fileio.cache_dir(data_cfg)

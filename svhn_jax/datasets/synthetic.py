@@ -638,6 +638,7 @@ class Synthetic(study_h5.StudyFile):
   format 1's layout (`photos_folder`)."""
 
   name = "synthetic"
+  has_photos = True
 
   def file(self, data_cfg: ml_collections.ConfigDict) -> Path:
     return base.given_file(data_cfg) or generated_file(data_cfg)

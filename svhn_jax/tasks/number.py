@@ -35,7 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from svhn_jax import house_numbers, models, recipes
+from svhn_jax import datasets, house_numbers, models, recipes
+from svhn_jax.config import Declares
 from svhn_jax.errors import ConfigError, DataError
 from svhn_jax.house_numbers import MAX_DIGITS, NO_DIGIT
 from svhn_jax.models import number_reader
@@ -47,8 +48,8 @@ from svhn_jax.tasks.base import Predict
 REPORTED_MARGINS = (0.15, 0.3, 0.5, 1.0)
 # Test crops drawn with the number read, in figures/numbers_read.png.
 _GRID = 36
-# The sources of whole house numbers: photos with digitStruct boxes (format 1).
-SOURCES = ("synthetic", "svhn_full")
+# The sources with whole photos (`datasets.base.Source.has_photos`), registered or named by spec.
+PHOTO_SOURCES = Declares(datasets.REGISTRY, "has_photos", True)
 # Goodfellow et al.'s operating point: the share of photos answered at 98% accuracy, human
 # operators' accuracy (arXiv 1312.6082 section 5.1).
 COVERAGE_ACCURACY = 0.98
@@ -173,10 +174,10 @@ class NumberTask:
     if model != "multidigit":
       raise ConfigError(f"config.task='number': expected config.model.name=multidigit (the "
                         f"number reader), got {model!r}")
-    if data["source"] not in SOURCES:
+    if data["source"] not in PHOTO_SOURCES:
       raise ConfigError(f"config.data.source={data['source']!r}: whole house numbers come from "
-                        f"photos; expected one of {', '.join(SOURCES)} with "
-                        "config.task=number")
+                        f"photos; expected one of {', '.join(PHOTO_SOURCES.values)} (or another "
+                        "source with photos) with config.task=number")
     if data["source"] == "synthetic" and data["use_extra"] and not data["path"]:
       raise ConfigError("config.data.use_extra=True: the synthetic photos have train and test "
                         "splits only; expected false with config.data.source=synthetic")
