@@ -209,9 +209,11 @@ class Field:
 
 # When fields are read (`Field.applies_to`), by what reads them: svhn_jax/models/ (each model
 # its own block), recipes.py, steps.py, train.py and svhn_jax/datasets/.
-_WRN = ({"model.name": ("wrn",)},)
-_READER = ({"model.name": ("multidigit",)},)
-_STUDY_MODELS = ({"model.name": ("ann1", "ann2", "cnn1", "cnn2")},)
+# A model reads its own block (`svhn_jax.models.ModelSpec.block`); one without a block reads the
+# shared config.model.impl.
+_WRN = ({"model.name": Declares(models.REGISTRY, "block", "wrn")},)
+_READER = ({"model.name": Declares(models.REGISTRY, "block", "reader")},)
+_STUDY_MODELS = ({"model.name": Declares(models.REGISTRY, "block", None)},)
 # A task reads the config.data fields of its `data_kind` (`svhn_jax.tasks.base.Task`), a source
 # those it declares (`svhn_jax.datasets.base.Source`: its colours, SVHN's own splits).
 _NUMBERS = ({"task": Declares(tasks.REGISTRY, "data_kind", "number photos")},)
@@ -628,7 +630,24 @@ def split_overrides(argv: Sequence[str], schema: Mapping[str, Field]
     else:
       rest.append(arg)
     i += 1
+  _refuse_both_spellings(values, rest)
   return rest, values
+
+
+def _refuse_both_spellings(values: Mapping[str, Any], rest: Sequence[str]) -> None:
+  """ConfigError when an old spelling of `RENAMED` and its new field are both overridden: one
+  of them would silently win."""
+  for old in values:
+    if old not in RENAMED:
+      continue
+    new = {RENAMED[old], *(v for (k, _), v in _RENAMED_FOR_MODEL.items() if k == old)}
+    both = [arg for arg in rest
+            if re.match(r"^--?config\.([\w.]+)", arg) and re.match(
+                r"^--?config\.([\w.]+)", arg).group(1) in new]
+    if both:
+      given = both[0].split("=", 1)[0].lstrip("-")
+      raise ConfigError(f"--config.{old} and --{given}: the same field twice, under its old "
+                        f"and its new name; give only --{given}")
 
 
 def _parse_scalar(field: Field, dotted: str, text: str) -> Any:

@@ -20,8 +20,10 @@ IMAGE_SHAPE = (32, 32)
 class Split(NamedTuple):
   """Images and labels of one split, as numpy arrays on the host or arrays on the devices.
 
-  Loaded: images (N, 32, 32) pixel values 0..255, uint8 where the file's values are whole
-  numbers, else float32; labels (N,) int32 0..9. After `input_pipeline.prepare`, see there.
+  Loaded: images (N, H, W[, C]) pixel values 0..255, uint8 where the file's values are whole
+  numbers, else float32 (digit crops are 32x32, a numbers run's 64x64); labels as the task's
+  `load` gives them: int32 (N,) 0..9 for digits, int32 (N, 6) for numbers, per sample whatever
+  a task defines (a box task's float32 (N, 4)). After `input_pipeline.prepare`, see there.
   """
 
   images: np.ndarray

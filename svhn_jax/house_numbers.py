@@ -25,16 +25,19 @@ import concurrent.futures
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
 
-from svhn_jax.datasets.digit_struct import Photo
-from svhn_jax.datasets.photos import FullSplit
 from svhn_jax.transforms import luma
+
+if TYPE_CHECKING:
+  # Host-side types only: the number model and task import this module's constants and device
+  # crops, and must not pull in Pillow or the photo loaders (`svhn_jax.steps` stays light).
+  from svhn_jax.datasets.digit_struct import Photo
+  from svhn_jax.datasets.photos import FullSplit
 
 # Widening on each side, a share of the box's width (x) and height (y): 30% in all, arXiv
 # 1312.6082 section 5.1.
@@ -51,7 +54,8 @@ COLORS = ("grey", "rgb")
 # Pillow's bilinear filter; when shrinking it widens its support by the scale factor, so it
 # averages every source pixel under an output pixel (no aliasing). Format 2's 32x32 crops are
 # made with the same filter (datasets.photos.square_crops).
-RESAMPLE = Image.Resampling.BILINEAR
+# Pillow's Image.Resampling.BILINEAR (its value, so that this module imports no Pillow).
+RESAMPLE = 2
 _PROGRESS_EVERY = 1000  # photos between progress calls of number_arrays
 
 
@@ -168,6 +172,7 @@ def crop_number(photo: np.ndarray, box: np.ndarray, size: int = SIZE,
                      f"{photo_w}x{photo_h} photo (or is empty); clip it first with clip_box")
   region = (max(left, 0.0), max(top, 0.0), min(left + width, photo_w),
             min(top + height, photo_h))
+  from PIL import Image
   resized = np.asarray(Image.fromarray(photo).resize((int(size), int(size)), RESAMPLE,
                                                      box=region))
   return luma(resized) if color == "grey" and resized.ndim == 3 else resized
@@ -341,6 +346,7 @@ def number_arrays(photos: FullSplit | Sequence[tuple[Photo, np.ndarray]], *,
 
 def _photo(photos: FullSplit | Sequence[tuple[Photo, np.ndarray]],
            i: int) -> tuple[Photo, np.ndarray]:
+  from svhn_jax.datasets.photos import FullSplit
   if isinstance(photos, FullSplit):
     return photos.photos[i], photos.image(i)
   photo, pixels = photos[i]

@@ -24,7 +24,8 @@ def prepare(dataset: Dataset, preprocess: str = "raw") -> tuple[Dataset, np.ndar
 
   'raw': uint8 pixels kept as they are, float32 pixels (0..255) scaled to [0, 1] on the host.
   'mask': every split background-normalized, times the data-driven mask, scaled to [0, 1]
-  (float32). Labels become int32. Raises ConfigError for another mode.
+  (float32). Whole-number labels become int32 (digits (N,), numbers (N, 6)); others, such as a
+  box task's float32 (N, 4), keep their dtype. Raises ConfigError for another mode.
   """
   if preprocess not in PREPROCESS_MODES:
     raise ConfigError(
@@ -32,8 +33,13 @@ def prepare(dataset: Dataset, preprocess: str = "raw") -> tuple[Dataset, np.ndar
   mask = None
   if preprocess == "mask":
     mask = transforms.data_driven_mask(np.asarray(dataset.train.images, np.float32))
-  return Dataset(*(Split(prepare_images(split.images, mask), np.asarray(split.labels, np.int32))
+  return Dataset(*(Split(prepare_images(split.images, mask), _labels(split.labels))
                    for split in dataset)), mask
+
+
+def _labels(labels: np.ndarray) -> np.ndarray:
+  labels = np.asarray(labels)
+  return labels.astype(np.int32) if np.issubdtype(labels.dtype, np.integer) else labels
 
 
 def prepare_images(images: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

@@ -28,13 +28,16 @@ def is_spec(value: Any) -> bool:
 
 class Registry:
   """Names of one kind of extension (`field`, the config field that names them) and the
-  'module:attribute' spec of each. Names are matched case-insensitively."""
+  'module:attribute' spec of each. Names are matched case-insensitively. `kind`, a spec too:
+  the class (or runtime-checkable Protocol) every entry must be an instance of, checked on
+  import, so that a spec naming the wrong object is one line, not a traceback mid-run."""
 
-  def __init__(self, field: str, entries: Mapping[str, str]):
-    bad = [spec for spec in entries.values() if not is_spec(spec)]
+  def __init__(self, field: str, entries: Mapping[str, str], kind: str | None = None):
+    bad = [spec for spec in (*entries.values(), *([kind] if kind else [])) if not is_spec(spec)]
     if bad:
       raise ValueError(f"{field}: specs {bad} are not 'module:attribute'")
     self.field = field
+    self.kind = kind
     self._entries = {name.lower(): spec for name, spec in entries.items()}
     self._loaded: dict[str, Any] = {}
 
@@ -59,7 +62,15 @@ class Registry:
       raise ConfigError(f"config.{self.field}={value!r}: expected {self.expected()}")
     spec = self._entries.get(value.lower(), value) if isinstance(value, str) else value
     if spec not in self._loaded:
-      self._loaded[spec] = _import(self.field, value, spec)
+      entry = _import(self.field, value, spec)
+      if self.kind is not None:
+        kind = _import(self.field, value, self.kind)
+        if isinstance(entry, type) or not isinstance(entry, kind):
+          what = (f"the class {entry.__name__}" if isinstance(entry, type)
+                  else f"of type {type(entry).__name__}")
+          raise ConfigError(f"config.{self.field}={value!r}: {spec} is {what}; expected an "
+                            f"instance of {self.kind.replace(':', '.')}")
+      self._loaded[spec] = entry
     return self._loaded[spec]
 
 

@@ -545,6 +545,19 @@ def test_flat_spellings_on_the_command_line_set_the_nested_fields():
     config_lib.split_overrides(["prog", "--config.model.depth=ten"], config_lib.RUN_SCHEMA)
 
 
+@pytest.mark.parametrize("argv, old, new", [
+    (["--config.model.depth=10", "--config.model.wrn.depth=16"], "model.depth", "model.wrn.depth"),
+    (["--config.model.reader.size=paper", "--config.model.size", "small"], "model.size",
+     "model.reader.size"),
+])
+def test_an_old_and_a_new_spelling_of_one_field_together_are_refused(argv, old, new):
+  """Either would silently win: one line naming both."""
+  with pytest.raises(ConfigError) as e:
+    config_lib.split_overrides(["prog", *argv], config_lib.RUN_SCHEMA)
+  assert str(e.value) == (f"--config.{old} and --config.{new}: the same field twice, under its "
+                          f"old and its new name; give only --config.{new}")
+
+
 def test_flat_spellings_in_a_config_file_move_to_the_nested_fields():
   config = default.get_config()  # as a config file written before the move would set it
   config.model.name, config.model.depth, config.model.dropout = "wrn", 16, 0.3

@@ -73,3 +73,15 @@ def test_validation_is_carved_stratified_seeded_and_at_most_a_fifth():
   assert np.array_equal(again[1], val) and not np.array_equal(other[1], val)
   # Never more than a fifth of the training crops, so that small files still train.
   assert len(input_pipeline.carve_validation(labels, 6_000, seed=0)[1]) == len(labels) // 5
+
+
+def test_prepare_keeps_labels_that_are_not_whole_numbers():
+  """Digit and number labels become int32; a box task's float32 (N, 4) labels stay float32,
+  not rounded to 0."""
+  images = np.zeros((4, 32, 32), np.uint8)
+  boxes = np.full((4, 4), 0.3, np.float32)
+  digits = np.array([1, 2, 3, 4], np.uint8)
+  (train, _, _), _ = input_pipeline.prepare(Dataset(*(Split(images, boxes),) * 3))
+  assert train.labels.dtype == np.float32 and np.array_equal(train.labels, boxes)
+  (train, _, _), _ = input_pipeline.prepare(Dataset(*(Split(images, digits),) * 3))
+  assert train.labels.dtype == np.int32 and train.labels.tolist() == [1, 2, 3, 4]

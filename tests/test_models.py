@@ -585,6 +585,7 @@ def test_unknown_specs_and_non_models_are_one_line_errors():
                                         "import"):
     models.spec("tests.nowhere:MODEL")
   with pytest.raises(ConfigError, match=r"^config\.model\.name='tests\.toy_model:HIDDEN': "
-                                        "expected a svhn_jax.models.ModelSpec, got int$"):
+                                        r"tests\.toy_model:HIDDEN is of type int; expected an "
+                                        r"instance of svhn_jax\.models\.ModelSpec$"):
     models.spec("tests.toy_model:HIDDEN")
 

@@ -37,3 +37,32 @@ def test_a_registry_field_takes_its_names_and_specs():
   assert field.problem("join") is None and field.problem("pkg.mod:Attr") is None
   assert field.problem("other") == "expected one of join, or a 'module:attribute' spec"
   assert field.problem(3) == "expected text"
+
+
+@pytest.mark.parametrize("value, says", [
+    ("os.path:sep", "config.thing='os.path:sep': os.path:sep is of type str; expected an instance of "
+     "collections.abc.Callable"),
+    ("os.path:join", None),
+    ("pathlib:Path", "config.thing='pathlib:Path': pathlib:Path is the class Path; expected an "
+     "instance of collections.abc.Callable"),
+])
+def test_an_entry_of_the_wrong_kind_is_a_one_line_config_error(value, says):
+  """A spec naming an object that is not of the registry's kind (a task that is not a
+  `tasks.base.Task`, say) is refused when imported, before any training."""
+  registry = Registry("thing", {}, kind="collections.abc:Callable")
+  if says is None:
+    assert callable(registry.get(value))
+    return
+  with pytest.raises(ConfigError) as e:
+    registry.get(value)
+  assert str(e.value) == says
+
+
+def test_the_three_registries_refuse_each_others_entries():
+  from svhn_jax import datasets, models, tasks
+  for registry, other in ((tasks.REGISTRY, "tests.toy_source:SOURCE"),
+                          (datasets.REGISTRY, "tests.toy_model:MODEL"),
+                          (models.REGISTRY, "tests.toy_task:PARITY"),
+                          (tasks.REGISTRY, "svhn_jax.tasks.digit:DigitTask")):
+    with pytest.raises(ConfigError, match=r"; expected an instance of svhn_jax\."):
+      registry.get(other)

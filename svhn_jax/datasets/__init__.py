@@ -33,7 +33,7 @@ Import-light: config.py imports this module for the names; nothing here imports 
 
 from svhn_jax import registry
 
-REGISTRY = registry.Registry("data.source", {
+REGISTRY = registry.Registry("data.source", kind="svhn_jax.datasets.base:Source", entries={
     "svhn": "svhn_jax.datasets.study_h5:SOURCE",
     "synthetic": "svhn_jax.datasets.synthetic:SOURCE",
     "svhn_cropped": "svhn_jax.datasets.cropped:SOURCE",

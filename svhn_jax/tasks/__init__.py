@@ -32,7 +32,7 @@ from typing import Any
 
 from svhn_jax import registry
 
-REGISTRY = registry.Registry("task", {
+REGISTRY = registry.Registry("task", kind="svhn_jax.tasks.base:Task", entries={
     "digit": "svhn_jax.tasks.digit:DIGIT",
     "number": "svhn_jax.tasks.number:NUMBER",
 })

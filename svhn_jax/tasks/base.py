@@ -43,7 +43,7 @@ its device side stays cheap.
   data_kind: str
       What it reads from config.data: 'digit crops' (`sources.load`, the config.data.synthetic
       crop fields) or 'number photos' (`sources.load_numbers`, config.data.numbers.*); the
-      config fields a run of the task reads follow it (`config.TaskReads`), so a new task on
+      config fields a run of the task reads follow it (`config.Declares`), so a new task on
       either kind of data needs no edit of the config schema.
   from_config(config) -> Task
       The task with its options read from the run config (e.g. config.data.numbers.jitter);

@@ -28,7 +28,7 @@ class DigitTask:
   """The study's task: one digit per 32x32 crop, labels int32 (N,) 0..9, logits (N, 10)."""
 
   name: str = "digit"
-  # What config.data gives it: the config fields a run reads follow (`config.TaskReads`).
+  # What config.data gives it: the config fields a run reads follow (`config.Declares`).
   data_kind: str = "digit crops"
 
   def from_config(self, config) -> "DigitTask":
