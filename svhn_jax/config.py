@@ -748,6 +748,11 @@ def resume_conflicts(saved: Mapping, new: Mapping,
       continue
     if dotted in saved and saved[dotted] != new.get(dotted):
       conflicts.append(f"{dotted}: {_show(saved[dotted])} -> {_show(new.get(dotted))}")
+  # A model's options outside the schema (a block config.model.<block> that a config file of a
+  # model added outside the package brings): every change is one.
+  for dotted in sorted((saved.keys() | new.keys()) - schema.keys()):
+    if dotted.startswith("model.") and saved.get(dotted) != new.get(dotted):
+      conflicts.append(f"{dotted}: {_show(saved.get(dotted))} -> {_show(new.get(dotted))}")
   return conflicts
 
 

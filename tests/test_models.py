@@ -589,3 +589,25 @@ def test_unknown_specs_and_non_models_are_one_line_errors():
                                         r"instance of svhn_jax\.models\.ModelSpec$"):
     models.spec("tests.toy_model:HIDDEN")
 
+
+
+def test_a_model_outside_the_package_reads_its_own_block_and_a_resume_compares_it():
+  """tests/toy_model.py:SIZED takes its width from config.model.toy_mlp, a block its config
+  adds; validation accepts the block, the builder checks it, and a resume refuses a change."""
+  import ml_collections
+  from configs import ann1
+  from svhn_jax import config as config_lib
+  config = ann1.get_config()
+  config.model.name = "tests.toy_model:SIZED"
+  with config.unlocked():
+    config.model.toy_mlp = ml_collections.ConfigDict({"hidden": 5})
+  config_lib.validate(config)
+  model = models.build(config.model, seed=0, channels=1)
+  assert study.param_counts(model)[0] == 1024 * 5 + 5 + 5 * 10 + 10
+  saved = config_lib.to_dict(config)
+  config.model.toy_mlp.hidden = 6
+  assert config_lib.resume_conflicts(saved, config_lib.to_dict(config)) == [
+      "model.toy_mlp.hidden: 5 -> 6"]
+  config.model.toy_mlp.hidden = 0
+  with pytest.raises(ConfigError, match=r"^config\.model\.toy_mlp\.hidden=0: expected a whole "):
+    models.build(config.model, seed=0, channels=1)

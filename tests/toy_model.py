@@ -7,6 +7,7 @@ imports the 'module:attribute' spec). A tiny MLP: Flatten -> Dense(8, relu) -> D
 import jax
 from flax import nnx
 
+from svhn_jax.errors import ConfigError
 from svhn_jax.layers import Dense, Flatten
 from svhn_jax.models import ModelSpec
 from svhn_jax.models.study import IMAGE_SIZE, Sequential
@@ -27,3 +28,22 @@ def build(options, *, rngs: nnx.Rngs, channels: int, outputs: int, dtype, sample
 
 
 MODEL = ModelSpec(build, convolutional=False, block=None, outputs=10)
+
+
+def build_sized(options, *, rngs: nnx.Rngs, channels: int, outputs: int, dtype,
+                sample) -> Sequential:
+  """The same MLP with its hidden width from its own block, config.model.toy_mlp.hidden (a whole
+  number >= 1; ConfigError otherwise)."""
+  del dtype, sample
+  hidden = options.get("hidden")
+  if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+    raise ConfigError(f"config.model.toy_mlp.hidden={hidden!r}: expected a whole number >= 1")
+  return Sequential([
+      Flatten(),
+      Dense(IMAGE_SIZE * IMAGE_SIZE * channels, hidden, jax.nn.relu, rngs=rngs),
+      Dense(hidden, outputs, rngs=rngs),
+  ], channels)
+
+
+# A model with options of its own: a config that uses it adds the block config.model.toy_mlp.
+SIZED = ModelSpec(build_sized, convolutional=False, block="toy_mlp", outputs=10)

@@ -20,9 +20,14 @@ returning a model whose `__call__(x, *, train=False, rngs=None)` maps float32 im
 `nnx.BatchStat`, and which has `channels` and `keras_layers()` for `study.summary` (a
 `study.Sequential` has both); define `MODEL = ModelSpec(build, convolutional=..., block=...,
 outputs=...)` there; add `"name": "package.module:MODEL"` below (or name the spec in the config).
-A model with options of its own gives them a block, config.model.<block>, in configs/default.py
-and in config.py's RUN_SCHEMA (`applies_to` its name); `options` is then that block, a plain
-dict, and it reads nothing else of the config. tests/toy_model.py is one in 30 lines.
+A model with options of its own reads them from a block, config.model.<block> (`ModelSpec.block`),
+as a plain dict, and nothing else of the config. Outside the package, the config files that use
+it add the block (`config.model.mlp = ml_collections.ConfigDict({"hidden": 32})`; then
+`--config.model.mlp.hidden=64` works on the command line), its builder checks the values
+(ConfigError), and a resume refuses any change to it; inside the package, the block also goes in
+configs/default.py and config.py's RUN_SCHEMA (typed, ranged, `applies_to` via
+`Declares(REGISTRY, "block", ...)`), as config.model.wrn and config.model.reader do.
+tests/toy_model.py has one of each kind.
 """
 
 from __future__ import annotations
