@@ -52,8 +52,9 @@ def test_an_unknown_source_is_refused(tmp_path):
 
 def test_colour_is_refused_for_the_greyscale_sources(tmp_path):
   path = write_h5(tmp_path / "d.h5", good_arrays())
-  with pytest.raises(ConfigError, match=r"^config\.data\.color='rgb': the svhn data is "
-                                        r"greyscale; colour needs"):
+  with pytest.raises(ConfigError, match=r"^config\.data\.color='rgb': the svhn data comes in "
+                                        r"grey only; rgb needs config\.data\.source=svhn_cropped "
+                                        r"or svhn_full$"):
     sources.load(data_config(tmp_path, path=str(path), color="rgb"))
 
 

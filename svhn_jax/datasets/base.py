@@ -53,8 +53,9 @@ class Source:
     """A format-1 split of whole photos (`<split>.tar.gz` or the extracted `<split>/`) for the
     number task; `split` is 'train', 'test' or 'extra'. Raises ConfigError where the source has
     none and DataError for a missing file."""
+    with_photos = " or ".join(name for name in REGISTRY.names() if REGISTRY.get(name).has_photos)
     raise ConfigError(f"config.data.source={data_cfg.source!r}: this source has no photos of "
-                      "whole house numbers; the number task needs synthetic or svhn_full")
+                      f"whole house numbers; the number task needs {with_photos}")
 
   def extraction_folder(self, data_cfg: ml_collections.ConfigDict, archive: Path) -> Path:
     """Where an archive of its photos is extracted once: the data cache."""
@@ -79,8 +80,11 @@ def progress(what: str, count: int) -> Callable[[int], None]:
 def refuse_colour(data_cfg: ml_collections.ConfigDict, source: Source) -> None:
   """Raises ConfigError unless `source` gives its digit crops in `config.data.color`."""
   if data_cfg.color not in source.colors:
-    raise ConfigError(f"config.data.color={data_cfg.color!r}: the {data_cfg.source} data is "
-                      "greyscale; colour needs config.data.source=svhn_cropped or svhn_full")
+    givers = " or ".join(name for name in REGISTRY.names()
+                         if data_cfg.color in getattr(REGISTRY.get(name), "colors", ()))
+    raise ConfigError(f"config.data.color={data_cfg.color!r}: the {data_cfg.source} data comes "
+                      f"in {', '.join(source.colors)} only; {data_cfg.color} needs "
+                      f"config.data.source={givers or 'a source that gives it'}")
 
 
 def pooled(dataset: data.Dataset, val_size: int, split_seed: int) -> data.Dataset:
