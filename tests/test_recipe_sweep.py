@@ -70,3 +70,15 @@ def test_the_figure_takes_one_seed_without_whiskers(tmp_path):
   path = plots.accuracy_by_size([10, 100], {"a": [[0.5], [0.7]], "b": [[0.4, 0.6], [0.8, 0.9]]},
                                 tmp_path / "f.png")
   assert path.stat().st_size > 0
+
+
+def test_the_sweeps_config_names_run_configs_that_train_on_the_training_crops():
+  from configs import recipe_sweep as sweep_config
+  from configs import study
+  config = sweep_config.get_config()
+  assert study.model_names(config) == ["cnn2_b32", "wrn_cpu", "wrn_small"]
+  for name in config.models:
+    assert study.run_config(config, name).data.train_on_val is False
+  config.data.path = "x.h5"
+  with pytest.raises(ConfigError, match=r"^config\.data\.path=x\.h5: the sweep sets it"):
+    recipe_sweep.check_settings(config)
