@@ -188,7 +188,7 @@ def test_model_lists_on_the_command_line(text):
 
 @pytest.mark.parametrize("models, expected", [
     (["ann1", "cnn9"], "config.models=ann1,cnn9: no run config configs/cnn9.py; expected names "
-                       "from ann1, ann2, cnn1, cnn2, demo, "),
+                       "from ann1, ann2, cnn1, cnn2, cnn2_b32, demo, "),
     (["ann1", "ann1"], "config.models=ann1,ann1: a name twice; expected distinct names"),
     ([], "config.models=: expected a comma-separated list of names"),
     ("ann1", "config.models='ann1': expected a comma-separated list of names"),
