@@ -94,11 +94,12 @@ def run_sweep(config, sizes: list[int], paths: dict[int, Path], seeds: list[int]
     seeded.check_runs(sized(config, paths[n]), [(name, None) for name in names], seeds,
                       runs_dir / f"n{n}")
   runs: dict[str, dict[int, list[report.Run]]] = {name: {} for name in names}
-  for n in sizes:
+  # The largest size first: its comparison is the one a stopped sweep most needs.
+  for n in reversed(sizes):
     for name in names:
       runs[name][n] = seeded.trained_runs(sized(config, paths[n]), name, seeds,
                                           runs_dir / f"n{n}", mode)
-  return runs
+  return {name: {n: by_size[n] for n in sizes} for name, by_size in runs.items()}
 
 
 def accuracy_cell(runs: list[report.Run]) -> str:
