@@ -25,8 +25,11 @@ def get_config():
   config.model.wrn.depth = 16
   config.model.wrn.width = 1
   config.model.wrn.dropout = 0.0  # too few epochs for dropout to pay (the paper drops 0.3-0.4)
+  # Counted in epochs, as measured (configs/wrn.py counts steps).
   config.train.epochs = 20
+  config.train.total_steps = config.train.eval_every_steps = None
   config.train.warmup_epochs = 0.5
+  config.train.warmup_steps = None
   # Translation only; RandAugment's magnitude and operations left at their defaults too, since a
   # run refuses a setting it does not read.
   config.train.augment = default.get_config().train.augment

@@ -18,11 +18,14 @@ def get_config():
   config.model.wrn.depth = 16
   config.model.wrn.width = 2
   config.model.wrn.dropout = 0.0
+  # Counted in epochs, as measured (configs/wrn.py counts steps).
   config.train.epochs = 12
+  config.train.total_steps = config.train.eval_every_steps = None
   config.train.batch_size = 512
   config.train.learning_rate = 0.2
   config.train.schedule = "onecycle"
   config.train.warmup_epochs = 2.0
+  config.train.warmup_steps = None
   config.train.ema_decay = 0.0
   config.train.tta = 1
   # Translation only: RandAugment pays over long runs, not over a dozen epochs (its magnitude and

@@ -7,7 +7,7 @@ translations, label smoothing, an EMA of the weights and test-time translations.
 Measured on one NVIDIA H200 (benchmarks/gpu_wrn.sh, the proxy's version 3 at study size): 95.49%
 test accuracy (seeds 0 and 1: 95.50%, 95.47%), about a minute a seed. Without dropout it fitted its
 training crops to 99.7% and scored 95.45% over 3 seeds at 25 epochs, 95.46% at 15; dropout held
-training at 96.9%. configs/wrn.py is the long recipe for SVHN (40 epochs, Cutout, RandAugment).
+training at 96.9%. configs/wrn.py is the long recipe for SVHN (30,000 steps, Cutout, RandAugment).
 
   python -m svhn_jax.main --config=configs/wrn_gpu.py --workdir=runs/wrn_gpu
   python -m experiments.compare_models --config.models=wrn_gpu,cnn2 --seeds=3 \\

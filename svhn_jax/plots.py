@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from svhn_jax import fileio
+from svhn_jax import fileio, stats
 from svhn_jax.transforms import NUM_CLASSES
 
 
@@ -120,6 +120,36 @@ def accuracy_bars(names, summaries, per_seed, path, title: str = "Test accuracy"
   ax.set_ylabel("test accuracy (%)")
   ax.set_title(title + " (bars: mean, whiskers: 95% CI, dots: seeds)")
   ax.grid(axis="y", alpha=0.3)
+  return save(fig, path)
+
+
+def accuracy_by_size(sizes, per_seed: dict[str, list[list[float]]], path,
+                     title: str = "Test accuracy against training-set size") -> Path:
+  """A line per recipe through its mean test accuracy at each training size (`per_seed[name][k]`:
+  the seeds' accuracies, 0-1, at `sizes[k]`), whiskers at the mean's 95% t interval (none for
+  one seed), a dot per seed; sizes on a log axis."""
+  fig, ax = _subplots(figsize=(7, 4.5))
+  colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+  x = np.asarray(sizes, float)
+  for k, (colour, (name, values)) in enumerate(zip(colours, per_seed.items())):
+    summaries = [stats.summary(v) for v in values]
+    means = np.array([100 * s.mean for s in summaries])
+    errors = np.array([[100 * (s.mean - s.ci_low), 100 * (s.ci_high - s.mean)] if s.n > 1
+                       else [0.0, 0.0] for s in summaries]).T
+    # Recipes side by side at each size, a few per cent apart on the log axis.
+    shifted = x * 1.03 ** (k - (len(per_seed) - 1) / 2)
+    ax.errorbar(shifted, means, yerr=errors, fmt="-o", color=colour, capsize=4, ms=5,
+                label=name)
+    for xs, v in zip(shifted, values):
+      ax.plot(np.full(len(v), xs), 100 * np.asarray(v), ".", color=colour, alpha=0.5)
+  ax.set_xscale("log")
+  ax.set_xticks(x, [f"{int(n):,}" for n in sizes])
+  ax.minorticks_off()
+  ax.set_xlabel("training crops")
+  ax.set_ylabel("test accuracy (%)")
+  ax.set_title(title + " (mean, 95% CI, dots: seeds)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
   return save(fig, path)
 
 

@@ -150,8 +150,10 @@ def confident_sections(kind: str, confident: int, wrong: int, threshold: float) 
 
 def recipe_text(train: dict) -> str:
   """How a run config's `train` field sets the learning rate and stops, in words."""
-  epochs = train["epochs"]
-  text = (f"at most {epochs} epoch{'s' * (epochs != 1)}, batch {train['batch_size']}, "
+  epochs, steps = train["epochs"], train.get("total_steps")
+  length = (f"{steps:,} step{'s' * (steps != 1)}" if epochs is None
+            else f"at most {epochs} epoch{'s' * (epochs != 1)}")
+  text = (f"{length}, batch {train['batch_size']}, "
           f"{train.get('optimizer', 'adam')} at learning rate {train['learning_rate']:g}")
   schedule = train.get("schedule", "plateau")
   if schedule == "plateau":

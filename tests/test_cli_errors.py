@@ -206,7 +206,7 @@ CASES = {
     "unknown_model_in_a_list": Case(
         "compare", lambda t: ["--config.models=ann1,cnn9", f"--results_dir={t}"],
         r"^error: config\.models=ann1,cnn9: no run config configs/cnn9\.py; expected names from "
-        r"ann1, ann2, cnn1, cnn2, demo.*$"),
+        r"ann1, ann2, cnn1, cnn2, cnn2_b32, demo.*$"),
     "experiment_optional_bool_spelling": Case(
         "compare", lambda t: ["--config.data.train_on_val=maybe", f"--results_dir={t}"],
         r"^error: config\.data\.train_on_val='maybe': expected auto, true or false$"),
