@@ -33,15 +33,20 @@ from svhn_jax import config as config_lib
 from svhn_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
-seeded.define_flags("configs/recipe_sweep.py", "results/recipe_sweep", "recipe")
-FLAGS.set_default("seeds", 2)  # 2 seeds x 3 sizes x 3 recipes fit an hour on 2 CPU cores
-flags.DEFINE_list("sizes", ["500", "1000", "3000"], "Training-set sizes, in crops.")
-flags.DEFINE_integer("val", 1000, "Validation crops of every size.", lower_bound=1)
-flags.DEFINE_integer("test", 1000, "Test crops of every size.", lower_bound=1)
-flags.DEFINE_integer("data_seed", 0, "The development set's seed (its source split and "
-                     "degradations), the same for every size.", lower_bound=0)
-flags.DEFINE_string("data_dir", None, "Where the development sets go (default: "
-                    "<results_dir>/data).")
+
+
+def define_flags() -> None:
+  # Defined only when run as a program, so that tests and scripts can import the functions
+  # beside other experiments, whose flags share names (results_dir, seeds).
+  seeded.define_flags("configs/recipe_sweep.py", "results/recipe_sweep", "recipe")
+  FLAGS.set_default("seeds", 2)  # 2 seeds x 3 sizes x 3 recipes fit an hour on 2 CPU cores
+  flags.DEFINE_list("sizes", ["500", "1000", "3000"], "Training-set sizes, in crops.")
+  flags.DEFINE_integer("val", 1000, "Validation crops of every size.", lower_bound=1)
+  flags.DEFINE_integer("test", 1000, "Test crops of every size.", lower_bound=1)
+  flags.DEFINE_integer("data_seed", 0, "The development set's seed (its source split and "
+                       "degradations), the same for every size.", lower_bound=0)
+  flags.DEFINE_string("data_dir", None, "Where the development sets go (default: "
+                      "<results_dir>/data).")
 
 
 def parse_sizes(values: list[str]) -> list[int]:
@@ -171,4 +176,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main, schema=config_lib.STUDY_SCHEMA)

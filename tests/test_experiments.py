@@ -205,6 +205,9 @@ def test_predictions_on_the_test_split_reproduce_the_runs_accuracy(compared):
   assert float((probs.argmax(-1) == test.labels).mean()) == want
 
 
+# Slow (about 30 s; experiments/calibrate.py is run by hand when the generator changes): `pytest
+# -m slow` runs it.
+@pytest.mark.slow
 def test_calibrate_sets_each_models_proxy_accuracy_against_svhns(tmp_path):
   """Two models (one vmapped, one looped) on a few hundred generated crops, 1 epoch, 2 seeds,
   and the mask ablation's masked arm of the convolutional one."""

@@ -174,6 +174,9 @@ def new_best_epoch(result: dict) -> int:
   return epochs[0]
 
 
+# Slow (about 30 s; the Ctrl-C test and the step-counted run killed between validations cover
+# resuming bit for bit): `pytest -m slow` runs it.
+@pytest.mark.slow
 def test_sigkill_mid_epoch_and_mid_checkpoint_then_resume_ends_as_uninterrupted(
     svhn_labelled_h5, uninterrupted, paused_runs, tmp_path):
   workdir = tmp_path / "run"

@@ -151,6 +151,9 @@ def outcome(workdir: Path) -> dict:
           "best": jax.tree.map(np.asarray, weights)}
 
 
+# Slow (about 15 s; tests/test_interruptions.py covers a killed run resuming to the same end):
+# `pytest -m slow` runs it.
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_same_end(finished, cache, tmp_path):
   workdir = tmp_path / "run"
   proc = start_paused(command("tests.pausing_main", cache, workdir), "step:2:2",

@@ -205,6 +205,9 @@ def run_two_processes(h5: Path, epochs: int, workdir: Path) -> list[str]:
   return texts
 
 
+# Slow (about 30 s; the four-device test covers sharded training and checkpoints in one process):
+# `pytest -m slow` runs it.
+@pytest.mark.slow
 def test_two_processes_train_as_one(reference, odd_h5, tmp_path):
   """ANN2 resumed by 2 processes from 1 device's first epoch: its second epoch is the one on 1
   device. Both processes restore and save the orbax checkpoints; process 0 alone writes the
