@@ -130,7 +130,10 @@ def test_a_step_counted_run_of_whole_epochs_of_full_batches_is_the_epoch_counted
   train.train_and_evaluate(tiny_config("ann2", tiny_h5, epochs=None, total_steps=12), tmp_path)
   rows, epochs = metrics_rows(tmp_path), metrics_rows(finished_run("ann2"))
   assert [row["step"] for row in epochs] == [6, 12]
-  assert rows == epochs
+  # The step loop and the epoch loop are two code paths: equal to float rounding on any CPU.
+  assert [sorted(row) for row in rows] == [sorted(row) for row in epochs]
+  assert rows == [{k: pytest.approx(v, rel=1e-5, abs=1e-6) for k, v in row.items()}
+                  for row in epochs]
   assert [type(row["epoch"]) for row in rows] == [float, float]
 
 
