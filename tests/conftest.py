@@ -23,6 +23,8 @@ from svhn_jax.datasets import study_h5
 
 _cache_key = pytest.StashKey[str]()
 _compiles_key = pytest.StashKey[dict]()
+_owned_key = pytest.StashKey[bool]()
+_SHARED_CACHE_VAR = "SVHN_JAX_TESTS_CACHE"
 _XLA_CACHE_VARS = {"JAX_COMPILATION_CACHE_DIR": None,
                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
@@ -34,7 +36,12 @@ def pytest_configure(config):
   compiling it. A cached program is the compiled one, so no result changes. The data cache
   ($SVHN_JAX_CACHE, with the digest memo of svhn_jax.datasets.content_cache) goes there too, never into
   the user's ~/.cache."""
-  cache = tempfile.mkdtemp(prefix="svhn_jax_tests_xla_")
+  # pytest-xdist's workers inherit the controller's environment: they share its cache, and the
+  # controller, which made it, removes it.
+  cache = os.environ.get(_SHARED_CACHE_VAR)
+  if cache is None:
+    cache = os.environ[_SHARED_CACHE_VAR] = tempfile.mkdtemp(prefix="svhn_jax_tests_xla_")
+    config.stash[_owned_key] = True
   config.stash[_cache_key] = cache
   os.environ["SVHN_JAX_CACHE"] = os.path.join(cache, "data")
   for name, value in _XLA_CACHE_VARS.items():
@@ -48,12 +55,15 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-  shutil.rmtree(config.stash.get(_cache_key, ""), ignore_errors=True)
+  if config.stash.get(_owned_key, False):
+    shutil.rmtree(config.stash[_cache_key], ignore_errors=True)
+    os.environ.pop(_SHARED_CACHE_VAR, None)
 
 
-# SVHN_JAX_TEST_COMPILES=N: the N tests (setup, call and teardown together) that compiled the
-# most XLA programs, after the run. Every compile is written to the session's cache, so the
-# cache's growth counts those of the processes a test starts too.
+# SVHN_JAX_TEST_COMPILES=N with `-n 0` (one process: xdist workers keep their counts): the N
+# tests (setup, call and teardown together) that compiled the most XLA programs, after the run.
+# Every compile is written to the session's cache, so the cache's growth counts those of the
+# processes a test starts too.
 _events: Counter = Counter()
 
 
