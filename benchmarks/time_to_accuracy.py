@@ -16,8 +16,9 @@ Compilation (a throwaway first epoch on a copy of the state compiles every progr
 construction (a data-initialized first layer's statistics included: printed apart) and the
 test-set scoring between epochs are timed apart and left out, as the fast small-image recipes
 (e.g. Keller Jordan's CIFAR-10 airbench) report. The test split is always scored whole, with the
-run's evaluation weights (the EMA where the recipe keeps one) and its test-time augmentation. Nothing is written: no checkpoint, no workdir. The
-defaults (92.22% and 95%) are the study CNN2's SVHN accuracy and a stronger target.
+run's evaluation weights (the EMA where the recipe keeps one) and its test-time augmentation.
+Nothing is written: no checkpoint, no workdir. The defaults (92.22% and 95%) are the study
+CNN2's SVHN accuracy and a stronger target.
 """
 
 from __future__ import annotations

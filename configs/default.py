@@ -20,8 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.task = "digit"
 
   config.model = ml_collections.ConfigDict()
-  # ann1 | ann2 | cnn1 | cnn2 | wrn | airbench | multidigit (task=number) | a 'module:attribute' spec
-  # (svhn_jax/models/__init__.py)
+  # ann1 | ann2 | cnn1 | cnn2 | wrn | airbench | multidigit (task=number) | a 'module:attribute'
+  # spec (svhn_jax/models/__init__.py)
   config.model.name = "cnn2"
   # The study's models only. auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax
   # layers elsewhere | fast | flax
@@ -151,9 +151,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.lookahead = ml_collections.ConfigDict()
   config.train.lookahead.every = 0
   config.train.lookahead.decay = 0.7737809375  # 0.95 ** 5, airbench94's
-  # wrn, airbench only. bfloat16: activations and matmuls in bfloat16, parameters and optimizer state in
-  # float32. auto: bfloat16 on GPU/TPU, float32 on the CPU (no fast bfloat16 there), resolved
-  # when the run starts and saved in its config.json (a resumed run keeps it).
+  # wrn, airbench only. bfloat16: activations and matmuls in bfloat16, parameters and optimizer
+  # state in float32. auto: bfloat16 on GPU/TPU, float32 on the CPU (no fast bfloat16 there),
+  # resolved when the run starts and saved in its config.json (a resumed run keeps it).
   config.train.compute_dtype = "auto"
   config.train.val_examples = 0  # validate on the first n validation crops each epoch (0: all)
   config.train.tta = 0  # test-time augmentation: mean softmax over shifts of up to n pixels

@@ -267,8 +267,8 @@ def lookahead(inner: optax.GradientTransformation, every: int, decay: float,
   Each step the `inner` optimizer moves the (fast) params to f = p + inner update. After every
   `every`-th step and after step `total` (the run's last), a sync: the slow weights s become
   d * s + (1 - d) * f with d = `lookahead_decay(decay, step, total)`, and the params are set to
-  them (the returned update is s - p); otherwise the update is the inner one and s stays. The slow weights
-  start at the initial params. Needs the params."""
+  them (the returned update is s - p); otherwise the update is the inner one and s stays. The
+  slow weights start at the initial params. Needs the params."""
   if every < 1 or total < 1:
     raise ValueError(f"lookahead: every={every} and total={total}; expected both at least 1")
 

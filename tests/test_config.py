@@ -117,8 +117,8 @@ def test_the_edges_of_each_range_are_allowed():
     ("train.learning_rate", math.nan, "expected a finite number above 0"),
     ("train.learning_rate", math.inf, "expected a finite number above 0"),
     ("checkpoint.enabled", "yes", "expected True or False"),
-    ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, airbench, multidigit, or a "
-     "'module:attribute' spec"),
+    ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, airbench, multidigit, "
+     "or a 'module:attribute' spec"),
     ("task", "sentence", "expected one of digit, number, or a 'module:attribute' spec"),
     ("model.reader.size", "huge", "expected one of small, paper"),
     ("data.numbers.jitter", "yes", "expected True or False"),

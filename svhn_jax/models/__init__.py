@@ -94,7 +94,8 @@ def build(model_cfg: Mapping, *, seed: Any, channels: int, dtype: Any = "float32
   impl). `dtype`: config.train.compute_dtype. `outputs`: the logits the task asks for (None: the
   model's own, `ModelSpec.outputs`; at that default the parameter tree is the model's usual).
   `sample`: training images (N, H, W, channels) float32, passed through to a model that
-  initializes from data statistics (airbench: its patch-whitened first layer), or None. Raises ConfigError for an unknown name or options the model cannot build.
+  initializes from data statistics (airbench: its patch-whitened first layer), or None. Raises
+  ConfigError for an unknown name or options the model cannot build.
   """
   from flax import nnx
 
