@@ -42,7 +42,9 @@ training and 2,000 test crops of version 5, widths 32/64/64, batches of 500 (lea
 no test-time shifts (--config.train.tta=0). Fixed at 5 epochs, seeds 0 and 1 ended at 95.15% and
 94.80% (mean 94.98%) after 175 s and 171 s of training; the study CNN2 on the same crops
 (benchmarks/time_to_accuracy.py --config=configs/cnn2.py, batch 128, Adam at 1e-3) first reached
-85% after 204 s (epoch 9) and ended at 86.15% after 10 epochs (226 s), never 90%.
+85% after 204 s (epoch 9) and ended at 86.15% after 10 epochs (226 s), never 90%. (Measured
+before the airbench net drew its initial weights on the host: the same distributions, other
+draws.)
 
   python benchmarks/time_to_accuracy.py --config=configs/speedrun.py --seeds=5 --fixed_length \\
       --config.data.source=synthetic --targets=0.9222,0.9297,0.95,0.96

@@ -36,8 +36,14 @@ from svhn_jax.transforms import NUM_CLASSES
 BN_EPSILON = 1e-12
 IMAGE_SIZE = 32
 _DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
-# Torch's default conv init (kaiming_uniform_ with a = sqrt(5)): U(+-1/sqrt(fan_in)).
-_torch_conv_uniform = jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+
+def _host_uniform(key: jax.Array, shape: tuple[int, ...], bound: float) -> np.ndarray:
+  """U(-bound, bound) float32 of `shape`, drawn on the host by numpy from the bits of `key`:
+  deterministic per key, and no XLA program compiled per shape at build (each distinct shape of
+  `jax.random.uniform` compiles one, seconds each on a busy CPU)."""
+  seed = np.asarray(jax.random.key_data(key)).astype(np.uint64).ravel().tolist()
+  return np.random.default_rng(seed).uniform(-bound, bound, shape).astype(np.float32)
 
 
 def whitening_filters(images, kernel_size: int, eps: float, *, chunk: int = 1000) -> np.ndarray:
@@ -112,15 +118,15 @@ class PatchWhitening(nnx.Module):
 
 
 def _dirac_then_uniform(key, shape, dtype=jnp.float32):
-  """Torch's default conv init, then `dirac_` on the first in_channels filters: a 'same' 3x3
-  conv that starts by passing its input channels through (HWIO `shape`)."""
+  """Torch's default conv init (kaiming_uniform_ with a = sqrt(5): U(+-1/sqrt(fan_in))), then
+  `dirac_` on the first in_channels filters: a 'same' 3x3 conv that starts by passing its input
+  channels through (HWIO `shape`). Drawn on the host (`_host_uniform`)."""
   kh, kw, cin, cout = shape
   n = min(cin, cout)
-  # On the host: one device op (the draw) rather than a compiled scatter per layer at build.
-  kernel = np.array(_torch_conv_uniform(key, shape, dtype))
+  kernel = _host_uniform(key, shape, 1 / np.sqrt(kh * kw * cin))
   kernel[..., :n] = 0
   kernel[kh // 2, kw // 2, np.arange(n), np.arange(n)] = 1
-  return jnp.asarray(kernel)
+  return jnp.asarray(kernel, dtype)
 
 
 class Conv(nnx.Conv):
@@ -190,12 +196,14 @@ class ConvGroup(nnx.Module):
 
 
 class Head(nnx.Linear):
-  """airbench's classifier: bias-free, its weight uniform with std 1 (Torch's default rescaled
-  by `w *= 1 / w.std()`), its output divided by `in_features`; float32 whatever the model's
+  """airbench's classifier: bias-free, its weight uniform with std 1 (Torch's default uniform
+  rescaled by `w *= 1 / w.std()`), its output divided by `in_features`; float32 whatever the model's
   dtype. (N, ..., in_features) flattened to (N, in_features) -> (N, outputs)."""
 
   def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
-    init = jax.nn.initializers.variance_scaling(float(in_features), "fan_in", "uniform")
+    # Std 1: U(+-sqrt(3)), drawn on the host (`_host_uniform`).
+    init = lambda key, shape, dtype=jnp.float32: jnp.asarray(
+        _host_uniform(key, shape, np.sqrt(3.0)), dtype)
     super().__init__(in_features, out_features, use_bias=False, kernel_init=init,
                      dtype=jnp.float32, param_dtype=jnp.float32, rngs=rngs)
 
