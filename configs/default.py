@@ -20,8 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.task = "digit"
 
   config.model = ml_collections.ConfigDict()
-  # ann1 | ann2 | cnn1 | cnn2 | wrn | multidigit (task=number) | a 'module:attribute' spec
-  # (svhn_jax/models/__init__.py)
+  # ann1 | ann2 | cnn1 | cnn2 | wrn | airbench | multidigit (task=number) | a 'module:attribute'
+  # spec (svhn_jax/models/__init__.py)
   config.model.name = "cnn2"
   # The study's models only. auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax
   # layers elsewhere | fast | flax
@@ -39,6 +39,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.reader = ml_collections.ConfigDict()
   config.model.reader.size = "small"
   config.model.reader.dropout = 0.0
+  # airbench's small all-convolutional net (Keller Jordan's CIFAR-10 speedruns), model.name=
+  # airbench only: its three blocks' widths; BatchNorm momentum, flax's (the old running
+  # value's weight: airbench's BatchNorm(momentum=0.6) is Torch's 0.4, flax's 0.6); its first
+  # layer's patch-whitening kernel side and eps (filters from the first training images).
+  config.model.airbench = ml_collections.ConfigDict()
+  config.model.airbench.block1 = 64
+  config.model.airbench.block2 = 256
+  config.model.airbench.block3 = 256
+  config.model.airbench.bn_momentum = 0.6
+  config.model.airbench.whiten_kernel = 2
+  config.model.airbench.whiten_eps = 5e-4
 
   config.data = ml_collections.ConfigDict()
   # svhn: the study's file | synthetic: generated offline | svhn_cropped: the official format 2
@@ -110,8 +121,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.scan_epoch = config_dict.placeholder(bool)
 
   # The recipe. The study's: Adam, no weight decay, the plateau schedule, early stopping.
-  config.train.optimizer = "adam"  # adam | adamw (decoupled weight decay) | sgd (Nesterov)
-  config.train.momentum = 0.9  # sgd only
+  # adam | adamw (decoupled weight decay) | sgd (Nesterov) | muon (Muon on the convolution
+  # filters, SGD with Nesterov momentum on the rest)
+  config.train.optimizer = "adam"
+  config.train.momentum = 0.9  # sgd, muon (its SGD's)
+  # muon only: Muon's peak rate on the convolution filters (the schedule's shape as
+  # learning_rate's), its Nesterov momentum, Newton-Schulz steps, and whether each step first
+  # rescales a filter bank to norm sqrt(filters) (airbench's Muon does)
+  config.train.muon = ml_collections.ConfigDict()
+  config.train.muon.learning_rate = 0.24
+  config.train.muon.momentum = 0.6
+  config.train.muon.ns_steps = 3
+  config.train.muon.normalize = True
+  # muon only: the biases' rate (BatchNorm's, the whitening layer's) is learning_rate times this,
+  # their L2 weight decay weight_decay / this (the same decay per step as the other parameters)
+  config.train.bias_lr_multiplier = 1.0
   # adamw: decoupled, scaled by the rate (Loshchilov & Hutter); adam and sgd: an L2 term's
   # gradient, weight_decay * w, added before the update (as Zagoruyko & Komodakis's 5e-4)
   config.train.weight_decay = 0.0
@@ -121,9 +145,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.label_smoothing = 0.0  # Szegedy et al. 2016: targets (1 - a) one-hot + a / 10
   # Evaluate an exponential moving average of the weights, decay per step (0: off; e.g. 0.999)
   config.train.ema_decay = 0.0
-  # wrn only. bfloat16: activations and matmuls in bfloat16, parameters and optimizer state in
-  # float32. auto: bfloat16 on GPU/TPU, float32 on the CPU (no fast bfloat16 there), resolved
-  # when the run starts and saved in its config.json (a resumed run keeps it).
+  # Lookahead (Zhang et al. 2019, as airbench94): every n steps (0: off) the slow weights move to
+  # d * slow + (1 - d) * fast, d = decay * (step / last step)^3, and training goes on from them;
+  # the last step ends on the slow weights
+  config.train.lookahead = ml_collections.ConfigDict()
+  config.train.lookahead.every = 0
+  config.train.lookahead.decay = 0.7737809375  # 0.95 ** 5, airbench94's
+  # wrn, airbench only. bfloat16: activations and matmuls in bfloat16, parameters and optimizer
+  # state in float32. auto: bfloat16 on GPU/TPU, float32 on the CPU (no fast bfloat16 there),
+  # resolved when the run starts and saved in its config.json (a resumed run keeps it).
   config.train.compute_dtype = "auto"
   config.train.val_examples = 0  # validate on the first n validation crops each epoch (0: all)
   config.train.tta = 0  # test-time augmentation: mean softmax over shifts of up to n pixels

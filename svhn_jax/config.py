@@ -61,7 +61,8 @@ COLORS = ("grey", "rgb")
 PREPROCESS_MODES = ("raw", "mask")
 # auto: fused layers (svhn_jax/fast_layers.py) on the CPU, plain Flax layers elsewhere.
 IMPLS = ("auto", "fast", "flax")
-OPTIMIZERS = ("adam", "adamw", "sgd")
+# muon: Muon on the convolution filters, SGD with Nesterov momentum on the rest (`recipes`).
+OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 # plateau: Keras's ReduceLROnPlateau on val_loss, per epoch (the study's) | cosine: linear
 # warm-up then cosine decay to 0, per step | onecycle: linear warm-up then linear decay to 0.
 SCHEDULES = ("plateau", "cosine", "onecycle")
@@ -213,6 +214,8 @@ class Field:
 # shared config.model.impl.
 _WRN = ({"model.name": Declares(models.REGISTRY, "block", "wrn")},)
 _READER = ({"model.name": Declares(models.REGISTRY, "block", "reader")},)
+_AIRBENCH = ({"model.name": Declares(models.REGISTRY, "block", "airbench")},)
+_MUON = ({"train.optimizer": ("muon",)},)
 _STUDY_MODELS = ({"model.name": Declares(models.REGISTRY, "block", None)},)
 # A task reads the config.data fields of its `data_kind` (`svhn_jax.tasks.base.Task`), a source
 # those it declares (`svhn_jax.datasets.base.Source`: its colours, SVHN's own splits).
@@ -252,6 +255,17 @@ RUN_SCHEMA: dict[str, Field] = {
                                applies_to=_READER),
     "model.reader.dropout": Field(float, low=0, high=1, open_high=True, default=0.0,
                                   applies_to=_READER),
+    # airbench's net (model.name=airbench) only: the widths of its three blocks, its BatchNorm
+    # momentum (flax's: the old running value's weight; airbench's BatchNorm(momentum=0.6) is
+    # Torch's 0.4, flax's 0.6), and the patch-whitening first layer's kernel side and eps.
+    "model.airbench.block1": Field(int, low=1, default=64, applies_to=_AIRBENCH),
+    "model.airbench.block2": Field(int, low=1, default=256, applies_to=_AIRBENCH),
+    "model.airbench.block3": Field(int, low=1, default=256, applies_to=_AIRBENCH),
+    "model.airbench.bn_momentum": Field(float, low=0, high=1, open_high=True, default=0.6,
+                                        applies_to=_AIRBENCH),
+    "model.airbench.whiten_kernel": Field(int, low=1, high=9, default=2, applies_to=_AIRBENCH),
+    "model.airbench.whiten_eps": Field(float, low=0, open_low=True, default=5e-4,
+                                       applies_to=_AIRBENCH),
     "data.source": Field(str, registry=datasets.REGISTRY),
     # Where the data lives may change on resume; its fingerprint must not (see `data`).
     "data.path": Field(str, resumable=True),
@@ -304,8 +318,22 @@ RUN_SCHEMA: dict[str, Field] = {
     "train.eval_batch_size": Field(int, low=1, resumable=True),
     "train.scan_epoch": Field("optional_bool", resumable=True),
     "train.optimizer": Field(str, choices=OPTIMIZERS, default="adam"),
+    # SGD's; with muon, that of the SGD on the parameters other than convolution filters.
     "train.momentum": Field(float, low=0, high=1, open_high=True, default=0.9,
-                            applies_to=({"train.optimizer": ("sgd",)},)),
+                            applies_to=({"train.optimizer": ("sgd", "muon")},)),
+    # optimizer=muon only: Muon's peak rate on the convolution filters (the schedule's shape as
+    # train.learning_rate's), its Nesterov momentum, Newton-Schulz steps, and whether each step
+    # rescales a filter bank to norm sqrt(filters) first (airbench's Muon does).
+    "train.muon.learning_rate": Field(float, low=0, open_low=True, default=0.24,
+                                      applies_to=_MUON),
+    "train.muon.momentum": Field(float, low=0, high=1, open_high=True, default=0.6,
+                                 applies_to=_MUON),
+    "train.muon.ns_steps": Field(int, low=1, high=10, default=3, applies_to=_MUON),
+    "train.muon.normalize": Field(bool, default=True, applies_to=_MUON),
+    # optimizer=muon only: the biases' (BatchNorm's, the whitening layer's) rate over
+    # train.learning_rate, their L2 weight decay divided by it (the same decay per step).
+    "train.bias_lr_multiplier": Field(float, low=0, open_low=True, default=1.0,
+                                      applies_to=_MUON),
     # Every optimizer's: an L2 gradient for adam and sgd, decoupled for adamw.
     "train.weight_decay": Field(float, low=0, default=0.0),
     "train.schedule": Field(str, choices=SCHEDULES, default="plateau"),
@@ -319,7 +347,14 @@ RUN_SCHEMA: dict[str, Field] = {
     # The study's models keep Keras's float32 layers; the number reader computes in float32.
     # auto is resolved when a run starts (`recipes.compute_dtype`); config.json holds the result,
     # and a resumed run keeps it. Runs saved before auto existed computed in float32.
-    "train.compute_dtype": Field(str, choices=COMPUTE_DTYPES, default="float32", applies_to=_WRN),
+    "train.compute_dtype": Field(str, choices=COMPUTE_DTYPES, default="float32",
+                                 applies_to=(*_WRN, *_AIRBENCH)),
+    # Lookahead (Zhang et al. 2019; airbench94's schedule): every `every` steps (0: off) the slow
+    # weights move to decay * slow + (1 - decay) * fast, decay ramped as decay * (t / T)^3, and
+    # the fast weights restart from them; the last step ends on the slow weights.
+    "train.lookahead.every": Field(int, low=0, default=0),
+    "train.lookahead.decay": Field(float, low=0, high=1, open_high=True, default=0.7737809375,
+                                   applies_to=({"train.lookahead.every": Not((0,))},)),
     # Validation on the first val_examples crops of the validation split (0: all of it).
     "train.val_examples": Field(int, low=0, resumable=True, default=0),
     # Test-time augmentation: average the softmax over shifts of up to tta pixels (0: off).

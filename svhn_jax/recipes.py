@@ -5,10 +5,12 @@ The study's recipe is one of them: Adam (Keras's eps), no weight decay, the plat
 change the optimizer, the per-step schedule, the loss's targets or the weights that are
 evaluated, never the train loop:
 
-- `optimizer`: adam, adamw (decoupled weight decay, Loshchilov & Hutter 2019, arXiv 1711.05101)
-  or SGD with Nesterov momentum (the Wide ResNet recipe, Zagoruyko & Komodakis 2016), each
+- `optimizer`: adam, adamw (decoupled weight decay, Loshchilov & Hutter 2019, arXiv 1711.05101),
+  SGD with Nesterov momentum (the Wide ResNet recipe, Zagoruyko & Komodakis 2016) or `muon_sgd`
+  (Muon on the convolution filters, SGD on the rest, as Keller Jordan's airbench94_muon), each
   under `optax.inject_hyperparams`, so its rate is part of its state: set by the plateau
-  controller between epochs, or computed from the step count by a schedule.
+  controller between epochs, or computed from the step count by a schedule; optionally inside
+  `lookahead` (Zhang et al. 2019, arXiv 1907.08610).
 - `learning_rate_schedule`: a linear warm-up from 0, then cosine decay to 0 (Loshchilov &
   Hutter 2017, SGDR, arXiv 1608.03983) or linear decay to 0 (a triangular one-cycle, Smith &
   Topin 2017, arXiv 1708.07120), over the run's steps.
@@ -19,10 +21,13 @@ evaluated, never the train loop:
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from optax.contrib import MuonDimensionNumbers, scale_by_muon
 
 from svhn_jax.errors import ConfigError
 
@@ -127,13 +132,21 @@ def optimizer(train_cfg: ml_collections.ConfigDict,
   `weight_decay * w` is added first (`optax.add_decayed_weights`), as Keras's kernel
   regularizers and PyTorch's Adam(weight_decay=...) do. adamw: `optax.adamw`, whose decay is
   scaled by the rate. sgd: `optax.sgd` with Nesterov momentum `train.momentum`, after the same
-  L2 gradient (Zagoruyko & Komodakis use 5e-4, on every parameter). The study's recipe (adam,
-  no decay) is exactly `inject_hyperparams(optax.adam)`, so its runs and checkpoints are as
-  before.
+  L2 gradient (Zagoruyko & Komodakis use 5e-4, on every parameter). muon: `muon_sgd` with
+  train.muon's options, train.momentum, weight_decay and bias_lr_multiplier. With
+  train.lookahead.every > 0, the whole optimizer inside `lookahead` (the run's steps from
+  `steps_per_epoch`). The study's recipe (adam, no decay, no lookahead) is exactly
+  `inject_hyperparams(optax.adam)`, so its runs and checkpoints are as before.
   """
   rate = learning_rate_schedule(train_cfg, steps_per_epoch)
   eps, decay, name = train_cfg.adam_eps, train_cfg.weight_decay, train_cfg.optimizer
-  if name == "adam" and decay == 0:
+  every = train_cfg.get("lookahead", {}).get("every", 0)
+  if every:
+    wrap = lambda tx: lookahead(tx, every, train_cfg.lookahead.decay,
+                                total_steps(train_cfg, steps_per_epoch))
+  else:
+    wrap = lambda tx: tx
+  if name == "adam" and decay == 0 and not every:
     return adam(rate, eps)
   if name == "adam":
     build = lambda learning_rate: optax.chain(optax.add_decayed_weights(decay),
@@ -145,9 +158,140 @@ def optimizer(train_cfg: ml_collections.ConfigDict,
     build = lambda learning_rate: optax.chain(
         optax.add_decayed_weights(decay),
         optax.sgd(learning_rate, momentum=momentum, nesterov=True))
+  elif name == "muon":
+    m = train_cfg.muon
+    # Muon's rate follows the schedule's shape, at its own peak.
+    ratio = m.learning_rate / train_cfg.learning_rate
+    build = lambda learning_rate: muon_sgd(
+        learning_rate, muon_learning_rate=learning_rate * ratio, momentum=train_cfg.momentum,
+        muon_momentum=m.momentum, ns_steps=m.ns_steps, normalize=m.normalize,
+        weight_decay=decay, bias_lr_multiplier=train_cfg.bias_lr_multiplier)
   else:
-    raise ConfigError(f"config.train.optimizer={name!r}: expected adam, adamw or sgd")
+    raise ConfigError(f"config.train.optimizer={name!r}: expected adam, adamw, sgd or muon")
+  if every:
+    inner = build
+    build = lambda learning_rate: wrap(inner(learning_rate))
   return optax.inject_hyperparams(build)(learning_rate=rate)
+
+
+# A convolution kernel (kh, kw, in, out) as Muon's matrix: (kh * kw * in) x out, the reshape
+# airbench makes (its Torch (out, in, kh, kw) as out x (in * kh * kw), the same matrix
+# transposed, whose Newton-Schulz iterate is the transpose: the polynomial is odd).
+CONV_DIMENSIONS = MuonDimensionNumbers(reduction_axis=(0, 1, 2), output_axis=3)
+
+
+def param_labels(params) -> Any:
+  """Each parameter's group in `muon_sgd`, a tree like `params` of 'filters' (a 4-D leaf: a
+  convolution kernel), 'bias' (a 1-D leaf named bias: BatchNorm's, a conv's) or 'other'."""
+  def label(path, leaf) -> str:
+    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    if leaf.ndim == 4:
+      return "filters"
+    return "bias" if leaf.ndim == 1 and names and names[-1] == "bias" else "other"
+
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def normalize_filters() -> optax.GradientTransformation:
+  """Adds p * (sqrt(out) / ||p|| - 1) to each update of a kernel p (..., out): applied after the
+  step's own update u, the new kernel is p * sqrt(out) / ||p|| + u, the filter bank rescaled to
+  norm sqrt(out) before the step, as airbench's Muon does (`p.data.mul_(len(p.data)**0.5 /
+  p.data.norm())`). A BatchNorm after the conv makes its output blind to that scale, and a
+  fixed scale keeps Muon's fixed-size steps the same size relative to the weights. Needs the
+  params; stateless."""
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("normalize_filters needs the params")
+    scaled = jax.tree.map(
+        lambda u, p: u + p * (jnp.sqrt(jnp.float32(p.shape[-1])) / jnp.linalg.norm(p) - 1),
+        updates, params)
+    return scaled, state
+
+  return optax.GradientTransformation(optax.init_empty_state, update)
+
+
+def muon_sgd(learning_rate, *, muon_learning_rate, momentum: float, muon_momentum: float,
+             ns_steps: int, normalize: bool, weight_decay: float,
+             bias_lr_multiplier: float) -> optax.GradientTransformation:
+  """airbench94_muon's optimizer (KellerJordan/cifar10-airbench): Muon on the convolution
+  filters, SGD with Nesterov momentum on the rest, by `param_labels` (`optax.partition`).
+
+  filters: `optax.contrib.scale_by_muon` (Nesterov momentum `muon_momentum`, `ns_steps`
+  Newton-Schulz steps of the quintic 3.4445 x - 4.7750 x^3 + 2.0315 x^5 after scaling the
+  momentum to unit Frobenius norm), each kernel as its (kh * kw * in) x out matrix
+  (`CONV_DIMENSIONS`: optax 0.2.8's Muon takes a 4-D kernel given its dimension numbers;
+  without them `optax.contrib.muon` hands it to Adam), times -`muon_learning_rate`, no weight
+  decay; with `normalize`, `normalize_filters` first. bias: `optax.sgd` at `learning_rate *
+  bias_lr_multiplier`, after an L2 gradient `weight_decay / bias_lr_multiplier * w`. other:
+  `optax.sgd` at `learning_rate` after `weight_decay * w`. Both SGDs with Nesterov `momentum`;
+  each group's decay per step is then learning_rate * weight_decay, as airbench's per-group
+  `weight_decay=wd/lr`. Rates may be optax schedules or scalars (under inject_hyperparams)."""
+  filters = [scale_by_muon(ns_steps=ns_steps, beta=muon_momentum, nesterov=True,
+                           weight_dimension_numbers=lambda tree: jax.tree.map(
+                               lambda _: CONV_DIMENSIONS, tree)),
+             optax.scale_by_learning_rate(muon_learning_rate)]
+  if normalize:
+    filters.append(normalize_filters())
+  sgd = lambda rate, decay: optax.chain(optax.add_decayed_weights(decay),
+                                        optax.sgd(rate, momentum=momentum, nesterov=True))
+  return optax.partition(
+      {"filters": optax.chain(*filters),
+       "bias": sgd(learning_rate * bias_lr_multiplier, weight_decay / bias_lr_multiplier),
+       "other": sgd(learning_rate, weight_decay)},
+      param_labels)
+
+
+class LookaheadState(NamedTuple):
+  """`lookahead`'s state: the inner optimizer's, the slow weights, and the steps taken."""
+
+  inner: Any
+  slow: Any
+  count: jax.Array
+
+
+def lookahead_decay(decay: float, count: jax.Array, total: int) -> jax.Array:
+  """The slow weights' decay at a sync after step `count` (1-based) of `total`: decay * (count /
+  total)^3, airbench94's `alpha_schedule` (0.95**5 * (step / total)**3), so the slow weights
+  follow the fast ones closely early and average more late; 1 at or after the last step (the
+  slow weights kept, and the fast ones set to them)."""
+  t = jnp.minimum(jnp.asarray(count, jnp.float32) / total, 1.0)
+  return jnp.where(count >= total, 1.0, jnp.float32(decay) * t ** 3)
+
+
+def lookahead(inner: optax.GradientTransformation, every: int, decay: float,
+              total: int) -> optax.GradientTransformation:
+  """Lookahead (Zhang et al. 2019, arXiv 1907.08610) as airbench94 schedules it, on the param
+  tree as it is (`optax.lookahead` wants a tree of fast and slow params, which would change the
+  model's checkpoint layout).
+
+  Each step the `inner` optimizer moves the (fast) params to f = p + inner update. After every
+  `every`-th step and after step `total` (the run's last), a sync: the slow weights s become
+  d * s + (1 - d) * f with d = `lookahead_decay(decay, step, total)`, and the params are set to
+  them (the returned update is s - p); otherwise the update is the inner one and s stays. The
+  slow weights start at the initial params. Needs the params."""
+  if every < 1 or total < 1:
+    raise ValueError(f"lookahead: every={every} and total={total}; expected both at least 1")
+
+  def init(params):
+    return LookaheadState(inner.init(params), jax.tree.map(jnp.copy, params),
+                          jnp.zeros([], jnp.int32))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("lookahead needs the params")
+    updates, inner_state = inner.update(updates, state.inner, params)
+    fast = optax.apply_updates(params, updates)
+    count = state.count + 1
+    sync = (count % every == 0) | (count >= total)
+    d = lookahead_decay(decay, count, total)
+    slow = jax.tree.map(
+        lambda s, f: jnp.where(sync, (d * s + (1 - d) * f).astype(s.dtype), s), state.slow, fast)
+    # Between syncs the inner update as it is (no rounding added), at a sync s - p.
+    updates = jax.tree.map(lambda u, s, p: jnp.where(sync, (s - p).astype(u.dtype), u),
+                           updates, slow, params)
+    return updates, LookaheadState(inner_state, slow, count)
+
+  return optax.GradientTransformation(init, update)
 
 
 def learning_rate(opt_state) -> jax.Array:

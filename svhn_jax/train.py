@@ -172,10 +172,10 @@ def _train_and_evaluate(config, seeds: list[int], workdirs: list[Path], *, seed_
 
 def resolved_dtype(config: ml_collections.ConfigDict, workdirs: Sequence[Path]
                    ) -> ml_collections.ConfigDict:
-  """`config` with `train.compute_dtype` auto resolved where the model reads it (the WRN): to
-  the dtype a workdir's saved config.json holds, so that a resumed run keeps the one it started
-  with, else to this backend's (`recipes.compute_dtype`). The run's config.json then holds the
-  resolved dtype, which `svhn_jax.inference` builds the model with."""
+  """`config` with `train.compute_dtype` auto resolved where the model reads it (wrn,
+  airbench): to the dtype a workdir's saved config.json holds, so that a resumed run keeps the
+  one it started with, else to this backend's (`recipes.compute_dtype`). The run's config.json
+  then holds the resolved dtype, which `svhn_jax.inference` builds the model with."""
   flat = config_lib.flat(config.to_dict())
   if (config.train.compute_dtype != "auto"
       or not config_lib.applies(config_lib.RUN_SCHEMA["train.compute_dtype"], flat)):

@@ -58,6 +58,18 @@ OUT_OF_RANGE = {
     "data.numbers.margin_low": (-0.1, "a number of at least 0"),
     "data.numbers.margin_high": (-0.1, "a number of at least 0"),
     "data.numbers.eval_margin": (-0.1, "a number of at least 0"),
+    "model.airbench.block1": (0, "a whole number of at least 1"),
+    "model.airbench.block2": (0, "a whole number of at least 1"),
+    "model.airbench.block3": (0, "a whole number of at least 1"),
+    "model.airbench.bn_momentum": (1.0, "a number of at least 0 below 1"),
+    "model.airbench.whiten_kernel": (10, "a whole number of at least 1 at most 9"),
+    "model.airbench.whiten_eps": (0.0, "a number above 0"),
+    "train.muon.learning_rate": (0.0, "a number above 0"),
+    "train.muon.momentum": (1.0, "a number of at least 0 below 1"),
+    "train.muon.ns_steps": (0, "a whole number of at least 1 at most 10"),
+    "train.bias_lr_multiplier": (0.0, "a number above 0"),
+    "train.lookahead.every": (-1, "a whole number of at least 0"),
+    "train.lookahead.decay": (1.0, "a number of at least 0 below 1"),
 }
 
 
@@ -105,12 +117,12 @@ def test_the_edges_of_each_range_are_allowed():
     ("train.learning_rate", math.nan, "expected a finite number above 0"),
     ("train.learning_rate", math.inf, "expected a finite number above 0"),
     ("checkpoint.enabled", "yes", "expected True or False"),
-    ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, multidigit, or a "
-     "'module:attribute' spec"),
+    ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, airbench, multidigit, "
+     "or a 'module:attribute' spec"),
     ("task", "sentence", "expected one of digit, number, or a 'module:attribute' spec"),
     ("model.reader.size", "huge", "expected one of small, paper"),
     ("data.numbers.jitter", "yes", "expected True or False"),
-    ("train.optimizer", "lamb", "expected one of adam, adamw, sgd"),
+    ("train.optimizer", "lamb", "expected one of adam, adamw, sgd, muon"),
     ("train.schedule", "step", "expected one of plateau, cosine, onecycle"),
     ("train.compute_dtype", "float16", "expected one of auto, float32, bfloat16"),
     ("model.impl", "cuda", "expected one of auto, fast, flax"),
@@ -326,16 +338,17 @@ def test_momentum_with_adam_is_refused_in_one_line():
   with pytest.raises(ConfigError) as e:
     config_lib.validate(run_config(**{"train.momentum": 0.95}))
   assert str(e.value) == ("config.train.momentum=0.95: only read with config.train.optimizer=sgd "
-                          "(this run has config.train.optimizer=adam); remove it or set "
-                          "config.train.optimizer=sgd")
+                          "or muon (this run has config.train.optimizer=adam); remove it or set "
+                          "config.train.optimizer=sgd or muon")
   config_lib.validate(run_config(**{"train.momentum": 0.95, "train.optimizer": "sgd"}))
 
 
 def shipped_and_varied():
   """Valid run configs between them reading and not reading every conditional field: the
   shipped ones, and the default with another source, optimizer or path."""
-  from configs import numbers, wrn
-  return [default.get_config(), wrn.get_config(), numbers.get_config(),
+  from configs import numbers, speedrun, wrn
+  return [default.get_config(), wrn.get_config(), numbers.get_config(), speedrun.get_config(),
+          run_config(**{"train.lookahead.every": 5}),
           run_config(**{"data.source": "synthetic", "data.path": "/elsewhere/synthetic.h5"}),
           run_config(**{"data.source": "svhn_cropped"}),
           run_config(**{"data.source": "synthetic"}),

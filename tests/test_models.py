@@ -46,7 +46,7 @@ def batch_stats(model: nnx.Module) -> list[np.ndarray]:
 def test_the_registry_holds_the_models_the_config_names():
   assert models.REGISTRY.names() == config_lib.MODEL_NAMES
   assert {name: models.spec(name).convolutional for name in models.REGISTRY.names()} == {
-      "ann1": False, "ann2": False, "cnn1": True, "cnn2": True, "wrn": True,
+      "ann1": False, "ann2": False, "cnn1": True, "cnn2": True, "wrn": True, "airbench": True,
       "multidigit": True}
 
 

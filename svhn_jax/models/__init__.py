@@ -3,6 +3,8 @@
   study.py          ANN1, ANN2, CNN1, CNN2 of the Keras study; `Sequential`; Keras's `summary`
                     and `param_counts`
   wrn.py            Wide ResNets (Zagoruyko & Komodakis 2016), options in config.model.wrn
+  airbench.py       airbench's small all-convolutional net (Keller Jordan's CIFAR-10 speedruns),
+                    its first layer patch-whitened from `sample`; options in config.model.airbench
   number_reader.py  the multi-digit reader of whole house numbers (Goodfellow et al. 2013),
                     options in config.model.reader
   reader_sizes.py   the reader's sizes, without JAX (the config schema's list)
@@ -44,6 +46,7 @@ REGISTRY = registry.Registry("model.name", kind="svhn_jax.models:ModelSpec", ent
     "cnn1": "svhn_jax.models.study:CNN1",
     "cnn2": "svhn_jax.models.study:CNN2",
     "wrn": "svhn_jax.models.wrn:WRN",
+    "airbench": "svhn_jax.models.airbench:AIRBENCH",
     "multidigit": "svhn_jax.models.number_reader:READER",
 })
 
@@ -91,8 +94,8 @@ def build(model_cfg: Mapping, *, seed: Any, channels: int, dtype: Any = "float32
   impl). `dtype`: config.train.compute_dtype. `outputs`: the logits the task asks for (None: the
   model's own, `ModelSpec.outputs`; at that default the parameter tree is the model's usual).
   `sample`: training images (N, H, W, channels) float32, passed through to a model that
-  initializes from data statistics (none does yet; a later issue adds a patch-whitened first
-  layer), or None. Raises ConfigError for an unknown name or options the model cannot build.
+  initializes from data statistics (airbench: its patch-whitened first layer), or None. Raises
+  ConfigError for an unknown name or options the model cannot build.
   """
   from flax import nnx
 
@@ -113,7 +116,8 @@ def build(model_cfg: Mapping, *, seed: Any, channels: int, dtype: Any = "float32
 def create_model(name: str, *, seed: Any, channels: int = 1, **options: Any) -> Any:
   """The model `name` built by keyword (`ModelSpec.create`) from `seed`, for code and tests:
   `options` are that model's own (study: impl, pool, outputs; wrn: depth, width, dropout,
-  standardize, dtype, outputs; multidigit: size, dropout, outputs), another's a TypeError.
+  standardize, dtype, outputs; multidigit: size, dropout, outputs; airbench: block1..3,
+  bn_momentum, whiten_kernel, whiten_eps, sample, dtype, outputs), another's a TypeError.
   Raises ConfigError for an unknown name, a model without `create`, or options it cannot build."""
   from flax import nnx
 
