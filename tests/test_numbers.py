@@ -27,9 +27,10 @@ from svhn_jax.datasets import sources, synthetic_photos
 from svhn_jax.tasks import number
 
 EPOCHS = 2
-# 80 photos, 16 carved for validation: 4 steps of 16 per epoch.
+# 80 photos, 16 carved for validation: 4 steps of 16 per epoch; configs/numbers.py counts steps.
 OVERRIDES = {"data.synthetic.train": 80, "data.synthetic.test": 24, "data.val_size": 16,
-             "train.epochs": EPOCHS, "train.batch_size": 16, "train.eval_batch_size": 32}
+             "train.total_steps": 4 * EPOCHS, "train.warmup_steps": 1,
+             "train.eval_every_steps": 4, "train.batch_size": 16, "train.eval_batch_size": 32}
 
 
 def numbers_config(cache: Path):
@@ -70,9 +71,9 @@ def test_a_numbers_run_writes_its_scores_and_figures(finished, cache):
   assert set(scores["accuracy_by_margin"]) == {"0.15", "0.3", "0.5", "1"}
   assert sum(row["count"] for row in scores["accuracy_by_length"].values()) == 24
   assert scores["accuracy_by_margin"]["0.15"] == scores["sequence_accuracy"]
-  assert scores["epochs_run"] == EPOCHS
+  assert scores["epochs_run"] == EPOCHS and scores["steps_run"] == 4 * EPOCHS
   rows = metrics_rows(finished)
-  assert [row["epoch"] for row in rows] == [1, 2]
+  assert [(row["step"], row["epoch"]) for row in rows] == [(4, 1), (8, 2)]
   assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
   assert read_json(finished / "config.json")["task"] == "number"
   assert "(None, 57)" in (finished / "model_summary.txt").read_text()
@@ -179,7 +180,7 @@ def test_error_analysis_reports_a_numbers_runs_misreads(finished, tmp_path):
   wrong = n - round(scores["sequence_accuracy"] * n)
   assert (f"Sequence accuracy {report.percent(scores['sequence_accuracy'])}: {wrong} of {n} "
           "test photos misread") in text
-  assert f"best epoch {scores['best_epoch']} of {EPOCHS}" in text
+  assert f"best step {scores['best_step']} of {4 * EPOCHS}" in text
   assert [[int(c) for c in row[1:]] for row in table_rows(text, "true length")] == \
       scores["length_confusion_matrix"]
   kinds = table_rows(text, "kind of misread")
@@ -296,3 +297,18 @@ def test_a_replaced_photo_in_a_folder_is_cropped_again(tmp_path, monkeypatch):
   np.testing.assert_array_equal(after.images[[0, 2, 3]], before.images[[0, 2, 3]])
   np.testing.assert_array_equal(again.images, after.images)
   np.testing.assert_array_equal(restored.images, before.images)
+
+
+def test_the_epoch_counted_numbers_config_of_before_is_its_overrides():
+  """configs/numbers.py counts steps since issue 30; EPOCH_COUNTED gives back the config that
+  README's 7-epoch result was run with, field for field."""
+  config = numbers.get_config()
+  assert (config.train.epochs, config.train.total_steps, config.train.warmup_steps,
+          config.train.eval_every_steps) == (None, 3000, 150, 250)
+  config.update_from_flattened_dict(numbers.EPOCH_COUNTED)
+  before = numbers.get_config()
+  before.train.update({"epochs": 7, "total_steps": None, "warmup_steps": None,
+                       "eval_every_steps": None, "warmup_epochs": 0.5})
+  assert config.to_dict() == before.to_dict()
+  assert (config.train.epochs, config.train.warmup_epochs, config.train.schedule) == (7, 0.5,
+                                                                                      "onecycle")
