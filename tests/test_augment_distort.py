@@ -113,14 +113,15 @@ def test_each_distortion_is_its_op_at_the_drawn_amount():
                              atol=1e-5)
   np.testing.assert_allclose(distort(x, key, blur=1.5), blur(x, jnp.asarray((u[:, 5] + 1) / 2 * 1.5)),
                              atol=1e-6)
-  grey = np.asarray(augment._grey(x))
-  mean = grey.mean(axis=(1, 2, 3), keepdims=True)
+  # Contrast (a blend with the mean luma), then colour (a blend with each pixel's luma).
+  luma = np.array([0.299, 0.587, 0.114], np.float32)
+  mean = (np.asarray(x) @ luma).mean(axis=(1, 2)).reshape(-1, 1, 1, 1)
   factor = (1 + u[:, 4] * 0.3).reshape(-1, 1, 1, 1)
-  np.testing.assert_allclose(distort(x, key, contrast=0.3),
-                             np.clip(mean + factor * (np.asarray(x) - mean), 0, 1), atol=1e-6)
-  factor = (1 + u[:, 6] * 0.3).reshape(-1, 1, 1, 1)
-  np.testing.assert_allclose(distort(x, key, color=0.3),
-                             np.clip(grey + factor * (np.asarray(x) - grey), 0, 1), atol=1e-6)
+  contrasted = np.clip(mean + factor * (np.asarray(x) - mean), 0, 1)
+  grey = (contrasted @ luma)[..., None]
+  factor = (1 + u[:, 6] * 0.4).reshape(-1, 1, 1, 1)
+  np.testing.assert_allclose(distort(x, key, contrast=0.3, color=0.4),
+                             np.clip(grey + factor * (contrasted - grey), 0, 1), atol=1e-6)
   # Colour leaves grey images as they are.
   g = x[..., :1]
   np.testing.assert_array_equal(distort(g, key, color=0.5), g)
