@@ -22,6 +22,13 @@ epoch (the 89.97% in README); that run is still this file with
       --config.train.eval_every_steps=none --config.train.epochs=7 --config.train.warmup_epochs=0.5
 
 (`EPOCH_COUNTED`, the same config field for field as before).
+
+Issue 30's other options, off here until measured: a residual trunk of the Wide ResNet's
+pre-activation blocks (--config.model.reader.size=residual on a CPU, residual_paper on a GPU),
+and per-image distortions of the training crops (--config.train.augment.distort.scale=0.1
+...aspect=0.15 ...rotation=5 ...shear=0.15 ...contrast=0.3 ...blur=0.8, and ...color for
+colour crops; augment.distort). A development set of real handwritten numbers in format 1:
+python -m benchmarks.real_numbers --out=DIR, then --config.data.path=DIR as above.
 """
 
 from configs import default
