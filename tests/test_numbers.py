@@ -323,7 +323,7 @@ def test_the_epoch_counted_numbers_config_of_before_is_its_overrides():
   README's 7-epoch result was run with, field for field."""
   config = numbers.get_config()
   assert (config.train.epochs, config.train.total_steps, config.train.warmup_steps,
-          config.train.eval_every_steps) == (None, 3000, 150, 250)
+          config.train.eval_every_steps) == (None, 2000, 100, 250)
   config.update_from_flattened_dict(numbers.EPOCH_COUNTED)
   before = numbers.get_config()
   before.train.update({"epochs": 7, "total_steps": None, "warmup_steps": None,
