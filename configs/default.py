@@ -35,7 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.wrn.standardize = False  # per-image standardization of the input
   # The number reader, model.name=multidigit only: size small (trains on 2 CPU cores in minutes)
   # | paper (Goodfellow et al. 2013: 8 conv layers of 48..192 units, two dense layers of 3,072;
-  # for a GPU); dropout after its dense layers.
+  # for a GPU) | residual, residual_paper (the Wide ResNet's pre-activation blocks, for a CPU and
+  # a GPU; models/reader_sizes.py); dropout after its dense layers.
   config.model.reader = ml_collections.ConfigDict()
   config.model.reader.size = "small"
   config.model.reader.dropout = 0.0
@@ -166,6 +167,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.augment.magnitude = 0.0
   # on the command line: --config.train.augment.ops=rotate,contrast (or "['rotate','contrast']")
   config.train.augment.ops = list(config_lib.AUGMENT_OPS)
+  # Random distortions per image (augment.distort), before the stages above, each drawn from
+  # [-x, x] (blur from [0, x]): scale and aspect as log-factors of up to 1 + x, rotation in
+  # degrees, shear in dx per dy, contrast and color as blend factors 1 +- x, blur as a gaussian
+  # sigma in pixels. 0 turns one off.
+  config.train.augment.distort = ml_collections.ConfigDict()
+  for name in ("scale", "aspect", "rotation", "shear", "contrast", "blur", "color"):
+    config.train.augment.distort[name] = 0.0
 
   config.train.early_stopping = ml_collections.ConfigDict()
   # False: train every epoch, evaluate the last (and patience and min_delta are not read)

@@ -13,6 +13,10 @@ CPU. Nothing flips images: a mirrored 2, 5 or 7 is no longer that digit.
   reduced search space" (arXiv 1909.13719). Each of its ops is public too, as
   `op(images, magnitude)` on one (H, W, C) image or an (N, H, W, C) batch.
 - `augment`: the three composed, for the train step.
+- `distort`: per-image random distortions drawn from continuous ranges, for whole house numbers
+  (issue 30): scale and aspect jitter, rotation and shear in one resampling (`warp_matrix`,
+  `warp`), contrast and colour (RandAugment's `contrast` and `color` blends at a drawn factor)
+  and gaussian blur (`gaussian_blur`).
 
 Op semantics follow the PIL-based reference implementations, timm's `auto_augment.py` and
 tensorflow/models' `autoaugment.py` (see `rand_augment`), on the [0, 1] scale: "8-bit" below
@@ -571,4 +575,108 @@ def augment(images, key: jax.Array, *, translate: int = 0, cutout: int = 0,
     images = random_translate(images, translate_key, translate)
   if cutout:
     images = _cutout(images, cutout_key, cutout)
+  return images
+
+
+# Distortions for whole numbers: every image draws its own amounts from continuous ranges.
+
+BLUR_RADIUS = 4  # taps each side of `gaussian_blur`'s kernel: sigmas up to 2 keep 98% of its mass
+# distort's ranges, in the order each image draws them (`distort`).
+DISTORTIONS = ("scale", "aspect", "rotation", "shear", "contrast", "blur", "color")
+
+
+def warp_matrix(scale, aspect, degrees, shear) -> jax.Array:
+  """The (..., 2, 3) inverse map (the `_resample` convention: output (y, x) from the centre reads
+  the input at matrix[:, :2] @ (y, x) + matrix[:, 2]) of this change of the content: stretched
+  horizontally by `aspect`, scaled by `scale`, sheared (a point at height y moves right by
+  shear * y), then rotated counter-clockwise by `degrees` as `rotate` turns it. Arguments are
+  scalars or (N,) arrays: the forward map R(degrees) @ [[1, 0], [shear, 1]] @ diag(scale, scale *
+  aspect) on (y, x), inverted in closed form."""
+  scale, aspect, degrees, shear = (jnp.asarray(v, jnp.float32)
+                                   for v in (scale, aspect, degrees, shear))
+  angle = jnp.deg2rad(degrees)
+  cos, sin = jnp.cos(angle), jnp.sin(angle)
+  # inverse = diag(1 / s, 1 / (s a)) @ [[1, 0], [-shear, 1]] @ [[cos, sin], [-sin, cos]]
+  sy, sx = 1 / scale, 1 / (scale * aspect)
+  zero = jnp.zeros_like(cos * sy * sx * shear)
+  return _affine(sy * cos, sy * sin, zero,
+                 sx * (-shear * cos - sin), sx * (-shear * sin + cos), zero)
+
+
+def warp(images, matrices) -> jax.Array:
+  """Resamples each image through its (2, 3) inverse map (`warp_matrix`; one for all, or (N, 2,
+  3)): bilinear, about the image centre, edge pixels repeated outside the image, as the
+  geometric RandAugment ops. Raises ValueError on bad images."""
+  images = _check_images(images)
+  return _warp(images, jnp.asarray(matrices, images.dtype))
+
+
+def gaussian_blur(images, sigma) -> jax.Array:
+  """Blurs each image by a gaussian of standard deviation `sigma` pixels (a scalar or one per
+  image, >= 0; 0 leaves the image as it is): separable, BLUR_RADIUS taps each side with weights
+  exp(-k^2 / (2 sigma^2)) normalized to sum 1, edge pixels repeated. Raises ValueError on bad
+  images or a sigma of another shape."""
+  images = _check_images(images)
+  sigma = _magnitude(sigma, images)
+  k = jnp.arange(-BLUR_RADIUS, BLUR_RADIUS + 1, dtype=images.dtype)
+  safe = jnp.maximum(sigma, 1e-6)[..., None]
+  weights = jnp.where(sigma[..., None] > 0, jnp.exp(-k ** 2 / (2 * safe ** 2)),
+                      (k == 0).astype(images.dtype))
+  weights = weights / weights.sum(-1, keepdims=True)
+  r = BLUR_RADIUS
+  lead = images.ndim - 3
+
+  def along(x, axis):
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (r, r)
+    padded = jnp.pad(x, pad, mode="edge")
+    size = x.shape[axis]
+    out = jnp.zeros_like(x)
+    for i in range(2 * r + 1):
+      w = weights[..., i].reshape(weights.shape[:-1] + (1,) * 3)
+      out = out + w * jax.lax.slice_in_dim(padded, i, i + size, axis=axis)
+    return out
+
+  return along(along(images, lead), lead + 1)
+
+
+def distort(images, key: jax.Array, *, scale: float = 0.0, aspect: float = 0.0,
+            rotation: float = 0.0, shear: float = 0.0, contrast: float = 0.0, blur: float = 0.0,
+            color: float = 0.0) -> jax.Array:
+  """Random distortions of each image of a batch (N, H, W, C), floating, in [0, 1], each drawn
+  per image from a key of its own (split from `key`): seven numbers u uniform in [-1, 1] in the
+  order of DISTORTIONS, then
+
+    scale factor exp(u * log(1 + scale)) and horizontal stretch exp(u * log(1 + aspect)), both
+    log-uniform; rotation u * `rotation` degrees; shear u * `shear` (dx per dy): one `warp`
+    through `warp_matrix`, about the centre, edges repeated;
+    contrast: blended with the mean luma at factor 1 + u * `contrast` (`contrast`'s blend);
+    color: blended with its grey at factor 1 + u * `color` (`color`; grey images unchanged);
+    blur: `gaussian_blur` at sigma (u + 1) / 2 * `blur` pixels.
+
+  In that order (geometry, contrast, colour, blur); a 0 turns a stage off (its draw is made all
+  the same, so the others' do not change). Nothing flips. Raises ValueError for a negative
+  amount, a contrast or color of 1 or more (a factor that could reach 0), or bad images."""
+  images = _check_images(images, batched=True)
+  amounts = dict(scale=scale, aspect=aspect, rotation=rotation, shear=shear, contrast=contrast,
+                 blur=blur, color=color)
+  for name, value in amounts.items():
+    if not value >= 0 or (name in ("contrast", "color") and value >= 1):
+      raise ValueError(f"distort: {name}={value!r}; expected a number >= 0"
+                       + (" and below 1" if name in ("contrast", "color") else ""))
+  u = jax.vmap(lambda k: jax.random.uniform(k, (len(DISTORTIONS),), images.dtype, -1.0, 1.0))(
+      _per_image_keys(key, images))
+  u = dict(zip(DISTORTIONS, u.T))
+  if scale or aspect or rotation or shear:
+    matrices = warp_matrix(jnp.exp(u["scale"] * jnp.log1p(scale)),
+                           jnp.exp(u["aspect"] * jnp.log1p(aspect)), u["rotation"] * rotation,
+                           u["shear"] * shear)
+    images = _warp(images, matrices.astype(images.dtype))
+  if contrast:
+    mean = _grey(images).mean(axis=(-3, -2, -1), keepdims=True)
+    images = _blend(mean, images, _pixelwise(1 + u["contrast"] * contrast, images))
+  if color and images.shape[-1] == 3:
+    images = _blend(_grey(images), images, _pixelwise(1 + u["color"] * color, images))
+  if blur:
+    images = gaussian_blur(images, (u["blur"] + 1) / 2 * blur)
   return images

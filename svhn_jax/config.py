@@ -250,7 +250,8 @@ RUN_SCHEMA: dict[str, Field] = {
                                applies_to=_WRN),
     # Per-image standardization of the WRN's input (models.wrn.PerImageStandardization).
     "model.wrn.standardize": Field(bool, default=False, applies_to=_WRN),
-    # The number reader (model.name=multidigit) only: small (CPU) or Goodfellow et al.'s.
+    # The number reader (model.name=multidigit) only: small (CPU), Goodfellow et al.'s (paper),
+    # or residual ones (residual for a CPU, residual_paper for a GPU).
     "model.reader.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small",
                                applies_to=_READER),
     "model.reader.dropout": Field(float, low=0, high=1, open_high=True, default=0.0,
@@ -366,6 +367,14 @@ RUN_SCHEMA: dict[str, Field] = {
     "train.augment.magnitude": Field(float, low=0, high=10, default=0.0, applies_to=_RAND_AUGMENT),
     "train.augment.ops": Field("names", choices=AUGMENT_OPS, default=list(AUGMENT_OPS),
                                applies_to=_RAND_AUGMENT),
+    # augment.distort's ranges (0: off).
+    "train.augment.distort.scale": Field(float, low=0, high=1, default=0.0),
+    "train.augment.distort.aspect": Field(float, low=0, high=1, default=0.0),
+    "train.augment.distort.rotation": Field(float, low=0, high=45, default=0.0),
+    "train.augment.distort.shear": Field(float, low=0, high=1, default=0.0),
+    "train.augment.distort.contrast": Field(float, low=0, high=1, open_high=True, default=0.0),
+    "train.augment.distort.blur": Field(float, low=0, high=2, default=0.0),
+    "train.augment.distort.color": Field(float, low=0, high=1, open_high=True, default=0.0),
     "train.early_stopping.enabled": Field(bool, default=True),
     # Keras's EarlyStopping and ReduceLROnPlateau take these ranges; ReduceLROnPlateau refuses
     # factor >= 1 (a factor of 2 would double the rate at every plateau).

@@ -41,12 +41,14 @@ class TrainState(NamedTuple):
 
 class StepOptions(NamedTuple):
   """The static parts of a recipe the step applies (hashable, compiled in): label smoothing,
-  the EMA's decay (0: none) and the augmentation, as `augment.augment`'s keyword arguments
-  (empty: none). The defaults are the study's step."""
+  the EMA's decay (0: none), the augmentation, as `augment.augment`'s keyword arguments
+  (empty: none), and the distortions, as `augment.distort`'s (those not 0; empty: none). The
+  defaults are the study's step."""
 
   label_smoothing: float = 0.0
   ema_decay: float = 0.0
   augment: tuple[tuple[str, Any], ...] = ()
+  distort: tuple[tuple[str, float], ...] = ()
 
   @classmethod
   def from_config(cls, train_cfg) -> "StepOptions":
@@ -56,7 +58,11 @@ class StepOptions(NamedTuple):
     if any(stages.values()):
       kwargs = (*stages.items(), ("rand_augment_magnitude", float(a.magnitude)),
                 ("ops", tuple(a.ops)))
-    return cls(float(train_cfg.label_smoothing), float(train_cfg.ema_decay), kwargs)
+    # A config.json written before the distortions existed has none.
+    ranges = a.get("distort") or {}
+    distort = tuple((name, float(ranges[name])) for name in augment.DISTORTIONS
+                    if ranges.get(name))
+    return cls(float(train_cfg.label_smoothing), float(train_cfg.ema_decay), kwargs, distort)
 
 
 def eval_params(state: TrainState):
@@ -120,22 +126,28 @@ def loss_and_logits(graphdef, params, batch_stats, images, labels, *, train: boo
 
 
 # Augmentation keys come from the step's key folded with this first, apart from dropout's;
-# the task's input keys (a numbers run's random crops) with the other.
+# the task's input keys (a numbers run's random crops) with the second, the distortions' with
+# the third.
 _AUGMENT_STREAM = 0x7FFFFFFF
 _INPUT_STREAM = 0x7FFFFFFE
+_DISTORT_STREAM = 0x7FFFFFFD
 
 
 def train_step(graphdef, tx: optax.GradientTransformation, options: StepOptions,
                state: TrainState, totals: Totals, data: Split, batches: jax.Array, i: jax.Array,
                key: jax.Array, *, task: Task) -> tuple[TrainState, Totals]:
   """One optimizer step on batch `i` of `batches` ((steps, B) rows of sample indices into
-  `data`), gathered, made into the task's training input (`task.train_images`) and augmented on
-  the device; dropout keyed by `key` folded with `i`, the task's input by `key` folded with
-  `_INPUT_STREAM` and `i`, augmentation by `key` folded with `_AUGMENT_STREAM` and `i`. The
-  totals count the task's correct answers (`task.correct`)."""
+  `data`), gathered, made into the task's training input (`task.train_images`), distorted
+  (`augment.distort`) and augmented on the device; dropout keyed by `key` folded with `i`, the
+  task's input by `key` folded with `_INPUT_STREAM` and `i`, the distortions with
+  `_DISTORT_STREAM`, augmentation by `key` folded with `_AUGMENT_STREAM` and `i`. The totals
+  count the task's correct answers (`task.correct`)."""
   idx = jax.lax.dynamic_index_in_dim(batches, i, keepdims=False)
   x, y = data.images[idx], data.labels[idx]
   x = task.train_images(x, jax.random.fold_in(jax.random.fold_in(key, _INPUT_STREAM), i))
+  if options.distort:
+    distort_key = jax.random.fold_in(jax.random.fold_in(key, _DISTORT_STREAM), i)
+    x = augment.distort(model_input(x), distort_key, **dict(options.distort))
   if options.augment:
     augment_key = jax.random.fold_in(jax.random.fold_in(key, _AUGMENT_STREAM), i)
     x = augment.augment(model_input(x), augment_key, **dict(options.augment))

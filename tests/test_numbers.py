@@ -20,16 +20,23 @@ from PIL import Image
 import official_files as files
 from configs import numbers
 from support import metrics_rows, read_json, run_cli, start_paused, table_rows
-from svhn_jax import checkpoint, house_numbers, inference, predict, report, train
+from svhn_jax import augment, checkpoint, house_numbers, inference, predict, report, train
 from svhn_jax.datasets import numbers as number_data
 from svhn_jax.datasets import photos as full_photos
 from svhn_jax.datasets import sources, synthetic_photos
 from svhn_jax.tasks import number
 
 EPOCHS = 2
-# 80 photos, 16 carved for validation: 4 steps of 16 per epoch.
+# 80 photos, 16 carved for validation: 4 steps of 16 per epoch; configs/numbers.py counts steps.
+# The run reads with the residual trunk and trains on distorted crops (issue 30), so that every
+# test of this module covers them at no extra cost.
+DISTORT = {"scale": 0.1, "aspect": 0.15, "rotation": 5.0, "shear": 0.15, "contrast": 0.3,
+           "blur": 0.8}  # color leaves grey crops as they are (tests/test_augment_distort.py)
 OVERRIDES = {"data.synthetic.train": 80, "data.synthetic.test": 24, "data.val_size": 16,
-             "train.epochs": EPOCHS, "train.batch_size": 16, "train.eval_batch_size": 32}
+             "train.total_steps": 4 * EPOCHS, "train.warmup_steps": 1,
+             "train.eval_every_steps": 4, "train.batch_size": 16, "train.eval_batch_size": 32,
+             "model.reader.size": "residual",
+             **{f"train.augment.distort.{name}": value for name, value in DISTORT.items()}}
 
 
 def numbers_config(cache: Path):
@@ -49,10 +56,21 @@ def cache(tmp_path_factory) -> Path:
   return tmp_path_factory.mktemp("numbers_cache")
 
 
+DISTORTED = []  # the ranges of each call of augment.distort while `finished` trained
+
+
 @pytest.fixture(scope="module")
 def finished(cache, tmp_path_factory) -> Path:
   workdir = tmp_path_factory.mktemp("numbers") / "run"
-  train.train_and_evaluate(numbers_config(cache), workdir)
+  distort = augment.distort
+
+  def recorded(images, key, **ranges):
+    DISTORTED.append(ranges)
+    return distort(images, key, **ranges)
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(augment, "distort", recorded)
+    train.train_and_evaluate(numbers_config(cache), workdir)
   return workdir
 
 
@@ -70,12 +88,14 @@ def test_a_numbers_run_writes_its_scores_and_figures(finished, cache):
   assert set(scores["accuracy_by_margin"]) == {"0.15", "0.3", "0.5", "1"}
   assert sum(row["count"] for row in scores["accuracy_by_length"].values()) == 24
   assert scores["accuracy_by_margin"]["0.15"] == scores["sequence_accuracy"]
-  assert scores["epochs_run"] == EPOCHS
+  assert scores["epochs_run"] == EPOCHS and scores["steps_run"] == 4 * EPOCHS
   rows = metrics_rows(finished)
-  assert [row["epoch"] for row in rows] == [1, 2]
+  assert [(row["step"], row["epoch"]) for row in rows] == [(4, 1), (8, 2)]
   assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
   assert read_json(finished / "config.json")["task"] == "number"
-  assert "(None, 57)" in (finished / "model_summary.txt").read_text()
+  summary = (finished / "model_summary.txt").read_text()
+  assert "(None, 7, 7, 128)" in summary and "(None, 57)" in summary  # the residual trunk
+  assert DISTORTED and DISTORTED[0] == DISTORT  # the train step distorted its crops
   for figure in ("curves", "numbers_read", "accuracy_by_length", "coverage"):
     assert (finished / "figures" / f"{figure}.png").is_file(), figure
 
@@ -156,7 +176,7 @@ def outcome(workdir: Path) -> dict:
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_same_end(finished, cache, tmp_path):
   workdir = tmp_path / "run"
-  proc = start_paused(command("tests.pausing_main", cache, workdir), "step:2:2",
+  proc = start_paused(command("tests.pausing_main", cache, workdir), "global_step:6",
                       tmp_path / "run.log")
   proc.send_signal(signal.SIGKILL)
   assert proc.wait(timeout=60) == -signal.SIGKILL
@@ -179,7 +199,7 @@ def test_error_analysis_reports_a_numbers_runs_misreads(finished, tmp_path):
   wrong = n - round(scores["sequence_accuracy"] * n)
   assert (f"Sequence accuracy {report.percent(scores['sequence_accuracy'])}: {wrong} of {n} "
           "test photos misread") in text
-  assert f"best epoch {scores['best_epoch']} of {EPOCHS}" in text
+  assert f"best step {scores['best_step']} of {4 * EPOCHS}" in text
   assert [[int(c) for c in row[1:]] for row in table_rows(text, "true length")] == \
       scores["length_confusion_matrix"]
   kinds = table_rows(text, "kind of misread")
@@ -296,3 +316,19 @@ def test_a_replaced_photo_in_a_folder_is_cropped_again(tmp_path, monkeypatch):
   np.testing.assert_array_equal(after.images[[0, 2, 3]], before.images[[0, 2, 3]])
   np.testing.assert_array_equal(again.images, after.images)
   np.testing.assert_array_equal(restored.images, before.images)
+
+
+def test_the_epoch_counted_numbers_config_of_before_is_its_overrides():
+  """configs/numbers.py counts steps since issue 30; EPOCH_COUNTED gives back the config that
+  README's 7-epoch result was run with, field for field."""
+  config = numbers.get_config()
+  assert (config.train.epochs, config.train.total_steps, config.train.warmup_steps,
+          config.train.eval_every_steps) == (None, 2000, 100, 250)
+  config.update_from_flattened_dict(numbers.EPOCH_COUNTED)
+  before = numbers.get_config()
+  before.train.update({"epochs": 7, "total_steps": None, "warmup_steps": None,
+                       "eval_every_steps": None, "warmup_epochs": 0.5})
+  assert config.to_dict() == before.to_dict()
+  assert (config.train.epochs, config.train.warmup_epochs, config.train.schedule) == (7, 0.5,
+                                                                                      "onecycle")
+

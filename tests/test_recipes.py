@@ -249,3 +249,13 @@ def test_recipe_run_end_to_end(tiny_h5, tmp_path):
   test = study_h5.load(tiny_h5).test
   probs = inference.predict_probs(run, test.images)
   assert np.mean(probs.argmax(-1) == test.labels) == pytest.approx(report["accuracy"])
+
+
+def test_step_options_take_the_distortions_that_are_on():
+  config = train_cfg()
+  assert steps.StepOptions.from_config(config).distort == ()
+  config.augment.distort.scale, config.augment.distort.blur = 0.1, 0.5
+  assert steps.StepOptions.from_config(config).distort == (("scale", 0.1), ("blur", 0.5))
+  # A config.json written before the distortions existed: none.
+  del config.augment["distort"]
+  assert steps.StepOptions.from_config(config) == steps.StepOptions()

@@ -182,3 +182,14 @@ def test_cli_reports_an_existing_folder_in_one_line(tmp_path, capsys):
   assert info.value.code == 1
   error = capsys.readouterr().err.strip()
   assert "\n" not in error and "train already exists" in error
+
+
+def test_write_photos_writes_photos_made_elsewhere_as_write_split_does(tmp_path):
+  made = sp.write_split(tmp_path / "a", "test", 3, seed=0)
+  given = sp.write_photos(tmp_path / "b", "test", sp.generate(3, seed=0, split="test"))
+  assert made.name == given.name == "test.tar.gz" and made.read_bytes() == given.read_bytes()
+  folder = sp.write_photos(tmp_path / "c", "test", sp.generate(3, seed=0, split="test"),
+                           layout="folder")
+  assert sorted(p.name for p in folder.iterdir()) == ["1.png", "2.png", "3.png", "digitStruct.mat"]
+  with pytest.raises(ValueError, match="layout='zip'"):
+    sp.write_photos(tmp_path / "d", "test", [], layout="zip")

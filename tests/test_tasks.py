@@ -211,6 +211,55 @@ def test_the_paper_sized_reader_has_goodfellows_layers():
   assert out.shape == (2, 57)
 
 
+def layer_shapes(build, x_shape) -> list[tuple]:
+  """The output shape of each of `build()`'s layers for float32 input of `x_shape`, traced
+  abstractly (jax.eval_shape: no weights are drawn, which takes seconds on the CPU)."""
+  shapes = []
+
+  def run(x):
+    model = build()
+    for layer in model.layers:
+      x = layer(x)
+      shapes.append(tuple(x.shape))
+    return x
+
+  jax.eval_shape(run, jax.ShapeDtypeStruct(x_shape, jnp.float32))
+  return shapes
+
+
+def test_the_residual_reader_keeps_seven_columns_and_has_its_hand_counted_parameters():
+  build = lambda: number_reader.multidigit(rngs=nnx.Rngs(0), channels=3, size="residual")
+  assert layer_shapes(build, (2, 54, 54, 3)) == [
+      (2, 27, 27, 12), (2, 27, 27, 32), (2, 27, 27, 32), (2, 14, 14, 64), (2, 7, 7, 128),
+      (2, 7, 7, 128), (2, 6272), (2, 512), (2, 57)]
+  # By hand: space-to-depth 3 -> 12 channels; 3x3 stem 12 -> 32; blocks 32 -> 32 (two 3x3
+  # convs), 32 -> 64 and 64 -> 128 (two 3x3 convs and a 1x1 projection each); BatchNorm before
+  # each block's convs and at the end (scale and bias trained, mean and variance kept); 7*7*128
+  # -> 512 -> the heads' 57.
+  convs = 9 * (12 * 32 + 2 * 32 * 32 + 32 * 64 + 64 * 64 + 64 * 128 + 128 * 128) + 32 * 64 \
+      + 64 * 128
+  units = (32 + 32) + (32 + 64) + (64 + 128) + 128
+  dense = 7 * 7 * 128 * 512 + 512 + 512 * 57 + 57
+  assert study.param_counts(nnx.eval_shape(build)) == (
+      convs + 4 * units + dense, convs + 2 * units + dense, 2 * units)
+
+
+def test_the_gpu_sized_residual_reader_has_its_hand_counted_parameters():
+  build = lambda: number_reader.multidigit(rngs=nnx.Rngs(0), size="residual_paper", dropout=0.5)
+  model = nnx.eval_shape(build)
+  block = lambda a, b: 9 * (a * b + b * b) + (a * b if a != b else 0)  # a first, stride 2 block
+  convs = (9 * 64 + block(64, 64) + 9 * 2 * 64 * 64 + block(64, 128) + 9 * 2 * 128 * 128
+           + block(128, 256) + 9 * 2 * 256 * 256)
+  # The first block of 64 projects (stride 2) although its features do not change.
+  convs += 64 * 64
+  units = 2 * (64 + 64) + (64 + 128) + (128 + 128) + (128 + 256) + (256 + 256) + 256
+  dense = 7 * 7 * 256 * 1024 + 1024 + 1024 * 57 + 57
+  assert study.param_counts(model) == (convs + 4 * units + dense, convs + 2 * units + dense,
+                                        2 * units)
+  out = jax.eval_shape(lambda x: build()(x), jax.ShapeDtypeStruct((2, 54, 54, 1), jnp.float32))
+  assert out.shape == (2, 57)
+
+
 def test_the_number_model_sizes_are_the_configs():
   assert tuple(reader_sizes.SIZES) == config_lib.NUMBER_MODEL_SIZES
   assert models.spec("multidigit").convolutional

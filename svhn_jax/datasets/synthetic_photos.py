@@ -41,7 +41,7 @@ import os
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -460,6 +460,25 @@ def write_split(out: str | os.PathLike, split: str, count: int, *, seed: int = 0
   out = Path(out)
   out.mkdir(parents=True, exist_ok=True)
   pngs = _photos_as_pngs(count, seed, split, style, workers, progress)
+  if layout == "tar":
+    return _write_tar(out / f"{split}.tar.gz", split, pngs)
+  return _write_folder(out / split, pngs)
+
+
+def write_photos(out: str | os.PathLike, split: str, photos: Iterable[tuple[Photo, np.ndarray]],
+                 *, layout: str = "tar") -> Path:
+  """Writes photos made elsewhere, (Photo, uint8 (H, W, 3) RGB image) pairs in order, as a
+  format-1 split under the folder `out`, exactly as write_split writes its own: `out/<split>.tar.gz`
+  (layout "tar") or the folder `out/<split>` (layout "folder"), atomically, PNGs at PNG_LEVEL, the
+  same bytes for the same photos. For other generators of format-1 data (benchmarks.real_numbers).
+
+  Raises ValueError for an unknown `layout`, DataError when the folder `out/<split>` exists
+  (layout "folder"), OSError when `out` cannot be written."""
+  if layout not in LAYOUTS:
+    raise ValueError(f"write_photos: layout={layout!r}, expected one of {LAYOUTS}")
+  out = Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  pngs = ((photo, _png(image)) for photo, image in photos)
   if layout == "tar":
     return _write_tar(out / f"{split}.tar.gz", split, pngs)
   return _write_folder(out / split, pngs)

@@ -14,6 +14,13 @@ GPU) and a small one ("small", the default, 2.3 M) that trains on 2 CPU cores in
 input is folded 2x2 into channels (`SpaceToDepth`), so no layer runs at 54x54, and it has four
 3x3 convolutions of 32, 64, 96 and 128 units and one fully connected layer of 1,024.
 
+Two residual sizes put the Wide ResNet's pre-activation blocks (`models.wrn.WideBlock`) in place
+of the plain convolutions (`residual_trunk`; issue 30): "residual" for a CPU (space-to-depth to
+27x27, blocks of 32, 64 and 128 features down to a 7x7 map, 3.6 M parameters) and
+"residual_paper" for a GPU (blocks of 64, 128 and 256 from the full 54x54 input, 16 M). Both
+flatten a 7x7 map, every column kept (a 54-pixel-wide number of five digits is about 1.4 columns
+a digit there, against 0.8 in the plain sizes' 4x4), before their dense layer and the heads.
+
 The model returns one float32 array of logits (N, 57): the length's 7 logits, then the five
 positions' 10 each (`split_logits` takes them apart), so inference concatenates chunks of it
 like any classifier's. Its state is exactly `nnx.Param` + `nnx.BatchStat`, as for the other
@@ -33,7 +40,8 @@ from svhn_jax.errors import ConfigError
 from svhn_jax.house_numbers import CROP, MAX_DIGITS
 from svhn_jax.layers import Dropout, Flatten
 from svhn_jax.models import ModelSpec
-from svhn_jax.models.reader_sizes import SIZES, Architecture
+from svhn_jax.models.reader_sizes import SIZES, Architecture, Residual
+from svhn_jax.models.wrn import BatchNormReLU, WideBlock, WideConv
 
 LENGTH_CLASSES = MAX_DIGITS + 2  # lengths 0..5 and "more than 5" (arXiv 1312.6082 section 3)
 DIGIT_CLASSES = 10
@@ -175,11 +183,34 @@ class NumberReader(nnx.Module):
     return list(self.layers)
 
 
-def architecture(size: str) -> Architecture:
+def architecture(size: str) -> Architecture | Residual:
   """`SIZES[size]`; ConfigError naming config.model.reader.size for another name."""
   if size not in SIZES:
     raise ConfigError(f"config.model.reader.size={size!r}: expected one of {', '.join(SIZES)}")
   return SIZES[size]
+
+
+def residual_trunk(arch: Residual, channels: int, *, rngs: nnx.Rngs
+                   ) -> tuple[list[nnx.Module], int]:
+  """The layers of a residual trunk and the count of features they flatten to, for 54x54 inputs
+  with `channels` channels: SpaceToDepth(`arch.space_to_depth`) when above 1; a 3x3 `WideConv`
+  to `arch.stem` features; per group (features, blocks, stride) that many of the Wide ResNet's
+  pre-activation `WideBlock`s (BN-ReLU-conv twice, identity or 1x1 projection shortcut; the
+  first at `stride`, Torch's symmetric padding: side s -> ceil(s / stride)); the final
+  BN-ReLU; Flatten. Float32, no dropout inside the blocks."""
+  layers, features, side = [], channels, CROP
+  if arch.space_to_depth > 1:
+    layers.append(SpaceToDepth(arch.space_to_depth))
+    features, side = features * arch.space_to_depth ** 2, side // arch.space_to_depth
+  layers.append(WideConv(features, arch.stem, rngs=rngs))
+  features = arch.stem
+  for out, blocks, stride in arch.groups:
+    for i in range(blocks):
+      layers.append(WideBlock(features, out, stride if i == 0 else 1, rngs=rngs))
+      features = out
+    side = -(-side // stride)
+  layers += [BatchNormReLU(features, rngs=rngs), Flatten()]
+  return layers, side * side * features
 
 
 def multidigit(*, rngs: nnx.Rngs, channels: int = 1, outputs: int = OUTPUTS, size: str = "small",
@@ -188,12 +219,32 @@ def multidigit(*, rngs: nnx.Rngs, channels: int = 1, outputs: int = OUTPUTS, siz
   per convolutional layer NumberConv -> NumberBatchNorm -> ReLU -> MaxPool(stride); Flatten;
   per fully connected layer HiddenDense, then Dropout(`dropout`) when `dropout` > 0; Heads (the
   57 logits of `split_logits`), or for another count of `outputs` (a task of its own reusing the
-  trunk) one Glorot-uniform linear layer of that many. Raises ConfigError for an unknown `size`
-  or a `dropout` outside [0, 1).
+  trunk) one Glorot-uniform linear layer of that many. A `Residual` size ("residual",
+  "residual_paper") has `residual_trunk`'s layers in place of the convolutions, then the same
+  dense layers and heads. Raises ConfigError for an unknown `size` or a `dropout` outside [0, 1).
   """
   arch = architecture(size)
   if not 0 <= dropout < 1:
     raise ConfigError(f"config.model.reader.dropout={dropout!r}: expected a number in [0, 1)")
+  if isinstance(arch, Residual):
+    layers, features = residual_trunk(arch, channels, rngs=rngs)
+  else:
+    layers, features = _plain_trunk(arch, channels, rngs=rngs)
+  for units in arch.dense:
+    layers.append(HiddenDense(features, units, rngs=rngs))
+    if dropout > 0:
+      layers.append(Dropout(dropout))
+    features = units
+  layers.append(Heads(features, rngs=rngs) if outputs == OUTPUTS else
+                OutputLayer(features, outputs, rngs=rngs))
+  return NumberReader(layers, channels)
+
+
+def _plain_trunk(arch: Architecture, channels: int, *, rngs: nnx.Rngs
+                 ) -> tuple[list[nnx.Module], int]:
+  """The layers of a plain trunk (the sizes "small", "paper") and the features they flatten to:
+  SpaceToDepth when asked, per convolutional layer NumberConv -> NumberBatchNorm -> ReLU ->
+  MaxPool(stride), Flatten."""
   layers, features, side = [], channels, CROP
   if arch.space_to_depth > 1:
     layers.append(SpaceToDepth(arch.space_to_depth))
@@ -206,15 +257,7 @@ def multidigit(*, rngs: nnx.Rngs, channels: int = 1, outputs: int = OUTPUTS, siz
       side = -(-side // stride)
     features = out
   layers.append(Flatten())
-  features = side * side * features
-  for units in arch.dense:
-    layers.append(HiddenDense(features, units, rngs=rngs))
-    if dropout > 0:
-      layers.append(Dropout(dropout))
-    features = units
-  layers.append(Heads(features, rngs=rngs) if outputs == OUTPUTS else
-                OutputLayer(features, outputs, rngs=rngs))
-  return NumberReader(layers, channels)
+  return layers, side * side * features
 
 
 def _from_config(options: Mapping, *, rngs: nnx.Rngs, channels: int, outputs: int, dtype,

@@ -103,6 +103,14 @@ def run_figure(run: report.Run, name: str, out: Path, draw) -> Path:
   return path if path.is_file() else draw(out / "figures" / name)
 
 
+def _best(scores: dict) -> str:
+  """Which validation's weights the run kept: 'best step 750 of 3000' for a run counted in steps
+  (test_metrics.json's best_step, steps_run), else 'best epoch 5 of 7'."""
+  if "best_step" in scores:
+    return f"best step {scores['best_step']} of {scores['steps_run']}"
+  return f"best epoch {scores['best_epoch']} of {scores['epochs_run']}"
+
+
 def markdown(run: report.Run, test, logits: np.ndarray, out: Path, grid: int,
              threshold: float) -> str:
   """The report of a whole-house-numbers run: `test` crops uint8 (N, 64, 64[, 3]) and labels
@@ -122,8 +130,8 @@ def markdown(run: report.Run, test, logits: np.ndarray, out: Path, grid: int,
   model = run.config["model"]
   sections = [
       f"# Error analysis: whole house numbers ({model['name']}, size {model.get('size', '?')})",
-      f"Run: `{run.workdir}` (seed {run.config['seed']}, best epoch {scores['best_epoch']} "
-      f"of {scores['epochs_run']}). Data: {number.NUMBER.data_text(run.config['data'])}.",
+      f"Run: `{run.workdir}` (seed {run.config['seed']}, {_best(scores)}). "
+      f"Data: {number.NUMBER.data_text(run.config['data'])}.",
       f"Sequence accuracy {report.percent(scores['sequence_accuracy'])}: {len(wrong)} of "
       f"{len(labels)} test photos misread (the whole number, length and every digit, must be "
       "right).",

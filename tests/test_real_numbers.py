@@ -1,0 +1,120 @@
+"""The real-number development set (benchmarks/real_numbers.py): its photos and boxes, the
+length-stratified test split, the split by source digit, determinism, and its folders read by the
+format-1 loader."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from benchmarks import real_digits, real_numbers
+from svhn_jax.datasets import photos as full_photos
+
+
+@pytest.fixture(scope="module")
+def made():
+  return {split: list(real_numbers.generate(split, n, seed=0))
+          for split, n in (("train", 12), ("test", 10))}
+
+
+def test_photos_have_the_layout_and_labels(made):
+  _, source_labels = real_digits.load_sources()
+  for split, photos in made.items():
+    for i, made_photo in enumerate(photos):
+      photo, image, sources = made_photo
+      k = len(photo.labels)
+      assert photo.name == f"{i + 1}.png" and 1 <= k <= 5
+      assert photo.labels.dtype == np.int32 and photo.boxes.shape == (k, 4)
+      assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+      np.testing.assert_array_equal(photo.labels, source_labels[sources])
+      if k > 1:
+        assert photo.labels[0] != 0  # house numbers do not start with a zero
+      left, top, width, height = photo.boxes.T
+      assert (left >= 0).all() and (top >= 0).all() and (width > 0).all() and (height > 0).all()
+      assert ((left + width <= image.shape[1]) & (top + height <= image.shape[0])).all()
+      assert (np.diff(left) > 0).all()  # in reading order, left to right
+      assert image.std() > 5
+
+
+def test_the_test_split_is_stratified_by_length(made):
+  assert [len(p.photo.labels) for p in made["test"]] == [1, 2, 3, 4, 5] * 2
+  np.testing.assert_array_equal(real_numbers.lengths_of("test", 1500, seed=0),
+                                np.tile(np.arange(1, 6), 300))
+  lengths = real_numbers.lengths_of("train", 4000, seed=0)
+  counts = np.bincount(lengths, minlength=6)[1:] / 4000
+  np.testing.assert_allclose(counts, real_numbers.STYLE.lengths, atol=0.02)
+
+
+def test_training_and_test_digits_come_from_disjoint_source_digits(made):
+  _, labels = real_digits.load_sources()
+  train_part, test_part = real_digits.split_sources(labels, 0, real_numbers.SHARES)
+  train = set(np.concatenate([p.sources for p in made["train"]]).tolist())
+  test = set(np.concatenate([p.sources for p in made["test"]]).tolist())
+  assert train <= set(train_part.tolist()) and test <= set(test_part.tolist())
+  assert not train & test
+
+
+def test_the_boxes_hold_the_ink():
+  # Flat background, no clutter or noise: every pixel off the background lies in a box (+2 px).
+  plain = real_digits.Style(gradient=0.0, chroma=(0.0, 0.0), noise=(0.0, 0.0), blur=(0.3, 0.3))
+  style = dataclasses.replace(real_numbers.STYLE, lines=0.0, digits=plain)
+  for made_photo in real_numbers.generate("test", 5, seed=3, style=style):
+    image = made_photo.image.astype(int)
+    inside = np.zeros(image.shape[:2], bool)
+    for left, top, width, height in made_photo.photo.boxes.astype(int).tolist():
+      inside[max(0, top - 2):top + height + 2, max(0, left - 2):left + width + 2] = True
+    background = np.median(image[~inside], axis=0)
+    off = np.abs(image - background).max(axis=2) > 8
+    assert off.any() and not (off & ~inside).any()
+
+
+def test_photo_i_is_the_same_whatever_the_count_and_seeds_differ(made):
+  fewer = list(real_numbers.generate("train", 5, seed=0))
+  for a, b in zip(fewer, made["train"]):
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.photo.boxes, b.photo.boxes)
+  other = next(real_numbers.generate("train", 1, seed=1))
+  assert other.image.shape != fewer[0].image.shape or (other.image != fewer[0].image).any()
+
+
+def _files(folder):
+  real_numbers.write(folder, n_train=4, per_length=1, seed=0)
+  return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_arguments_same_bytes_and_the_loader_reads_them(tmp_path, made):
+  first = _files(tmp_path / "a")
+  assert len(first) == 4 + 1 + 5 + 1  # PNGs and a digitStruct.mat per split
+  assert first == _files(tmp_path / "b")
+  for split, count in (("train", 4), ("test", 5)):
+    opened = full_photos.open_full(tmp_path / "a" / split)
+    assert len(opened) == count
+    for i in range(count):
+      want = made[split][i]
+      np.testing.assert_array_equal(opened.photos[i].labels, want.photo.labels)
+      np.testing.assert_array_equal(opened.photos[i].boxes, want.photo.boxes)
+      np.testing.assert_array_equal(opened.image(i), want.image)
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--train=0"], "--train: expected a whole number of at least 1"),
+    (["--test-per-length=x"], "--test-per-length: expected a whole number of at least 1"),
+    (["--layout=zip"], "--layout: invalid choice"),
+])
+def test_bad_arguments_are_one_line(tmp_path, capsys, argv, said):
+  with pytest.raises(SystemExit) as exit_:
+    real_numbers.main([f"--out={tmp_path}", *argv])
+  assert exit_.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert "\n" not in err and said in err
+
+
+def test_an_existing_split_folder_is_one_line(tmp_path, capsys):
+  (tmp_path / "train").mkdir()
+  with pytest.raises(SystemExit) as exit_:
+    real_numbers.main([f"--out={tmp_path}", "--train=2", "--test-per-length=1"])
+  assert exit_.value.code != 0
+  err = capsys.readouterr().err.strip()
+  assert "\n" not in err and "train already exists" in err
