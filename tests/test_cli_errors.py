@@ -193,8 +193,8 @@ CASES = {
     "setting_its_run_does_not_read": Case(
         "main", lambda t: train_args(t, tiny(t), "--config.train.momentum=0.95"),
         r"^error: config\.train\.momentum=0\.95: only read with config\.train\.optimizer=sgd "
-        r"\(this run has config\.train\.optimizer=adam\); remove it or set "
-        r"config\.train\.optimizer=sgd$"),
+        r"or muon \(this run has config\.train\.optimizer=adam\); remove it or set "
+        r"config\.train\.optimizer=sgd or muon$"),
     "experiment_setting_no_run_reads": Case(
         "compare", lambda t: ["--config.models=ann1", f"--config.data.path={tiny(t)}",
                               "--config.data.synthetic.version=3", f"--results_dir={t}"],
