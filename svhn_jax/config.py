@@ -219,10 +219,13 @@ _MUON = ({"train.optimizer": ("muon",)},)
 _STUDY_MODELS = ({"model.name": Declares(models.REGISTRY, "block", None)},)
 # A task reads the config.data fields of its `data_kind` (`svhn_jax.tasks.base.Task`), a source
 # those it declares (`svhn_jax.datasets.base.Source`: its colours, SVHN's own splits).
+# The number task's crops read config.data.numbers; it and the locator (whole photos) read the
+# photos' colour and how validation photos are carved.
 _NUMBERS = ({"task": Declares(tasks.REGISTRY, "data_kind", "number photos")},)
-_COLOUR = ({"data.source": Declares(datasets.REGISTRY, "colors", "rgb")}, *_NUMBERS)
+_PHOTOS = (*_NUMBERS, {"task": Declares(tasks.REGISTRY, "data_kind", "whole photos")})
+_COLOUR = ({"data.source": Declares(datasets.REGISTRY, "colors", "rgb")}, *_PHOTOS)
 _OFFICIAL_OR_NUMBERS = ({"data.source": Declares(datasets.REGISTRY, "official_splits", True)},
-                        *_NUMBERS)
+                        *_PHOTOS)
 _CARVED = (*_OFFICIAL_OR_NUMBERS, {"data.train_on_val": (True,)})
 _GENERATED = ({"data.source": ("synthetic",), "data.path": ("",)},)
 _GENERATED_CROPS = ({"task": Declares(tasks.REGISTRY, "data_kind", "digit crops"),
