@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 
 from configs import locate as locate_config
+from configs import numbers as numbers_config
 from support import metrics_rows, read_json
 from svhn_jax import boxes, config as config_lib, predict, tasks, train
 from svhn_jax.datasets import located, synthetic_photos
-from svhn_jax.errors import ConfigError
+from svhn_jax.errors import CheckpointError, ConfigError
 from svhn_jax.tasks import locate
 
 LOCATE = tasks.get("locate")
@@ -128,11 +129,27 @@ def test_photo_arrays_letterbox_each_photo_with_its_number_box():
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-  cache = tmp_path_factory.mktemp("locate_cache")
+def cache(tmp_path_factory) -> Path:
+  return tmp_path_factory.mktemp("locate_cache")
+
+
+@pytest.fixture(scope="module")
+def finished(cache, tmp_path_factory) -> Path:
   config = locate_config.get_config()
   config.update_from_flattened_dict({**OVERRIDES, "data.cache_dir": str(cache)})
   workdir = tmp_path_factory.mktemp("locate") / "run"
+  train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def reader(cache, tmp_path_factory) -> Path:
+  """A numbers run of 2 steps on the same generated photos (made once, in the shared cache):
+  what it reads does not matter here, only that a locator's boxes reach it."""
+  config = numbers_config.get_config()
+  config.update_from_flattened_dict({**OVERRIDES, "data.cache_dir": str(cache),
+                                     "train.total_steps": 2, "train.eval_every_steps": 2})
+  workdir = tmp_path_factory.mktemp("reader") / "run"
   train.train_and_evaluate(config, workdir)
   return workdir
 
@@ -177,3 +194,39 @@ def test_a_locator_reads_photo_files_of_any_format_colour_and_size(finished, pho
   assert line == "a.png: box 1.0,2.5,30.0,12.2 (confidence 50.0%)"
   with pytest.raises(ConfigError, match="--box: .* locator run"):
     predict.read_files(str(finished), [str(photos["colour_png"])], box="1,2,3,4")
+
+
+def test_locate_then_read_crops_the_box_found_with_the_readers_margin(finished, reader, photos,
+                                                                     monkeypatch, tmp_path):
+  from svhn_jax.tasks import number
+  names = ("colour_png", "grey_jpeg", "odd_png", "tiny_png", "tall_jpeg")
+  paths = [str(photos[n]) for n in names]
+  found = predict.read_files(str(finished), paths)[1]
+  # The reader crops each photo at the box found, widened by its eval_margin (0.15 a side).
+  cropped = []
+  crop = number.number_crop
+  monkeypatch.setattr(number, "number_crop",
+                      lambda path, color, box, margin: cropped.append((path, box, margin))
+                      or crop(path, color, box, margin))
+  task, answers = predict.read_files(str(reader), paths, locator=str(finished))
+  assert [(p, list(b), m) for p, b, m in cropped] == [(p, f["box"], 0.15)
+                                                      for p, f in zip(paths, found)]
+  alone = predict.read_files(str(reader), paths, box=None)[1]
+  for answer, where in zip(answers, found):
+    assert answer["box"] == where["box"] and answer["box_confidence"] == where["confidence"]
+    assert {"number", "probability", "digits"} <= set(answer)
+  assert len(alone) == len(answers)
+  lines = predict.lines(task, paths[:1], answers[:1], as_json=False)
+  assert lines[0].startswith(f"{paths[0]}: ") and "[box " in lines[0] and "confidence" in lines[0]
+  # --box overrides the locator: read at that box, no located box in the answer.
+  cropped.clear()
+  given = predict.read_files(str(reader), paths[:1], locator=str(finished), box="1,2,30,20")[1]
+  assert "box_confidence" not in given[0] and list(cropped[0][1]) == [1, 2, 30, 20]
+  # A locator that is no locator run, or no run at all: one line each.
+  with pytest.raises(ConfigError, match=r"^--locator=.* holds a run of config\.task=number, "
+                     "which finds no boxes"):
+    predict.read_files(str(reader), paths, locator=str(reader))
+  with pytest.raises(CheckpointError, match=r"^--locator=.*: no such folder"):
+    predict.read_files(str(reader), paths, locator=str(tmp_path / "missing"))
+  with pytest.raises(CheckpointError, match="holds no trained run"):
+    predict.read_files(str(reader), paths, locator=str(tmp_path))

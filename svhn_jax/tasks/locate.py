@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from svhn_jax import boxes, datasets, models
+from svhn_jax import boxes, datasets, house_numbers, models
 from svhn_jax.config import Declares
 from svhn_jax.errors import ConfigError
 from svhn_jax.tasks.base import Predict
@@ -161,6 +161,9 @@ class LocateTask:
   # Format 1's photos, read whole: the config fields of the number task's data that are not
   # about its crops (config.data.color, use_extra, val_size, split_seed; `config.Declares`).
   data_kind: str = "whole photos"
+  # Its `read_files` answers hold a 'box' per file that a numbers run can read
+  # (`svhn_jax.predict --locator`).
+  finds_boxes: bool = True
 
   def from_config(self, config) -> "LocateTask":
     """The locate task has no options."""
@@ -314,8 +317,8 @@ LOCATE = LocateTask()
 
 def locate_files(workdir: Path, config, paths: Sequence[str]) -> list[dict]:
   """The box the locator run in `workdir` (its saved `config`) finds in each image file of
-  `paths`: [{'box': [left, top, width, height] in the file's pixels, cut to the photo,
-  'confidence'}]. Each file is read in colour (`images.read_photo`: any format, mode, size)
+  `paths`: [{'box': [left, top, width, height] in the file's pixels, cut to the photo and at
+  least a pixel wide and high (`house_numbers.clip_box`), 'confidence'}]. Each file is read in colour (`images.read_photo`: any format, mode, size)
   and letterboxed as the run's data was (`boxes.letterbox`, in config.data.color); all are read
   before the weights (DataError naming a file it cannot read)."""
   from svhn_jax import images, inference
@@ -332,8 +335,8 @@ def locate_files(workdir: Path, config, paths: Sequence[str]) -> list[dict]:
   answers = []
   for box, geometry, size, confidence in zip(found, geometries, sizes, confidences(
       np.asarray(logits, np.float64))):
-    corners = boxes.clip_corners(boxes.from_letterbox(box, geometry), size)
-    answers.append({"box": [round(float(v), 2) for v in boxes.ltwh(corners)],
+    photo_box = house_numbers.clip_box(boxes.ltwh(boxes.from_letterbox(box, geometry)), size)
+    answers.append({"box": [round(float(v), 2) for v in photo_box],
                     "confidence": float(confidence)})
   return answers
 
