@@ -282,11 +282,14 @@ class LocateTask:
                  options: Mapping[str, Any]) -> list[dict]:
     """`locate_files`: {'box': [left, top, width, height] in the file's pixels, cut to the photo,
     'confidence': the predicted IoU} per file. Raises ConfigError for a --box (a locator finds
-    the box), DataError for a file it cannot read (before the weights), CheckpointError for a
+    the box) or a locator's boxes (options['boxes']), DataError for a file it cannot read (before the weights), CheckpointError for a
     workdir without usable weights."""
     if options.get("box") is not None:
       raise ConfigError(f"--box: --workdir={workdir} holds a locator run (config.task=locate), "
                         "which finds the box itself; give --box to a numbers run")
+    if options.get("boxes") is not None:
+      raise ConfigError(f"--locator: --workdir={workdir} holds a locator run (config.task="
+                        "locate), not a reader; give --workdir a numbers run")
     return locate_files(workdir, config, paths)
 
   def answer_line(self, path: str, answer: dict) -> str:
