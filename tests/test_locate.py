@@ -5,6 +5,7 @@ of any format, colour and size."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import jax
@@ -15,8 +16,8 @@ from PIL import Image
 
 from configs import locate as locate_config
 from configs import numbers as numbers_config
-from support import metrics_rows, read_json
-from svhn_jax import boxes, config as config_lib, predict, tasks, train
+from support import metrics_rows, read_json, run_clis
+from svhn_jax import boxes, config as config_lib, fileio, predict, tasks, train
 from svhn_jax.datasets import located, synthetic_photos
 from svhn_jax.errors import CheckpointError, ConfigError
 from svhn_jax.tasks import locate
@@ -234,3 +235,29 @@ def test_locate_then_read_crops_the_box_found_with_the_readers_margin(finished, 
     predict.read_files(str(reader), paths, locator=str(tmp_path / "missing"))
   with pytest.raises(CheckpointError, match="holds no trained run"):
     predict.read_files(str(reader), paths, locator=str(tmp_path))
+
+
+def fake_run(folder: Path, config) -> Path:
+  """A workdir that holds `config` as a finished run's config.json and an empty checkpoints/:
+  enough for the checks made before any weights are read."""
+  folder.mkdir(parents=True)
+  (folder / "checkpoints").mkdir()
+  fileio.write_json(folder / "config.json", config_lib.to_dict(config))
+  return folder
+
+
+def test_the_cli_refuses_a_digit_run_or_a_missing_workdir_as_locator_in_one_line(tmp_path):
+  from configs import cnn2
+  reader = fake_run(tmp_path / "reader", numbers_config.get_config())
+  digits = fake_run(tmp_path / "digits", cnn2.get_config())
+  photo = tmp_path / "photo.png"
+  Image.fromarray(np.zeros((20, 40), np.uint8)).save(photo)
+  wants = {str(digits): rf"^error: --locator={digits} holds a run of config\.task=digit, which "
+                        r"finds no boxes; expected the workdir of a locator run",
+           str(tmp_path / "none"): rf"^error: --locator={tmp_path / 'none'}: no such folder"}
+  results = run_clis([["svhn_jax.predict", f"--workdir={reader}", f"--locator={locator}",
+                        str(photo)] for locator in wants])
+  for result, want in zip(results, wants.values()):
+    assert result.returncode != 0 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert re.match(want, result.stderr), result.stderr
