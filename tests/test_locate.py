@@ -261,3 +261,17 @@ def test_the_cli_refuses_a_digit_run_or_a_missing_workdir_as_locator_in_one_line
     assert result.returncode != 0 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert re.match(want, result.stderr), result.stderr
+
+
+def test_the_locate_then_read_benchmark_scores_a_format1_split(finished, reader, cache, tmp_path):
+  from benchmarks import locate_then_read
+  test = cache / f"photos_v{synthetic_photos.VERSION}_40_8_seed0" / "test.tar.gz"
+  figure = tmp_path / "located.png"
+  scores = locate_then_read.measure(str(reader), str(finished), str(test), limit=5,
+                                    figure=str(figure))
+  assert scores["photos"] == 5 and figure.is_file()
+  for key in ("read_located", "read_true_box", "mean_iou", "iou_at_least_0.5",
+              "iou_at_least_0.7"):
+    assert 0 <= scores[key] <= 1, key
+  assert locate_then_read.true_number([1, 10, 7]) == "107"
+  assert locate_then_read.true_number([1, 2, 3, 4, 5, 6]) == "12345+"
