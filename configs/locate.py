@@ -1,9 +1,12 @@
 """Find the house number in a whole photo (issue 31), offline: the small number reader's trunk
 with a box head (config.task=locate, svhn_jax/tasks/locate.py) on generated photos.
 
-The synthetic photos are configs/numbers.py's (the same 24,000 / 3,000, seed 0, made once into
-the cache in SVHN format 1's layout and shared by both configs), 2,000 training photos carved off
-for validation. Each photo is letterboxed whole to 54x54 (aspect ratio kept, padded) and the
+The synthetic photos are made once into the cache in SVHN format 1's layout, 24,000 / 3,000
+(seed 0) as configs/numbers.py's but in the generator's "scene" style
+(config.data.synthetic.photo_style, `synthetic_photos.SCENE_STYLE`): the number covers 6-45% of
+the photo's width and 10-60% of its height, anywhere in it, with more clutter lines (the number
+task's photos: 20-80% and 30-85%; SVHN's four sample photos 17-33% of the width); 2,000
+training photos are carved off for validation. Each photo is letterboxed whole to 54x54 (aspect ratio kept, padded) and the
 label is the box around all its digits as shares of that square; the model's 5 outputs are the
 box (centre and size through sigmoids) and a predicted IoU as its confidence; the loss is DETR's
 mix of smooth-L1 and 1 - GIoU (arXiv 2005.12872, Rezatofighi et al. 2019) plus the confidence's
@@ -32,6 +35,7 @@ def get_config():
   config.data.source = "synthetic"
   config.data.synthetic.train = 24_000
   config.data.synthetic.test = 3_000
+  config.data.synthetic.photo_style = "scene"
   config.data.val_size = 2_000
   config.train.epochs = None
   config.train.total_steps = 2_000

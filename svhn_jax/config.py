@@ -73,6 +73,10 @@ COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 # 3, version 2 with more fonts, calibrated to SVHN; 4, version 3 with fewer unreadable crops;
 # 5, version 4 with more blur, calibrated to SVHN (the default).
 SYNTHETIC_VERSIONS = (1, 2, 3, 4, 5)
+# The generated whole photos' styles (`svhn_jax.datasets.synthetic_photos.STYLES`): number, the
+# number task's (the number fills much of the photo); scene, the locator's (a smaller number
+# anywhere in a larger photo, more clutter).
+PHOTO_STYLES = ("number", "scene")
 # RandAugment's operations in `svhn_jax.augment` (a test holds the two lists equal).
 AUGMENT_OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "posterize",
                "solarize", "color", "contrast", "brightness", "sharpness", "shear_x", "shear_y",
@@ -231,6 +235,8 @@ _GENERATED = ({"data.source": ("synthetic",), "data.path": ("",)},)
 _GENERATED_CROPS = ({"task": Declares(tasks.REGISTRY, "data_kind", "digit crops"),
                      "data.source": ("synthetic",),
                      "data.path": ("",)},)
+_GENERATED_PHOTOS = tuple({**alternative, "data.source": ("synthetic",), "data.path": ("",)}
+                          for alternative in _PHOTOS)
 _RAND_AUGMENT = ({"train.augment.num_ops": Not((0,))},)
 _EARLY_STOPPING = ({"train.early_stopping.enabled": (True,)},)
 _PLATEAU = ({"train.schedule": ("plateau",)},)
@@ -291,6 +297,10 @@ RUN_SCHEMA: dict[str, Field] = {
                                  ignored_unread=True),
     "data.synthetic.test": Field(int, low=1, applies_to=_GENERATED, ignored_unread=True),
     "data.synthetic.seed": Field(int, low=0, applies_to=_GENERATED, ignored_unread=True),
+    # The generated whole photos' style (tasks on photos; PHOTO_STYLES); ignored, not refused,
+    # elsewhere, as the sizes. Config files written before it existed made "number" photos.
+    "data.synthetic.photo_style": Field(str, choices=PHOTO_STYLES, default="number",
+                                        applies_to=_GENERATED_PHOTOS, ignored_unread=True),
     # Config files written before version 2 existed used version 1.
     "data.synthetic.version": Field(int, low=1, high=max(SYNTHETIC_VERSIONS), default=1,
                                     applies_to=_GENERATED_CROPS),

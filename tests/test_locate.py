@@ -275,3 +275,26 @@ def test_the_locate_then_read_benchmark_scores_a_format1_split(finished, reader,
     assert 0 <= scores[key] <= 1, key
   assert locate_then_read.true_number([1, 10, 7]) == "107"
   assert locate_then_read.true_number([1, 2, 3, 4, 5, 6]) == "12345+"
+
+
+def test_the_scene_style_puts_a_smaller_number_in_the_photo_and_names_its_own_folder(tmp_path):
+  from svhn_jax.datasets import synthetic
+  assert tuple(synthetic_photos.STYLES) == config_lib.PHOTO_STYLES
+  assert synthetic_photos.STYLES["number"] is synthetic_photos.STYLE
+
+  def widths(style):
+    shares = []
+    for photo, image in synthetic_photos.generate(12, seed=3, style=style):
+      union = boxes.union_box(photo.boxes)
+      shares.append((union[2] - union[0]) / image.shape[1])
+    return np.median(shares)
+
+  assert widths(synthetic_photos.SCENE_STYLE) < 0.6 * widths(synthetic_photos.STYLE)
+  config = locate_config.get_config()
+  config.update_from_flattened_dict({"data.cache_dir": str(tmp_path), "data.synthetic.train": 2,
+                                     "data.synthetic.test": 1})
+  assert synthetic.photos_folder(config.data).name == "photos_v1_scene_2_1_seed0"
+  # The number style's photos keep their folder name, and their bytes: the same photo whether
+  # the scene style exists or not (its default fields are STYLE's).
+  config.data.synthetic.photo_style = "number"
+  assert synthetic.photos_folder(config.data).name == "photos_v1_2_1_seed0"
