@@ -39,8 +39,9 @@ def logits_of(*corners) -> np.ndarray:
 
 def test_zero_logits_are_the_middle_half_of_the_letterbox():
   zeros = np.zeros((2, 5), np.float32)
-  np.testing.assert_allclose(locate.predicted_boxes(zeros), [[0.25, 0.25, 0.75, 0.75]] * 2)
-  np.testing.assert_allclose(locate.predicted_boxes(jnp.asarray(zeros)), [[0.25, 0.25, 0.75, 0.75]] * 2)
+  middle = [[0.25, 0.25, 0.75, 0.75]] * 2
+  np.testing.assert_allclose(locate.predicted_boxes(zeros), middle)
+  np.testing.assert_allclose(locate.predicted_boxes(jnp.asarray(zeros)), middle)
   np.testing.assert_allclose(locate.confidences(zeros), [0.5, 0.5])
   # A negative size is a point, never a box inside out.
   np.testing.assert_allclose(locate.predicted_boxes(np.array([[0, 0, -1, 0, 0]], np.float32)),

@@ -282,8 +282,8 @@ class LocateTask:
                  options: Mapping[str, Any]) -> list[dict]:
     """`locate_files`: {'box': [left, top, width, height] in the file's pixels, cut to the photo,
     'confidence': the predicted IoU} per file. Raises ConfigError for a --box (a locator finds
-    the box) or a locator's boxes (options['boxes']), DataError for a file it cannot read (before the weights), CheckpointError for a
-    workdir without usable weights."""
+    the box) or a locator's boxes (options['boxes']), DataError for a file it cannot read
+    (before the weights), CheckpointError for a workdir without usable weights."""
     if options.get("box") is not None:
       raise ConfigError(f"--box: --workdir={workdir} holds a locator run (config.task=locate), "
                         "which finds the box itself; give --box to a numbers run")
@@ -321,9 +321,10 @@ LOCATE = LocateTask()
 def locate_files(workdir: Path, config, paths: Sequence[str]) -> list[dict]:
   """The box the locator run in `workdir` (its saved `config`) finds in each image file of
   `paths`: [{'box': [left, top, width, height] in the file's pixels, cut to the photo and at
-  least a pixel wide and high (`house_numbers.clip_box`), 'confidence'}]. Each file is read in colour (`images.read_photo`: any format, mode, size)
-  and letterboxed as the run's data was (`boxes.letterbox`, in config.data.color); all are read
-  before the weights (DataError naming a file it cannot read)."""
+  least a pixel wide and high (`house_numbers.clip_box`), 'confidence'}]. Each file is read in
+  colour (`images.read_photo`: any format, mode, size) and letterboxed as the run's data was
+  (`boxes.letterbox`, in config.data.color); all are read before the weights (DataError naming
+  a file it cannot read)."""
   from svhn_jax import images, inference
   from svhn_jax.datasets.located import SIZE
   pictures, geometries, sizes = [], [], []

@@ -266,9 +266,9 @@ class NumberTask:
     """`readings` of the photo files `paths` (see `number_crop`), `options['box']` the box
     around the number in every photo, as the text 'left,top,width,height' (--box) or float (4,),
     or None for the whole photo; else `options['boxes']`, float64 (N, 4), one box per path (a
-    locator's, `svhn_jax.predict --locator`), or None. Raises ConfigError for a bad box, DataError for a photo it
-    cannot read or a box outside it, CheckpointError for a workdir without usable weights; the
-    photos are read before the weights."""
+    locator's, `svhn_jax.predict --locator`), or None. Raises ConfigError for a bad box,
+    DataError for a photo it cannot read or a box outside it, CheckpointError for a workdir
+    without usable weights; the photos are read before the weights."""
     from svhn_jax import inference
     box = options.get("box")
     if box is not None:
