@@ -69,7 +69,8 @@ def get_config() -> ml_collections.ConfigDict:
   # are carved from the training ones, stratified by class and seeded by split_seed (not by
   # config.seed, so the seeds of an ablation share one split); at most a fifth of them.
   # add extra_32x32.mat's 531,131 crops to the training split (svhn_cropped, svhn_full and
-  # task=number only; val_size and split_seed likewise, or with train_on_val)
+  # the photo tasks, number and locate, only; val_size and split_seed likewise, or with
+  # train_on_val)
   config.data.use_extra = False
   config.data.val_size = 6_000
   config.data.split_seed = 0
@@ -79,6 +80,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic.val = 60_000
   config.data.synthetic.test = 18_000
   config.data.synthetic.seed = 0
+  # The whole photos' style, for tasks on photos (number, locate): number (the number fills
+  # much of the photo) | scene (smaller, anywhere in a larger photo; configs/locate.py's).
+  config.data.synthetic.photo_style = "number"
   # 5: calibrated so that the study's models score near their SVHN accuracies, with room above
   # CNN2 for stronger models | 4: version 3 with fewer unreadable crops, not calibrated | 3:
   # calibrated, but wide ResNets level off about 3 points above CNN2 (README.md) | 2: version 3

@@ -73,6 +73,10 @@ COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 # 3, version 2 with more fonts, calibrated to SVHN; 4, version 3 with fewer unreadable crops;
 # 5, version 4 with more blur, calibrated to SVHN (the default).
 SYNTHETIC_VERSIONS = (1, 2, 3, 4, 5)
+# The generated whole photos' styles (`svhn_jax.datasets.synthetic_photos.STYLES`): number, the
+# number task's (the number fills much of the photo); scene, the locator's (a smaller number
+# anywhere in a larger photo, more clutter).
+PHOTO_STYLES = ("number", "scene")
 # RandAugment's operations in `svhn_jax.augment` (a test holds the two lists equal).
 AUGMENT_OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "posterize",
                "solarize", "color", "contrast", "brightness", "sharpness", "shear_x", "shear_y",
@@ -219,15 +223,20 @@ _MUON = ({"train.optimizer": ("muon",)},)
 _STUDY_MODELS = ({"model.name": Declares(models.REGISTRY, "block", None)},)
 # A task reads the config.data fields of its `data_kind` (`svhn_jax.tasks.base.Task`), a source
 # those it declares (`svhn_jax.datasets.base.Source`: its colours, SVHN's own splits).
+# The number task's crops read config.data.numbers; it and the locator (whole photos) read the
+# photos' colour and how validation photos are carved.
 _NUMBERS = ({"task": Declares(tasks.REGISTRY, "data_kind", "number photos")},)
-_COLOUR = ({"data.source": Declares(datasets.REGISTRY, "colors", "rgb")}, *_NUMBERS)
+_PHOTOS = (*_NUMBERS, {"task": Declares(tasks.REGISTRY, "data_kind", "whole photos")})
+_COLOUR = ({"data.source": Declares(datasets.REGISTRY, "colors", "rgb")}, *_PHOTOS)
 _OFFICIAL_OR_NUMBERS = ({"data.source": Declares(datasets.REGISTRY, "official_splits", True)},
-                        *_NUMBERS)
+                        *_PHOTOS)
 _CARVED = (*_OFFICIAL_OR_NUMBERS, {"data.train_on_val": (True,)})
 _GENERATED = ({"data.source": ("synthetic",), "data.path": ("",)},)
 _GENERATED_CROPS = ({"task": Declares(tasks.REGISTRY, "data_kind", "digit crops"),
                      "data.source": ("synthetic",),
                      "data.path": ("",)},)
+_GENERATED_PHOTOS = tuple({**alternative, "data.source": ("synthetic",), "data.path": ("",)}
+                          for alternative in _PHOTOS)
 _RAND_AUGMENT = ({"train.augment.num_ops": Not((0,))},)
 _EARLY_STOPPING = ({"train.early_stopping.enabled": (True,)},)
 _PLATEAU = ({"train.schedule": ("plateau",)},)
@@ -288,6 +297,10 @@ RUN_SCHEMA: dict[str, Field] = {
                                  ignored_unread=True),
     "data.synthetic.test": Field(int, low=1, applies_to=_GENERATED, ignored_unread=True),
     "data.synthetic.seed": Field(int, low=0, applies_to=_GENERATED, ignored_unread=True),
+    # The generated whole photos' style (tasks on photos; PHOTO_STYLES); ignored, not refused,
+    # elsewhere, as the sizes. Config files written before it existed made "number" photos.
+    "data.synthetic.photo_style": Field(str, choices=PHOTO_STYLES, default="number",
+                                        applies_to=_GENERATED_PHOTOS, ignored_unread=True),
     # Config files written before version 2 existed used version 1.
     "data.synthetic.version": Field(int, low=1, high=max(SYNTHETIC_VERSIONS), default=1,
                                     applies_to=_GENERATED_CROPS),

@@ -232,3 +232,34 @@ def coverage_curve(coverage: np.ndarray, accuracy: np.ndarray, coverage_at_98: f
   ax.legend(loc="lower left")
   ax.set_title(title)
   return save(fig, path)
+
+
+def boxes_grid(images, true_boxes, found_boxes, titles, path, *, cols: int,
+               title: str = "") -> Path:
+  """Images (H, W) grey or (H, W, 3) uint8 (a sequence; sizes may differ) in rows of `cols`,
+  each titled, with two boxes drawn on each: `true_boxes` (N, 4) in green and `found_boxes`
+  (N, 4) in red, corners (x0, y0, x1, y1) as shares of the image's width (x) and height (y) (the
+  locator's labels and outputs on its square letterboxes)."""
+  from matplotlib.patches import Rectangle
+  rows = max(1, -(-len(images) // cols))
+  fig, axes = _subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows + 0.4), squeeze=False,
+                        layout="constrained")
+  for k, ax in enumerate(axes.flat):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if k >= len(images):
+      ax.axis("off")
+      continue
+    image = np.asarray(images[k])
+    height, width = image.shape[:2]
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    for box, colour in ((true_boxes[k], "tab:green"), (found_boxes[k], "tab:red")):
+      # Pixel centres lie at whole numbers in imshow's axes: an edge at x pixels is x - 0.5.
+      x0, y0, x1, y1 = np.asarray(box, np.float64) * [width, height, width, height] - 0.5
+      ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, lw=1.5))
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_title(titles[k], fontsize=7)
+  if title:
+    fig.suptitle(title)
+  return save(fig, path)

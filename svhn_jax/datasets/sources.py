@@ -1,5 +1,6 @@
 """Loading what `config.data` asks for, through the source it names (`datasets.REGISTRY`): the
-digit crops (`load`) or the house numbers of whole photos (`load_numbers`), and the holder that
+digit crops (`load`), the house numbers of whole photos (`load_numbers`) or those photos whole
+with their number's box (`load_located`), and the holder that
 hands them from preflight to training (`Loaded`). No task name is compared here: each task calls
 the loader of its own data.
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 import ml_collections
 
 from svhn_jax import data
-from svhn_jax.datasets import base, numbers
+from svhn_jax.datasets import base, located, numbers
 
 
 class Loaded:
@@ -52,6 +53,18 @@ def load_numbers(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Pat
     train.append(_photos(data_cfg, "extra"))
   test = _photos(data_cfg, "test")
   return numbers.load(data_cfg, train, test), test.parent
+
+
+def load_located(data_cfg: ml_collections.ConfigDict) -> tuple[data.Dataset, Path]:
+  """The source's format-1 photos whole, letterboxed, with their number's box as train /
+  validation / test (`located.load`): uint8 (N, 54, 54) grey or (N, 54, 54, 3) colour, float32
+  (N, 4) corners as shares of the letterbox; and the folder the photos came from. Raises as
+  `load_numbers`."""
+  train = [_photos(data_cfg, "train")]
+  if data_cfg.use_extra:
+    train.append(_photos(data_cfg, "extra"))
+  test = _photos(data_cfg, "test")
+  return located.load(data_cfg, train, test), test.parent
 
 
 def number_test_at_margin(data_cfg: ml_collections.ConfigDict, margin: float) -> data.Split:

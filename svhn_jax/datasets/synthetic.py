@@ -616,17 +616,22 @@ def photos_folder(data_cfg: ml_collections.ConfigDict) -> Path:
   """The folder holding the offline photos `train.tar.gz` and `test.tar.gz` of
   config.data.synthetic's train and test counts and seed, in format 1's layout; made once into
   the cache (each archive written atomically, so a run killed while making them starts that
-  archive over), with progress in the log. Named by counts, seed and the generator's
-  `synthetic_photos.VERSION`, so that other settings never reuse it."""
+  archive over), with progress in the log. Named by counts, seed, the generator's
+  `synthetic_photos.VERSION` and config.data.synthetic.photo_style (`synthetic_photos.STYLES`;
+  absent from the name for the default, "number"), so that other settings never reuse it."""
   from svhn_jax.datasets import synthetic_photos  # it imports this module's glyphs and textures
   sizes = data_cfg.synthetic
+  # config.data.synthetic.photo_style: the default's folder keeps its name from before styles.
+  style = sizes.get("photo_style", "number")
+  named = "" if style == "number" else f"_{style}"
   folder = fileio.cache_dir(data_cfg) / (
-      f"photos_v{synthetic_photos.VERSION}_{sizes.train}_{sizes.test}_seed{sizes.seed}")
+      f"photos_v{synthetic_photos.VERSION}{named}_{sizes.train}_{sizes.test}_seed{sizes.seed}")
   for split, count in (("train", sizes.train), ("test", sizes.test)):
     if not (folder / f"{split}.tar.gz").is_file():
       logging.info("Making %d synthetic house-number photos (%s) into %s, once", count, split,
                    folder)
       synthetic_photos.write_split(folder, split, count, seed=sizes.seed, workers=_WORKERS,
+                                   style=synthetic_photos.STYLES[style],
                                    progress=base.progress(f"making {split} photos", count))
   return folder
 

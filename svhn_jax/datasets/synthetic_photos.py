@@ -112,6 +112,16 @@ class PhotoStyle:
 
 
 STYLE = PhotoStyle()
+# Whole scenes for the locator (config.task=locate, issue 31): the number smaller and anywhere in
+# a larger photo (SVHN's four sample photos have it at 0.17..0.33 of the width; issue 31's
+# development set at most a quarter), with more clutter lines. Made only when a config asks
+# for it (config.data.synthetic.photo_style=scene): STYLE's photos are unchanged.
+# The two shares are drawn apart, so a narrow share with a tall one makes a wide strip: their
+# ranges stop at 0.1 and 0.6 (photos up to about 13:1 for a 4-digit number, as SVHN has).
+SCENE_STYLE = dataclasses.replace(STYLE, fill_width=(0.1, 0.4), fill_height=(0.15, 0.6),
+                                  lines=4.0)
+# The styles config.data.synthetic.photo_style names (config.PHOTO_STYLES, kept equal by a test).
+STYLES = {"number": STYLE, "scene": SCENE_STYLE}
 
 
 # ---------------------------------------------------------------------------------------------

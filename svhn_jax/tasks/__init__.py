@@ -4,6 +4,9 @@
   (N,) 0..9, logits (N, 10).
 - `number` (number.py): whole house numbers read as Goodfellow et al. 2013 did, 64x64 number
   crops, labels int32 (N, 6), logits (N, 57); its error analysis in number_analysis.py.
+- `locate` (locate.py): the box around the number in a whole photo letterboxed to 54x54 (issue
+  31), labels float32 (N, 4) corners as shares of the letterbox, logits (N, 5): the box and a
+  confidence.
 
 `get(config)` gives the run's task: the registered object of config.task, with its options read
 from the config by its `from_config`. Nothing outside this package compares config.task with a
@@ -35,6 +38,7 @@ from svhn_jax import registry
 REGISTRY = registry.Registry("task", kind="svhn_jax.tasks.base:Task", entries={
     "digit": "svhn_jax.tasks.digit:DIGIT",
     "number": "svhn_jax.tasks.number:NUMBER",
+    "locate": "svhn_jax.tasks.locate:LOCATE",
 })
 
 # config.task of a config written before the field existed: runs then trained digits.

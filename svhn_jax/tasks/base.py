@@ -10,7 +10,8 @@ Device side: called inside compiled programs (`steps.train_step`, `trainer.Train
 arrays, with the task object static (hashable: a frozen dataclass). N is the batch size;
 `images` are uint8 pixels (N, H, W) grey or (N, H, W, C) colour as the data holds them, or the
 float32 [0, 1] output of augmentation; `labels` are whatever the task's `load` gives per sample
-(int32 (N,) digits; int32 (N, 6) numbers); `logits` float32 (N, outputs).
+(int32 (N,) digits; int32 (N, 6) numbers; float32 (N, 4) box corners); `logits` float32
+(N, outputs).
 
   build_model(config, *, seed, channels, dtype, sample=None) -> nnx.Module
       The model of config.model, with as many outputs as the task needs (10 digits, 57 for a
@@ -42,7 +43,8 @@ its device side stays cheap.
       The task's registered name, as config.task holds it.
   data_kind: str
       What it reads from config.data: 'digit crops' (`sources.load`, the config.data.synthetic
-      crop fields) or 'number photos' (`sources.load_numbers`, config.data.numbers.*); the
+      crop fields), 'number photos' (`sources.load_numbers`, config.data.numbers.*) or 'whole
+      photos' (`sources.load_located`: format 1's photos whole, their colour and carving); the
       config fields a run of the task reads follow it (`config.Declares`), so a new task on
       either kind of data needs no edit of the config schema.
   from_config(config) -> Task
@@ -81,21 +83,13 @@ its device side stays cheap.
       The markdown error analysis of a finished run (`report.Run`, `inference.LoadedRun`) on its
       test split, figures written under out/figures (`experiments/error_analysis.py`).
 
-Tasks to come, which this interface is shaped for:
-
-- Locating the number in a whole photo: labels float32 (N, 4) boxes (left, top, width, height
-  as a share of the photo), logits float32 (N, 4) (or per-anchor scores and offsets); `loss` a
-  smooth-L1 or IoU loss, `correct` the count of boxes with IoU at least 0.5 against the label,
-  `metrics` their loss and that share as 'accuracy' (so early stopping and the plateau
-  schedule work unchanged); `load` resizes whole photos to a fixed size and keeps the boxes in
-  the same units; `read_files` answers {'box': [left, top, width, height] in the file's pixels,
-  'probability'}.
-- A reader run after a locator run, two runs combined by the one CLI: `python -m
-  svhn_jax.predict --workdir=LOCATOR --then=READER photo.png` reads the locator's
-  `read_files` answers and hands each file's box to the reader's `read_files` through
-  `options` ('boxes': float64 (N, 4), one per path, beside today's one 'box' for all), so a
-  number task reads the located number as it reads a given `--box`. No task needs to know the
-  other: the CLI joins the two answers.
+Optional: `finds_boxes: bool`, True for a task whose `read_files` answers hold a 'box' (left,
+top, width, height in the file's pixels) and a 'confidence' per file (the locator, locate.py).
+`python -m svhn_jax.predict --workdir=READER --locator=LOCATOR photo.png` (svhn_jax/predict.py)
+runs such a run's `read_files` first and hands the boxes to the reader's `read_files` as
+`options['boxes']` (float64 (N, 4), one per path, beside the one 'box' for all of --box), so a
+number task reads the located number as it reads a given --box; a task that takes no boxes
+raises ConfigError naming --locator. Neither task knows the other: the CLI joins the answers.
 """
 
 from __future__ import annotations

@@ -115,6 +115,10 @@ class DigitTask:
     if options.get("box") is not None:
       raise ConfigError(f"--box: --workdir={workdir} holds a digit run (config.task=digit), which "
                         "reads each image whole as a digit crop; --box is for a numbers run")
+    if options.get("boxes") is not None:
+      raise ConfigError(f"--locator: --workdir={workdir} holds a digit run (config.task=digit), "
+                        "which reads each image whole as a digit crop; --locator is for a "
+                        "numbers run")
     crops = np.stack([images.load_crop(path, color=config.data.color) for path in paths])
     probs = inference.predict_probs(inference.load_run(workdir), crops)
     return [{"digit": int(p.argmax()), "probability": float(p.max()),

@@ -265,15 +265,20 @@ class NumberTask:
                  options: Mapping[str, Any]) -> list[dict]:
     """`readings` of the photo files `paths` (see `number_crop`), `options['box']` the box
     around the number in every photo, as the text 'left,top,width,height' (--box) or float (4,),
-    or None for the whole photo. Raises ConfigError for a bad box, DataError for a photo it
-    cannot read or a box outside it, CheckpointError for a workdir without usable weights; the
-    photos are read before the weights."""
+    or None for the whole photo; else `options['boxes']`, float64 (N, 4), one box per path (a
+    locator's, `svhn_jax.predict --locator`), or None. Raises ConfigError for a bad box,
+    DataError for a photo it cannot read or a box outside it, CheckpointError for a workdir
+    without usable weights; the photos are read before the weights."""
     from svhn_jax import inference
     box = options.get("box")
     if box is not None:
       box = parse_box(box) if isinstance(box, str) else np.asarray(box, np.float64)
-    crops = np.stack([number_crop(path, config.data.color, box, config.data.numbers.eval_margin)
-                      for path in paths])
+    per_file = [box] * len(paths)
+    if box is None and options.get("boxes") is not None:
+      per_file = list(np.asarray(options["boxes"], np.float64).reshape(len(paths), 4))
+    crops = np.stack([number_crop(path, config.data.color, where,
+                                  config.data.numbers.eval_margin)
+                      for path, where in zip(paths, per_file)])
     return readings(inference.run_logits(inference.load_run(workdir), crops))
 
   def answer_line(self, path: str, answer: dict) -> str:
