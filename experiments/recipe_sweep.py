@@ -61,17 +61,20 @@ def parse_sizes(values: list[str]) -> list[int]:
   return sorted(sizes)
 
 
-def datasets(data_dir: Path, sizes: list[int], n_val: int, n_test: int, seed: int
-             ) -> dict[int, Path]:
-  """The development set's HDF5 file of each training size in `data_dir`, built where missing
-  (the largest size once, the others its first crops: `real_digits.write`'s files)."""
-  paths = {n: data_dir / f"{real_digits.stem(n, n_val, n_test, seed)}.h5" for n in sizes}
+def dataset_paths(data_dir: Path, sizes: list[int], n_val: int, n_test: int, seed: int
+                  ) -> dict[int, Path]:
+  """Where the development set's HDF5 file of each training size goes in `data_dir`."""
+  return {n: data_dir / f"{real_digits.stem(n, n_val, n_test, seed)}.h5" for n in sizes}
+
+
+def build_missing(paths: dict[int, Path], n_val: int, n_test: int, seed: int) -> None:
+  """Builds the files of `paths` that do not exist yet: the largest missing size once, the
+  others its first crops (`real_digits.write_h5`, atomic)."""
   missing = [n for n, path in paths.items() if not path.exists()]
   if missing:
     crops = real_digits.build(max(missing), n_val, n_test, seed)
     for n in missing:
       real_digits.write_h5(paths[n], dict(crops, train=real_digits.first(crops["train"], n)))
-  return paths
 
 
 def sized(config: ml_collections.ConfigDict, path: Path) -> ml_collections.ConfigDict:
@@ -90,14 +93,21 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
                       "development sets in the study's HDF5 layout; expected svhn")
 
 
-def run_sweep(config, sizes: list[int], paths: dict[int, Path], seeds: list[int],
-              runs_dir: Path, mode: str) -> dict[str, dict[int, list[report.Run]]]:
-  """Trains (or reuses) every recipe's seeds at every size, all checked first; returns
-  {recipe: {size: runs read from disk}}."""
+def check_sweep(config, sizes: list[int], paths: dict[int, Path], seeds: list[int],
+                runs_dir: Path) -> None:
+  """Checks every recipe's run at every size and seed (`seeded.check_runs`) before anything
+  is written, the development sets included; ConfigError otherwise."""
   names = study.model_names(config)
   for n in sizes:
     seeded.check_runs(sized(config, paths[n]), [(name, None) for name in names], seeds,
                       runs_dir / f"n{n}")
+
+
+def run_sweep(config, sizes: list[int], paths: dict[int, Path], seeds: list[int],
+              runs_dir: Path, mode: str) -> dict[str, dict[int, list[report.Run]]]:
+  """Trains (or reuses) every recipe's seeds at every size (`check_sweep` first); returns
+  {recipe: {size: runs read from disk}}."""
+  names = study.model_names(config)
   runs: dict[str, dict[int, list[report.Run]]] = {name: {} for name in names}
   # The largest size first: its comparison is the one a stopped sweep most needs.
   for n in reversed(sizes):
@@ -169,7 +179,9 @@ def main(argv):
   check_settings(config)
   sizes = parse_sizes(FLAGS.sizes)
   data_dir = Path(FLAGS.data_dir or out / "data")
-  paths = datasets(data_dir, sizes, FLAGS.val, FLAGS.test, FLAGS.data_seed)
+  paths = dataset_paths(data_dir, sizes, FLAGS.val, FLAGS.test, FLAGS.data_seed)
+  check_sweep(config, sizes, paths, seeds, runs_dir)
+  build_missing(paths, FLAGS.val, FLAGS.test, FLAGS.data_seed)
   runs = run_sweep(config, sizes, paths, seeds, runs_dir, FLAGS.multiseed)
   print(report.write(out / "report.md",
                      markdown(config, runs, sizes, seeds, paths, runs_dir, out)))

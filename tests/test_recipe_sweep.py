@@ -82,3 +82,16 @@ def test_the_sweeps_config_names_run_configs_that_train_on_the_training_crops():
   config.data.path = "x.h5"
   with pytest.raises(ConfigError, match=r"^config\.data\.path=x\.h5: the sweep sets it"):
     recipe_sweep.check_settings(config)
+
+
+@pytest.mark.parametrize("models, error", [("nope", r"no run config configs/nope\.py"),
+                                           ("numbers", r"is not a digit run")])
+def test_a_recipe_the_sweep_cannot_run_is_refused_before_any_set_is_built(tmp_path, models,
+                                                                          error):
+  from configs import recipe_sweep as sweep_config
+  config = sweep_config.get_config()
+  config.models = [models]
+  paths = recipe_sweep.dataset_paths(tmp_path / "data", [30, 60], 20, 20, 0)
+  with pytest.raises(ConfigError, match=error):
+    recipe_sweep.check_sweep(config, [30, 60], paths, [0], tmp_path / "runs")
+  assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
