@@ -92,7 +92,7 @@ def _draw(path, split, records, sizes, true, found, located, wanted) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
   parser = cli.ArgumentParser(prog="python -m benchmarks.locate_then_read",
-                              description=__doc__.splitlines()[0])
+                              description=" ".join(__doc__.split("\n\n")[0].split()))
   parser.add_argument("--reader", required=True, help="the workdir of a numbers run")
   parser.add_argument("--locator", required=True, help="the workdir of a locator run")
   parser.add_argument("--photos", required=True,

@@ -340,7 +340,7 @@ def _sizes(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> None:
   parser = cli.ArgumentParser(prog="python -m benchmarks.real_digits",
-                              description=__doc__.splitlines()[0])
+                              description=" ".join(__doc__.split("\n\n")[0].split()))
   parser.add_argument("--out", required=True, help="folder to write the files into")
   parser.add_argument("--train", type=_sizes, default=[3000],
                       help="training crops; several sizes separated by commas (default 3000)")

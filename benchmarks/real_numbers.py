@@ -52,6 +52,7 @@ from benchmarks import real_digits
 from svhn_jax import cli
 from svhn_jax.datasets import synthetic_photos
 from svhn_jax.datasets.digit_struct import Photo
+from svhn_jax.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,17 @@ def write(out: str | Path, n_train: int, per_length: int, seed: int = 0, layout:
           style: NumberStyle = STYLE) -> list[Path]:
   """Writes `n_train` training photos and 5 x `per_length` test photos (1-5 digits each) into
   `out` as format-1 splits (synthetic_photos.write_photos); returns [train, test]'s paths.
-  Raises DataError when a split's folder exists, ValueError for an unknown layout."""
+  Raises DataError, before anything is written, when `out` is a file or already holds a split
+  in either layout (train/, test/, train.tar.gz, test.tar.gz); ValueError for an unknown
+  layout."""
+  out = Path(out)
+  if out.exists() and not out.is_dir():
+    raise DataError(f"--out={out}: a file, not a folder; expected a folder to write train/ and "
+                    "test/ into")
+  taken = [out / name for split in ("train", "test") for name in (split, f"{split}.tar.gz")
+           if (out / name).exists()]
+  if taken:
+    raise DataError(f"{taken[0]} already exists; remove it or write elsewhere (--out)")
   return [synthetic_photos.write_photos(out, split, _logged(generate(split, n, seed, style),
                                                             split, n), layout=layout)
           for split, n in (("train", n_train), ("test", MAX_LENGTH * per_length))]
@@ -253,7 +264,7 @@ def save_preview(path: str | Path, photos: Sequence[NumberPhoto], columns: int =
 
 def main(argv: Sequence[str] | None = None) -> None:
   parser = cli.ArgumentParser(prog="python -m benchmarks.real_numbers",
-                              description=__doc__.splitlines()[0])
+                              description=" ".join(__doc__.split("\n\n")[0].split()))
   parser.add_argument("--out", required=True, help="folder to write train/ and test/ into")
   parser.add_argument("--train", type=cli.whole_number(1), default=4000,
                       help="training photos (default 4000)")

@@ -111,10 +111,25 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, argv, said):
   assert "\n" not in err and said in err
 
 
-def test_an_existing_split_folder_is_one_line(tmp_path, capsys):
-  (tmp_path / "train").mkdir()
+@pytest.mark.parametrize("existing, layout", [("train", "folder"), ("test.tar.gz", "tar"),
+                                              ("train", "tar"), ("train.tar.gz", "folder")])
+def test_an_existing_split_in_either_layout_is_one_line_and_left_as_it_was(tmp_path, capsys,
+                                                                          existing, layout):
+  kept = tmp_path / existing
+  kept.mkdir() if "." not in existing else kept.write_bytes(b"earlier archive")
   with pytest.raises(SystemExit) as exit_:
-    real_numbers.main([f"--out={tmp_path}", "--train=2", "--test-per-length=1"])
+    real_numbers.main([f"--out={tmp_path}", "--train=2", "--test-per-length=1",
+                       f"--layout={layout}"])
   assert exit_.value.code != 0
   err = capsys.readouterr().err.strip()
-  assert "\n" not in err and "train already exists" in err
+  assert "\n" not in err and f"{existing} already exists" in err
+  assert sorted(p.name for p in tmp_path.iterdir()) == [existing]
+  assert kept.is_dir() or kept.read_bytes() == b"earlier archive"
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path, capsys):
+  (tmp_path / "afile").write_text("x")
+  with pytest.raises(SystemExit):
+    real_numbers.main([f"--out={tmp_path / 'afile'}", "--train=2", "--test-per-length=1"])
+  err = capsys.readouterr().err.strip()
+  assert "\n" not in err and "a file, not a folder" in err
