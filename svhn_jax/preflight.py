@@ -14,7 +14,7 @@ from pathlib import Path
 
 import ml_collections
 
-from svhn_jax import checkpoint, tasks
+from svhn_jax import checkpoint, models, tasks
 from svhn_jax import config as config_lib
 from svhn_jax.datasets import sources
 from svhn_jax.errors import CheckpointError, ConfigError
@@ -30,6 +30,7 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   With `restart`, the workdir's previous run is about to be discarded, so it is not compared.
   """
   config_lib.validate(config)
+  check_optimizer_fits_model(config)
   workdir = Path(workdir)
   check_workdir(workdir)
   if not restart:
@@ -39,6 +40,17 @@ def check_run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   if not restart:
     check_same_data(workdir, loaded.fingerprint)
   return loaded
+
+
+def check_optimizer_fits_model(config: ml_collections.ConfigDict) -> None:
+  """Muon (`train.optimizer=muon`) orthogonalizes convolution filters: a model without any
+  (`models.ModelSpec.convolutional` false: ANN1, ANN2) would train none of its weights with it.
+  Raises ConfigError naming both fields."""
+  if (config.train.optimizer == "muon"
+      and not models.spec(config.model.name).convolutional):
+    raise ConfigError(f"config.train.optimizer=muon: config.model.name={config.model.name} has "
+                      "no convolution filters for Muon; expected a convolutional model "
+                      "(cnn1, cnn2, wrn, airbench) or another optimizer (sgd, adam)")
 
 
 def check_workdir(workdir: str | os.PathLike) -> None:

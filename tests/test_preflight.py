@@ -120,3 +120,16 @@ def test_restart_trains_the_workdir_from_scratch(copied_run, tiny_h5):
   assert [row["epoch"] for row in rows] == [1, 2]
   assert not np.isclose(rows[0]["loss"], before[0]["loss"])
   assert "Resuming" not in result.stderr
+
+
+def test_muon_on_a_model_without_convolutions_is_refused_before_anything_is_written(tiny_h5,
+                                                                                  tmp_path):
+  config = tiny_config("ann1", tiny_h5)
+  config.train.optimizer = "muon"
+  with pytest.raises(ConfigError, match=r"^config\.train\.optimizer=muon: config\.model\.name="
+                                        r"ann1 has no convolution filters for Muon"):
+    preflight.check_run(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+  config = tiny_config("cnn1", tiny_h5)
+  config.train.optimizer = "muon"
+  preflight.check_optimizer_fits_model(config)
