@@ -105,15 +105,24 @@ SEED_SUMMARY_HEADERS = ("run", "seeds", "train accuracy", "validation accuracy",
                         "test accuracy", "test 95% CI")
 
 
+def best_of_run(test: dict) -> str:
+  """'best/run': the best epoch of the epochs run, or for a step-counted run (its
+  test_metrics.json has `best_step`) the best step of the steps run, e.g. 'step 1750/2000'."""
+  if "best_step" in test:
+    return f"step {test['best_step']}/{test['steps_run']}"
+  return f"{test['best_epoch']}/{test['epochs_run']}"
+
+
 def per_seed_rows(groups: dict[str, Sequence[Run]]) -> list[list[str]]:
-  """One row per run: group, seed, best epoch of epochs run, train/val/test accuracy."""
-  return [[name, str(r.config["seed"]), f"{r.test['best_epoch']}/{r.test['epochs_run']}",
+  """One row per run: group, seed, best epoch (or step) of those run, train/val/test
+  accuracy."""
+  return [[name, str(r.config["seed"]), best_of_run(r.test),
            percent(r.train_accuracy), percent(r.val_accuracy), percent(r.test_accuracy)]
           for name, runs in groups.items() for r in runs]
 
 
-PER_SEED_HEADERS = ("run", "seed", "best epoch / run", "train accuracy", "validation accuracy",
-                    "test accuracy")
+PER_SEED_HEADERS = ("run", "seed", "best epoch (step) / run", "train accuracy",
+                    "validation accuracy", "test accuracy")
 
 
 def per_class_rows(runs: Sequence[Run]) -> list[list[str]]:

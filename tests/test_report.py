@@ -93,3 +93,10 @@ def test_write_replaces_the_report_whole(tmp_path):
   path = report.write(tmp_path / "r" / "report.md", "# x\n\n")
   assert path.read_text() == "# x\n"
   assert [p.name for p in path.parent.iterdir()] == ["report.md"]
+
+
+def test_a_step_counted_runs_best_is_its_step_and_an_epoch_counted_runs_its_epoch():
+  from svhn_jax import report
+  assert report.best_of_run({"best_epoch": 285.7143, "epochs_run": 285.7143, "best_step": 1750,
+                             "steps_run": 2000}) == "step 1750/2000"
+  assert report.best_of_run({"best_epoch": 7, "epochs_run": 12}) == "7/12"
