@@ -126,16 +126,17 @@ def accuracy_bars(names, summaries, per_seed, path, title: str = "Test accuracy"
 def accuracy_by_size(sizes, per_seed: dict[str, list[list[float]]], path,
                      title: str = "Test accuracy against training-set size") -> Path:
   """A line per recipe through its mean test accuracy at each training size (`per_seed[name][k]`:
-  the seeds' accuracies, 0-1, at `sizes[k]`), whiskers at the mean's 95% t interval (none for
-  one seed), a dot per seed; sizes on a log axis."""
+  the seeds' accuracies, 0-1, at `sizes[k]`), whiskers at the mean's 95% t interval cut to the
+  0-100% an accuracy can take (none for one seed; with two, the t interval is 12.7 standard
+  errors wide each way), a dot per seed; sizes on a log axis."""
   fig, ax = _subplots(figsize=(7, 4.5))
   colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
   x = np.asarray(sizes, float)
   for k, (colour, (name, values)) in enumerate(zip(colours, per_seed.items())):
     summaries = [stats.summary(v) for v in values]
     means = np.array([100 * s.mean for s in summaries])
-    errors = np.array([[100 * (s.mean - s.ci_low), 100 * (s.ci_high - s.mean)] if s.n > 1
-                       else [0.0, 0.0] for s in summaries]).T
+    errors = np.array([[100 * (s.mean - max(s.ci_low, 0.0)), 100 * (min(s.ci_high, 1.0) - s.mean)]
+                       if s.n > 1 else [0.0, 0.0] for s in summaries]).T
     # Recipes side by side at each size, a few per cent apart on the log axis.
     shifted = x * 1.03 ** (k - (len(per_seed) - 1) / 2)
     ax.errorbar(shifted, means, yerr=errors, fmt="-o", color=colour, capsize=4, ms=5,
