@@ -27,11 +27,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from svhn_jax import house_numbers
 from svhn_jax.transforms import luma
 
 # Pillow's bilinear filter (Image.Resampling.BILINEAR), as `house_numbers.crop_number` resizes.
 RESAMPLE = 2
-COLORS = ("grey", "rgb")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,14 +133,7 @@ def letterbox(photo: np.ndarray, size: int, color: str = "grey"
   Raises ValueError for a photo that is not uint8 (H, W, 3) or (H, W), color="rgb" of a grey
   photo, another `color`, or a `size` < 1.
   """
-  photo = np.asarray(photo)
-  if color not in COLORS:
-    raise ValueError(f"letterbox: color={color!r}, expected one of {COLORS}")
-  if photo.dtype != np.uint8 or not (photo.ndim == 2 or (photo.ndim == 3 and photo.shape[2] == 3)):
-    raise ValueError(f"letterbox: photo must be uint8 (H, W, 3) or (H, W), got {photo.dtype} "
-                     f"{photo.shape}")
-  if photo.ndim == 2 and color == "rgb":
-    raise ValueError("letterbox: color='rgb' needs an (H, W, 3) photo, got a grey one")
+  photo = house_numbers.check_photo(photo, color, "letterbox")
   geometry = letterbox_geometry((photo.shape[1], photo.shape[0]), size)
   new_w = round(photo.shape[1] * geometry.scale_x)
   new_h = round(photo.shape[0] * geometry.scale_y)

@@ -137,6 +137,20 @@ def _clip_span(start: float, end: float, extent: int) -> tuple[float, float]:
 # ---------------------------------------------------------------------------------------------
 # Pixels
 
+def check_photo(photo, color: str, caller: str) -> np.ndarray:
+  """`photo` as an array if it is uint8 (H, W, 3) or (H, W) and `color` ("grey" or "rgb") can
+  be made of it; else ValueError naming `caller` and what was expected."""
+  photo = np.asarray(photo)
+  if color not in COLORS:
+    raise ValueError(f"{caller}: color={color!r}, expected one of {COLORS}")
+  if photo.dtype != np.uint8 or not (photo.ndim == 2 or (photo.ndim == 3 and photo.shape[2] == 3)):
+    raise ValueError(f"{caller}: photo must be uint8 (H, W, 3) or (H, W), got {photo.dtype} "
+                     f"{photo.shape}")
+  if photo.ndim == 2 and color == "rgb":
+    raise ValueError(f"{caller}: color='rgb' needs an (H, W, 3) photo, got a grey one")
+  return photo
+
+
 def crop_number(photo: np.ndarray, box: np.ndarray, size: int = SIZE,
                 color: str = "grey") -> np.ndarray:
   """Returns `box` of `photo` resized to size x size, aspect ratio not kept: uint8 (size, size)
@@ -153,14 +167,7 @@ def crop_number(photo: np.ndarray, box: np.ndarray, size: int = SIZE,
   photo, a `color` other than "grey" or "rgb", a `size` < 1, and a `box` not inside the photo or
   under 1e-3 pixel wide or high.
   """
-  photo = np.asarray(photo)
-  if color not in COLORS:
-    raise ValueError(f"crop_number: color={color!r}, expected one of {COLORS}")
-  if photo.dtype != np.uint8 or not (photo.ndim == 2 or (photo.ndim == 3 and photo.shape[2] == 3)):
-    raise ValueError(f"crop_number: photo must be uint8 (H, W, 3) or (H, W), got {photo.dtype} "
-                     f"{photo.shape}")
-  if photo.ndim == 2 and color == "rgb":
-    raise ValueError("crop_number: color='rgb' needs an (H, W, 3) photo, got a grey one")
+  photo = check_photo(photo, color, "crop_number")
   if int(size) != size or size < 1:
     raise ValueError(f"crop_number: size must be a whole number >= 1, got {size}")
   left, top, width, height = np.asarray(box, np.float64).tolist()

@@ -312,8 +312,8 @@ def numbers_config(**fields):
 
 @pytest.mark.parametrize("fields, expected", [
     ({"model.name": "cnn2"}, "config.task='number': expected config.model.name=multidigit"),
-    ({"data.source": "svhn_cropped"}, "config.data.source='svhn_cropped': whole house numbers "
-                                      "come from photos; expected one of synthetic, svhn_full"),
+    ({"data.source": "svhn_cropped"}, "config.data.source='svhn_cropped': config.task=number "
+                                      "reads whole photos; expected one of synthetic, svhn_full"),
     ({"data.preprocess": "mask"}, "config.data.preprocess='mask': the mask is made for 32x32"),
     ({"train.tta": 2}, "config.train.tta=2: test-time shifts average one softmax"),
     ({"data.numbers.margin_low": 0.5, "data.numbers.margin_high": 0.2},

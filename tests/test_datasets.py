@@ -215,6 +215,6 @@ def test_the_config_fields_a_source_reads_follow_what_it_declares():
     config_lib.validate(config)
   config.data.color = "grey"
   config.task, config.model.name = "number", "multidigit"
-  with pytest.raises(ConfigError, match="whole house numbers come from photos; expected one of "
+  with pytest.raises(ConfigError, match="config.task=number reads whole photos; expected one of "
                      "synthetic, svhn_full"):
     config_lib.validate(config)

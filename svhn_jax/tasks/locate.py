@@ -41,9 +41,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from svhn_jax import boxes, datasets, house_numbers, models
-from svhn_jax.config import Declares
+from svhn_jax import boxes, house_numbers, models
 from svhn_jax.errors import ConfigError
+from svhn_jax.tasks import number
 from svhn_jax.tasks.base import Predict
 
 OUTPUTS = 5  # (cx, cy, w, h) logits of the box, then the confidence's
@@ -56,7 +56,7 @@ STRICT_IOU = 0.7
 # The models whose trunk a locator reuses, with OUTPUTS logits: the number reader's (its dense
 # layer sees every position of the last map) and the Wide ResNet (global average pooling).
 MODELS = ("multidigit", "wrn")
-PHOTO_SOURCES = Declares(datasets.REGISTRY, "has_photos", True)
+PHOTO_SOURCES = number.PHOTO_SOURCES
 # Geometric augmentations move the number but not its label: refused (photometric ones are fine).
 _GEOMETRIC = ("translate", "distort.scale", "distort.aspect", "distort.rotation",
               "distort.shear")
@@ -211,16 +211,7 @@ class LocateTask:
     if model not in MODELS:
       raise ConfigError(f"config.model.name={model!r}: a locator reuses the trunk of "
                         f"{' or '.join(MODELS)}; expected one of them with config.task=locate")
-    if data["source"] not in PHOTO_SOURCES:
-      raise ConfigError(f"config.data.source={data['source']!r}: the locator reads whole "
-                        f"photos; expected one of {', '.join(PHOTO_SOURCES.values)} (or another "
-                        "source with photos) with config.task=locate")
-    if data["source"] == "synthetic" and data["use_extra"] and not data["path"]:
-      raise ConfigError("config.data.use_extra=True: the synthetic photos have train and test "
-                        "splits only; expected false with config.data.source=synthetic")
-    if data["preprocess"] != "raw":
-      raise ConfigError(f"config.data.preprocess={data['preprocess']!r}: the mask is made for "
-                        "32x32 digit crops; expected raw with config.task=locate")
+    number.check_photo_data(data, "locate")
     if train["tta"]:
       raise ConfigError(f"config.train.tta={train['tta']!r}: test-time shifts would move the "
                         "box; expected 0 with config.task=locate")

@@ -50,6 +50,22 @@ REPORTED_MARGINS = (0.15, 0.3, 0.5, 1.0)
 _GRID = 36
 # The sources with whole photos (`datasets.base.Source.has_photos`), registered or named by spec.
 PHOTO_SOURCES = Declares(datasets.REGISTRY, "has_photos", True)
+
+
+def check_photo_data(data: Mapping, task: str) -> None:
+  """What every task on whole photos (config.task `task`: number, locate) asks of config.data:
+  a source with photos, no extra split of the synthetic photos, raw inputs. Raises ConfigError
+  naming the field."""
+  if data["source"] not in PHOTO_SOURCES:
+    raise ConfigError(f"config.data.source={data['source']!r}: config.task={task} reads whole "
+                      f"photos; expected one of {', '.join(PHOTO_SOURCES.values)} (or another "
+                      f"source with photos) with config.task={task}")
+  if data["source"] == "synthetic" and data["use_extra"] and not data["path"]:
+    raise ConfigError("config.data.use_extra=True: the synthetic photos have train and test "
+                      "splits only; expected false with config.data.source=synthetic")
+  if data["preprocess"] != "raw":
+    raise ConfigError(f"config.data.preprocess={data['preprocess']!r}: the mask is made for "
+                      f"32x32 digit crops; expected raw with config.task={task}")
 # Goodfellow et al.'s operating point: the share of photos answered at 98% accuracy, human
 # operators' accuracy (arXiv 1312.6082 section 5.1).
 COVERAGE_ACCURACY = 0.98
@@ -174,16 +190,7 @@ class NumberTask:
     if model != "multidigit":
       raise ConfigError(f"config.task='number': expected config.model.name=multidigit (the "
                         f"number reader), got {model!r}")
-    if data["source"] not in PHOTO_SOURCES:
-      raise ConfigError(f"config.data.source={data['source']!r}: whole house numbers come from "
-                        f"photos; expected one of {', '.join(PHOTO_SOURCES.values)} (or another "
-                        "source with photos) with config.task=number")
-    if data["source"] == "synthetic" and data["use_extra"] and not data["path"]:
-      raise ConfigError("config.data.use_extra=True: the synthetic photos have train and test "
-                        "splits only; expected false with config.data.source=synthetic")
-    if data["preprocess"] != "raw":
-      raise ConfigError(f"config.data.preprocess={data['preprocess']!r}: the mask is made for "
-                        "32x32 digit crops; expected raw with config.task=number")
+    check_photo_data(data, "number")
     if config["train"]["tta"]:
       raise ConfigError(f"config.train.tta={config['train']['tta']!r}: test-time shifts average "
                         "one softmax; expected 0 with config.task=number")
