@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from svhn_jax import boxes, cli, house_numbers
+from svhn_jax.errors import ConfigError
 
 log = logging.getLogger(__name__)
 _FIGURE_PHOTOS = 24
@@ -48,8 +49,15 @@ def measure(reader: str, locator: str, photos_path: str, limit: int | None = Non
   format-1 split at `photos_path`, read by the numbers run `reader` at the boxes the locator run
   `locator` finds and at the true ones; `figure`, a PNG path to draw the first photos into.
   Raises as `svhn_jax.predict.read_files` and `photos.open_full` do."""
-  from svhn_jax import predict
+  from svhn_jax import inference, predict, tasks
   from svhn_jax.datasets import photos
+  # Both runs checked from their config.json, before any photo or weight is read.
+  config = inference.saved_config(reader)
+  if tasks.name_of(config) != "number":
+    raise ConfigError(f"--reader={reader} holds a run of config.task={tasks.name_of(config)}; "
+                      "expected the workdir of a numbers run (config.task=number, "
+                      "configs/numbers.py)")
+  predict.check_locator(locator)
   split = photos.open_full(photos_path)
   records = split.photos[:limit] if limit else split.photos
   paths = [str(split.folder / record.name) for record in records]

@@ -84,7 +84,7 @@ def check_locator(locator: str):
   """(the locator run's saved config, its task) for --locator=`locator`, read without JAX.
   Raises CheckpointError for a folder that holds no run, ConfigError for a run whose task finds
   no boxes (a digit or numbers run)."""
-  if not Path(locator).is_dir():
+  if not locator or not Path(locator).is_dir():
     raise CheckpointError(f"--locator={locator}: no such folder; expected the workdir of a "
                           "locator run (python -m svhn_jax.main --config=configs/locate.py)")
   config = inference.saved_config(locator)

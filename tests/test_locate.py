@@ -255,7 +255,8 @@ def test_the_cli_refuses_a_digit_run_or_a_missing_workdir_as_locator_in_one_line
   Image.fromarray(np.zeros((20, 40), np.uint8)).save(photo)
   wants = {str(digits): rf"^error: --locator={digits} holds a run of config\.task=digit, which "
                         r"finds no boxes; expected the workdir of a locator run",
-           str(tmp_path / "none"): rf"^error: --locator={tmp_path / 'none'}: no such folder"}
+           str(tmp_path / "none"): rf"^error: --locator={tmp_path / 'none'}: no such folder",
+           "": r"^error: --locator=: no such folder"}
   results = run_clis([["svhn_jax.predict", f"--workdir={reader}", f"--locator={locator}",
                         str(photo)] for locator in wants])
   for result, want in zip(results, wants.values()):
@@ -299,3 +300,12 @@ def test_the_scene_style_puts_a_smaller_number_in_the_photo_and_names_its_own_fo
   # the scene style exists or not (its default fields are STYLE's).
   config.data.synthetic.photo_style = "number"
   assert synthetic.photos_folder(config.data).name == "photos_v1_2_1_seed0"
+
+
+def test_locate_then_read_refuses_a_reader_that_is_no_numbers_run_naming_reader(tmp_path):
+  from benchmarks import locate_then_read
+  from configs import cnn2
+  digits = fake_run(tmp_path / "digits", cnn2.get_config())
+  with pytest.raises(ConfigError, match=rf"^--reader={digits} holds a run of config\.task=digit; "
+                                        r"expected the workdir of a numbers run"):
+    locate_then_read.measure(str(digits), str(tmp_path / "none"), str(tmp_path / "photos"))
