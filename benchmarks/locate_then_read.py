@@ -53,7 +53,7 @@ def measure(reader: str, locator: str, photos_path: str, limit: int | None = Non
   from svhn_jax.datasets import photos
   # Both runs checked from their config.json, before any photo or weight is read.
   config = inference.saved_config(reader)
-  if tasks.name_of(config) != "number":
+  if not tasks.same(config, "number"):
     raise ConfigError(f"--reader={reader} holds a run of config.task={tasks.name_of(config)}; "
                       "expected the workdir of a numbers run (config.task=number, "
                       "configs/numbers.py)")
