@@ -33,10 +33,9 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from svhn_jax import boxes, fileio, house_numbers, input_pipeline
+from svhn_jax import boxes, fileio, house_numbers
 from svhn_jax.data import Dataset, Split
 from svhn_jax.datasets import base, content_cache, numbers, photos
-from svhn_jax.errors import DataError
 
 SIZE = house_numbers.CROP  # 54: the letterbox's side, pixels (see the module's docstring)
 # Bump when the same photos and settings would give other arrays.
@@ -97,19 +96,10 @@ def load(data_cfg: ml_collections.ConfigDict, train: Sequence[Path], test: Path)
   docstring) of the format-1 `train` archives or folders (train, and extra with `use_extra`)
   and `test`. Raises DataError for unusable photo files and a photo without digits."""
   parts = [(path, numbers.open_split(path, data_cfg)) for path in train]
-  lengths = np.concatenate([numbers.length_classes(split) for _, split in parts])
-  if (lengths == 0).any():
-    first = int(np.flatnonzero(lengths == 0)[0])
-    raise DataError(f"{train[0]}: photo {first + 1} has no digit boxes; every photo of a "
-                    "format-1 split must hold a number")
-  train_idx, val_idx = input_pipeline.carve_validation(
-      np.minimum(lengths, house_numbers.MAX_DIGITS), data_cfg.val_size, data_cfg.split_seed)
-  starts = np.cumsum([0] + [len(split) for _, split in parts])
   train_parts, val_parts = [], []
-  for p, (path, split) in enumerate(parts):
-    mine = lambda idx: idx[(idx >= starts[p]) & (idx < starts[p + 1])] - starts[p]
-    train_parts.append(_arrays(data_cfg, path, split, mine(train_idx), "training"))
-    val_parts.append(_arrays(data_cfg, path, split, mine(val_idx), "validation"))
+  for (path, split), (train_idx, val_idx) in zip(parts, numbers.carve_parts(parts, data_cfg)):
+    train_parts.append(_arrays(data_cfg, path, split, train_idx, "training"))
+    val_parts.append(_arrays(data_cfg, path, split, val_idx, "validation"))
   test_split = numbers.open_split(test, data_cfg)
   return Dataset(numbers._joined(train_parts), numbers._joined(val_parts),
                  _arrays(data_cfg, test, test_split, None, "test"))

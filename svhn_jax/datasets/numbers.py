@@ -115,6 +115,28 @@ def length_classes(split: photos.FullSplit) -> np.ndarray:
                   np.int32)
 
 
+def carve_parts(parts: Sequence[tuple[Path, photos.FullSplit]], data_cfg: ml_collections.ConfigDict
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Per training part (path, split) (train, and extra with `use_extra`), the indices into its
+  photos (int, ascending) of the training and the validation photos: config.data.val_size photos
+  carved from all parts together, stratified by the number's length
+  (`input_pipeline.carve_validation`, seeded by config.data.split_seed). Used by every task that
+  reads format-1 photos (numbers, located). Raises DataError naming the first part's file for a
+  photo without digit boxes."""
+  lengths = np.concatenate([length_classes(split) for _, split in parts])
+  if (lengths == 0).any():
+    first = int(np.flatnonzero(lengths == 0)[0])
+    raise DataError(f"{parts[0][0]}: photo {first + 1} has no digit boxes; every photo of a "
+                    "format-1 split must hold a number")
+  # "More than 5" is merged with 5 for stratifying: SVHN's train split has one such photo, too
+  # few to split, and carve_validation would then not stratify at all.
+  train_idx, val_idx = input_pipeline.carve_validation(
+      np.minimum(lengths, house_numbers.MAX_DIGITS), data_cfg.val_size, data_cfg.split_seed)
+  starts = np.cumsum([0] + [len(split) for _, split in parts])
+  mine = lambda idx, p: idx[(idx >= starts[p]) & (idx < starts[p + 1])] - starts[p]
+  return [(mine(train_idx, p), mine(val_idx, p)) for p in range(len(parts))]
+
+
 def load(data_cfg: ml_collections.ConfigDict, train: Sequence[Path], test: Path) -> Dataset:
   """Train / validation / test number crops (see the module's docstring) of the photos in the
   format-1 `train` archives or folders (train, and extra with `use_extra`) and `test`.
@@ -124,23 +146,13 @@ def load(data_cfg: ml_collections.ConfigDict, train: Sequence[Path], test: Path)
   """
   numbers = data_cfg.numbers
   parts = [(path, open_split(path, data_cfg)) for path in train]
-  lengths = np.concatenate([length_classes(split) for _, split in parts])
-  if (lengths == 0).any():
-    first = int(np.flatnonzero(lengths == 0)[0])
-    raise DataError(f"{train[0]}: photo {first + 1} has no digit boxes; every photo of a "
-                    "format-1 split must hold a number")
-  # "More than 5" is merged with 5 for stratifying: SVHN's train split has one such photo, too
-  # few to split, and carve_validation would then not stratify at all.
-  train_idx, val_idx = input_pipeline.carve_validation(
-      np.minimum(lengths, house_numbers.MAX_DIGITS), data_cfg.val_size, data_cfg.split_seed)
-  starts = np.cumsum([0] + [len(split) for _, split in parts])
   train_parts, val_parts = [], []
-  for p, (path, split) in enumerate(parts):
-    mine = lambda idx: idx[(idx >= starts[p]) & (idx < starts[p + 1])] - starts[p]
-    train_parts.append(_arrays(data_cfg, path, split, mine(train_idx),
+  for p, ((path, split), (train_idx, val_idx)) in enumerate(
+      zip(parts, carve_parts(parts, data_cfg))):
+    train_parts.append(_arrays(data_cfg, path, split, train_idx,
                                (numbers.margin_low, numbers.margin_high),
                                2 * data_cfg.split_seed + p, "training"))
-    val_parts.append(_arrays(data_cfg, path, split, mine(val_idx), numbers.eval_margin, 0,
+    val_parts.append(_arrays(data_cfg, path, split, val_idx, numbers.eval_margin, 0,
                              "validation"))
   return Dataset(_joined(train_parts), _joined(val_parts),
                  test_at_margin(data_cfg, test, numbers.eval_margin))
