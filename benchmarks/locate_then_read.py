@@ -3,6 +3,7 @@ locator run finds their box, against how many it reads at the true box.
 
   python -m benchmarks.locate_then_read --reader=runs/numbers --locator=runs/locate \\
       --photos=DIR/test [--limit=500] [--figure=located.png] [--json]
+  python -m benchmarks.locate_then_read --reader=runs/numbers --photos=DIR/test  # true box only
 
 --photos is a format-1 split (a folder with digitStruct.mat, or its .tar.gz): SVHN's test split,
 the synthetic photos' (the cache's photos_v1_*/test.tar.gz) or benchmarks/real_numbers.py's
@@ -15,7 +16,12 @@ widened by the reader's eval_margin. Prints (or with --json, one JSON object):
   least 0.80 read, and at least 0.90 of what the true box gives);
 - mean_iou, iou_at_least_0.5, iou_at_least_0.7: the box found against the true one, in the
   photo's pixels (both cut to the photo);
-- photos: how many were read.
+- photos: how many were read;
+- by_length: per true length 1-5 (6: more than five), the photos and the share read right at
+  the located and at the true box (e.g. on benchmarks/synthetic_numbers.py's stratified split).
+
+Without --locator only the true box is read: read_true_box, by_length and photos (a reader's
+per-length accuracy on any format-1 split).
 
 --figure draws the first 24 photos with the true box (green), the box found (red) and the
 number read from it.
@@ -43,11 +49,12 @@ def true_number(labels) -> str:
   return number.number_text(length, digits)
 
 
-def measure(reader: str, locator: str, photos_path: str, limit: int | None = None,
+def measure(reader: str, locator: str | None, photos_path: str, limit: int | None = None,
             figure: str | None = None) -> dict:
   """The scores of the module's docstring for the first `limit` (None: all) photos of the
   format-1 split at `photos_path`, read by the numbers run `reader` at the boxes the locator run
-  `locator` finds and at the true ones; `figure`, a PNG path to draw the first photos into.
+  `locator` finds (None: not located) and at the true ones; `figure`, a PNG path to draw the
+  first photos into (with a locator only).
   Raises as `svhn_jax.predict.read_files` and `photos.open_full` do."""
   from svhn_jax import inference, predict, tasks
   from svhn_jax.datasets import photos
@@ -57,28 +64,37 @@ def measure(reader: str, locator: str, photos_path: str, limit: int | None = Non
     raise ConfigError(f"--reader={reader} holds a run of config.task={tasks.name_of(config)}; "
                       "expected the workdir of a numbers run (config.task=number, "
                       "configs/numbers.py)")
-  predict.check_locator(locator)
+  if locator is not None:
+    predict.check_locator(locator)
   split = photos.open_full(photos_path)
   records = split.photos[:limit] if limit else split.photos
   paths = [str(split.folder / record.name) for record in records]
   sizes = [_size(path) for path in paths]
   true = np.array([boxes.clip_corners(boxes.union_box(r.boxes), size)
                    for r, size in zip(records, sizes)]).reshape(-1, 4)
-  _, located = predict.read_files(reader, paths, locator=locator)
   _, at_true = predict.read_files(reader, paths, boxes=boxes.ltwh(true))
   wanted = [true_number(r.labels) for r in records]
+  right_true = np.array([a["number"] == w for a, w in zip(at_true, wanted)])
+  lengths = np.array([house_numbers.number_labels(r.labels)[0] for r in records])
+  mean = lambda x: float(np.mean(x)) if len(x) else 0.0
+  by_length = {str(k): {"photos": int((lengths == k).sum()),
+                        "read_true_box": mean(right_true[lengths == k])}
+               for k in sorted(set(lengths.tolist()))}
+  if locator is None:
+    return {"read_true_box": mean(right_true), "by_length": by_length, "photos": len(paths)}
+  _, located = predict.read_files(reader, paths, locator=locator)
   found = boxes.corners(np.array([a["box"] for a in located], np.float64).reshape(-1, 4))
   overlap = boxes.iou(found, true)
   right_located = np.array([a["number"] == w for a, w in zip(located, wanted)])
-  right_true = np.array([a["number"] == w for a, w in zip(at_true, wanted)])
+  for k, row in by_length.items():
+    row["read_located"] = mean(right_located[lengths == int(k)])
   if figure:
     _draw(figure, split, records, sizes, true, found, located, wanted)
-  mean = lambda x: float(np.mean(x)) if len(x) else 0.0
   return {"read_located": mean(right_located), "read_true_box": mean(right_true),
           "located_over_true": (mean(right_located) / mean(right_true)
                                 if right_true.any() else 0.0),
           "mean_iou": mean(overlap), "iou_at_least_0.5": mean(overlap >= 0.5),
-          "iou_at_least_0.7": mean(overlap >= 0.7), "photos": len(paths)}
+          "iou_at_least_0.7": mean(overlap >= 0.7), "by_length": by_length, "photos": len(paths)}
 
 
 def _size(path: str) -> tuple[int, int]:
@@ -102,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser = cli.ArgumentParser(prog="python -m benchmarks.locate_then_read",
                               description=" ".join(__doc__.split("\n\n")[0].split()))
   parser.add_argument("--reader", required=True, help="the workdir of a numbers run")
-  parser.add_argument("--locator", required=True, help="the workdir of a locator run")
+  parser.add_argument("--locator", help="the workdir of a locator run (omitted: read at the "
+                      "true box only)")
   parser.add_argument("--photos", required=True,
                       help="a format-1 split: a folder holding digitStruct.mat, or its .tar.gz")
   parser.add_argument("--limit", type=cli.whole_number(1), default=None,
@@ -117,7 +134,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(json.dumps(scores))
   else:
     for name, value in scores.items():
-      print(f"{name:>20} {value:.4f}" if isinstance(value, float) else f"{name:>20} {value}")
+      if name == "by_length":
+        for k, row in value.items():
+          print(f"{k + ' digits':>20} " + "  ".join(
+              f"{key} {v:.4f}" if isinstance(v, float) else f"{key} {v}" for key, v in row.items()))
+      else:
+        print(f"{name:>20} {value:.4f}" if isinstance(value, float) else f"{name:>20} {value}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
   # The number reader, model.name=multidigit only: size small (trains on 2 CPU cores in minutes)
   # | paper (Goodfellow et al. 2013: 8 conv layers of 48..192 units, two dense layers of 3,072;
   # for a GPU) | residual, residual_paper (the Wide ResNet's pre-activation blocks, for a CPU and
-  # a GPU; models/reader_sizes.py); dropout after its dense layers.
+  # a GPU) | ctc, ctc_paper (a column per few pixels read with CTC, one digit classifier for
+  # every position; CRNN, arXiv 1507.05717; models/reader_sizes.py); dropout after its dense
+  # layers.
   config.model.reader = ml_collections.ConfigDict()
   config.model.reader.size = "small"
   config.model.reader.dropout = 0.0

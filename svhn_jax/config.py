@@ -260,7 +260,8 @@ RUN_SCHEMA: dict[str, Field] = {
     # Per-image standardization of the WRN's input (models.wrn.PerImageStandardization).
     "model.wrn.standardize": Field(bool, default=False, applies_to=_WRN),
     # The number reader (model.name=multidigit) only: small (CPU), Goodfellow et al.'s (paper),
-    # or residual ones (residual for a CPU, residual_paper for a GPU).
+    # residual ones (residual for a CPU, residual_paper for a GPU), or column readers read with
+    # CTC (ctc for a CPU, ctc_paper for a GPU; models/reader_sizes.py).
     "model.reader.size": Field(str, choices=NUMBER_MODEL_SIZES, default="small",
                                applies_to=_READER),
     "model.reader.dropout": Field(float, low=0, high=1, open_high=True, default=0.0,

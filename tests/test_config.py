@@ -127,7 +127,7 @@ def test_the_edges_of_each_range_are_allowed():
     ("model.name", "resnet", "expected one of ann1, ann2, cnn1, cnn2, wrn, airbench, multidigit, "
      "or a 'module:attribute' spec"),
     ("task", "sentence", "expected one of digit, number, locate, or a 'module:attribute' spec"),
-    ("model.reader.size", "huge", "expected one of small, paper, residual, residual_paper"),
+    ("model.reader.size", "huge", "expected one of small, paper, residual, residual_paper, ctc, ctc_paper"),
     ("data.numbers.jitter", "yes", "expected True or False"),
     ("train.optimizer", "lamb", "expected one of adam, adamw, sgd, muon"),
     ("train.schedule", "step", "expected one of plateau, cosine, onecycle"),

@@ -275,8 +275,14 @@ def test_the_locate_then_read_benchmark_scores_a_format1_split(finished, reader,
   for key in ("read_located", "read_true_box", "mean_iou", "iou_at_least_0.5",
               "iou_at_least_0.7"):
     assert 0 <= scores[key] <= 1, key
+  assert sum(row["photos"] for row in scores["by_length"].values()) == 5
+  assert all({"read_true_box", "read_located"} <= set(row) for row in scores["by_length"].values())
   assert locate_then_read.true_number([1, 10, 7]) == "107"
   assert locate_then_read.true_number([1, 2, 3, 4, 5, 6]) == "12345+"
+  # Without a locator: the reader at the true box only, the same figure as above.
+  alone = locate_then_read.measure(str(reader), None, str(test), limit=5)
+  assert set(alone) == {"read_true_box", "by_length", "photos"}
+  assert alone["read_true_box"] == scores["read_true_box"]
 
 
 def test_the_scene_style_puts_a_smaller_number_in_the_photo_and_names_its_own_folder(tmp_path):

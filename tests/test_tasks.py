@@ -14,6 +14,7 @@ from svhn_jax import house_numbers, models, recipes, tasks
 from svhn_jax.models import number_reader, reader_sizes, study
 from svhn_jax.tasks import number
 from svhn_jax import config as config_lib
+from svhn_jax.errors import ConfigError
 
 NUMBER = number.NumberTask()
 DIGIT = tasks.get("digit")
@@ -282,3 +283,115 @@ def test_each_registered_task_provides_the_whole_interface():
   for name in tasks.REGISTRY.names():
     assert isinstance(tasks.get(name), base.Task), name
     assert tasks.get(name).name == name
+
+
+# The column reader (config.model.reader.size=ctc, ctc_paper), read with CTC.
+
+def columns_reading(path: str, strength: float = 20.0) -> np.ndarray:
+  """Column logits (1, T x 11) whose every column is near-certain of the class of `path` (one
+  character per column: a digit, or '-' for CTC's blank)."""
+  logits = np.zeros((1, len(path), 11), np.float32)
+  for t, c in enumerate(path):
+    logits[0, t, 10 if c == "-" else int(c)] = strength
+  return logits.reshape(1, -1)
+
+
+def test_column_logits_are_told_from_the_positional_heads_by_their_width():
+  logits = np.arange(2 * 154, dtype=np.float32).reshape(2, 154)
+  columns = number_reader.column_logits(logits)
+  assert columns.shape == (2, 14, 11) and columns[1, 3, 4] == logits[1, 3 * 11 + 4]
+  assert number_reader.is_columns(logits) and not number_reader.is_columns(np.zeros((2, 57)))
+  with pytest.raises(ValueError, match="expected logits"):
+    number_reader.column_logits(np.zeros((2, 57)))
+
+
+@pytest.mark.parametrize("path, number_read, length", [
+    ("33-37--", "337", 3),  # repeats merge; a blank between two 3s keeps both
+    ("-------", "", 0),
+    ("1-2-3-4-5-6", "12345+", 6),  # more than five: the first five and the length class 6
+    ("9", "9", 1),
+])
+def test_ctc_best_path_merges_repeats_and_drops_blanks(path, number_read, length):
+  decoded = number.decode_host(columns_reading(path))
+  assert int(decoded.lengths[0]) == length
+  assert number.number_text(length, decoded.digits[0]) == number_read
+  digits = [int(c) for c in number_read.rstrip("+")][:5]
+  np.testing.assert_array_equal(decoded.digits[0], digits + [10] * (5 - len(digits)))
+  # Every column near-certain: the best path's probability is about 1.
+  assert decoded.log_prob[0] > -1e-6 * len(path)
+
+
+def test_ctc_loss_sums_every_path_that_reads_the_number():
+  # Two columns, P(5) = a_t and P(blank) = b_t in column t (the other nine share the rest):
+  # "5" is read by the paths 5-, -5 and 55, so P("5") = a1 b2 + b1 a2 + a1 a2.
+  a, b = np.array([0.5, 0.3]), np.array([0.3, 0.6])
+  columns = np.zeros((1, 2, 11), np.float32)
+  for t in range(2):
+    rest = (1 - a[t] - b[t]) / 9
+    columns[0, t] = np.log(np.where(np.arange(11) == 5, a[t], np.where(np.arange(11) == 10,
+                                                                       b[t], rest)))
+  want = -math.log(a[0] * b[1] + b[0] * a[1] + a[0] * a[1])
+  y = jnp.asarray(labels("5"))
+  np.testing.assert_allclose(number.number_losses(jnp.asarray(columns.reshape(1, -1)), y),
+                             [want], rtol=1e-5)
+  # "55" needs a blank between its digits: no path of two columns reads it.
+  assert float(number.number_losses(jnp.asarray(columns.reshape(1, -1)),
+                                    jnp.asarray(labels("55")))[0]) > 1e4
+  # A number of more than five digits has only five labelled: it adds nothing.
+  six = jnp.asarray([[6, 1, 2, 3, 4, 5]], jnp.int32)
+  assert float(number.number_losses(jnp.zeros((1, 14 * 11)), six)[0]) == 0.0
+  with pytest.raises(ValueError, match="CTC"):
+    number.number_losses(jnp.zeros((1, 22)), y, 0.1)
+
+
+def test_readings_of_column_logits_give_each_digits_column_probability():
+  logits = columns_reading("4-07--")
+  logits[0, 3 * 11 + 7] = math.log(3.0)  # the 7's column: P(7) = 3 / (3 + 10 others at 0)
+  reading = number.readings(logits)[0]
+  assert reading["number"] == "407" and reading["length"] == 3
+  probs = [d["probability"] for d in reading["digits"]]
+  assert [d["digit"] for d in reading["digits"]] == [4, 0, 7]
+  np.testing.assert_allclose(probs[2], 3 / 13, rtol=1e-5)
+  assert probs[0] > 0.999 and probs[1] > 0.999
+  assert 0 < reading["probability"] == reading["length_probability"] <= probs[2] * (1 + 1e-6)
+
+
+def test_the_column_reader_keeps_fourteen_columns_and_has_its_hand_counted_parameters():
+  build = lambda: number_reader.multidigit(rngs=nnx.Rngs(0), size="ctc")
+  assert layer_shapes(build, (2, 54, 54, 1)) == [
+      (2, 27, 27, 4), (2, 27, 27, 32), (2, 27, 27, 32), (2, 27, 27, 32), (2, 14, 14, 32),
+      (2, 14, 14, 64), (2, 14, 14, 64), (2, 14, 14, 64),
+      (2, 14, 14, 96), (2, 14, 14, 96), (2, 14, 14, 96), (2, 7, 14, 96),
+      (2, 7, 14, 128), (2, 7, 14, 128), (2, 7, 14, 128), (2, 4, 14, 128),
+      (2, 14, 512), (2, 14, 256), (2, 154)]
+  # By hand: 3x3 convolutions 4 -> 32 -> 64 -> 96 -> 128 without biases, BatchNorm's scale, bias,
+  # mean and variance per unit; the columns' 3-wide convolution 4 * 128 -> 256 with biases, and
+  # the 11 classes of each column from 256.
+  convs = 9 * (4 * 32 + 32 * 64 + 64 * 96 + 96 * 128)
+  units = 32 + 64 + 96 + 128
+  dense = 3 * 512 * 256 + 256 + 256 * 11 + 11
+  assert study.param_counts(nnx.eval_shape(build)) == (
+      convs + 4 * units + dense, convs + 2 * units + dense, 2 * units)
+
+
+def test_the_gpu_sized_column_reader_has_its_hand_counted_parameters():
+  build = lambda: number_reader.multidigit(rngs=nnx.Rngs(0), size="ctc_paper", channels=3)
+  widths = [3, 48, 64, 128, 160, 192, 192, 192, 192]
+  convs = 25 * sum(a * b for a, b in zip(widths, widths[1:]))
+  units = sum(widths[1:])
+  dense = 3 * 4 * 192 * 768 + 768 + 768 * 11 + 11
+  assert study.param_counts(nnx.eval_shape(build)) == (
+      convs + 4 * units + dense, convs + 2 * units + dense, 2 * units)
+  assert layer_shapes(build, (2, 54, 54, 3))[-3:] == [(2, 14, 768), (2, 14, 768), (2, 154)]
+  # Another task (the locator's box) reads the flattened map instead of columns.
+  box = lambda: number_reader.multidigit(rngs=nnx.Rngs(0), size="ctc", outputs=5)
+  assert layer_shapes(box, (2, 54, 54, 1))[-3:] == [(2, 4 * 14 * 128), (2, 256), (2, 5)]
+
+
+def test_a_column_reader_refuses_label_smoothing_in_one_line():
+  from configs import numbers
+  config = numbers.get_config()
+  config.model.reader.size = "ctc"
+  config.train.label_smoothing = 0.1
+  with pytest.raises(ConfigError, match="label_smoothing=0.1: the column reader"):
+    NUMBER.check_config(config)

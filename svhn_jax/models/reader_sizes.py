@@ -30,7 +30,20 @@ class Residual(NamedTuple):
   space_to_depth: int = 1
 
 
-SIZES: dict[str, Architecture | Residual] = {
+class Columns(NamedTuple):
+  """A column reader's shape (`number_reader.column_trunk`, read with CTC): per convolutional
+  layer (features, (pool rows, pool columns); (1, 1): no pooling), the square kernel side, the
+  per-column layers' units (a convolution across 3 neighbouring columns of the last map's rows
+  stacked as features), and the input's space-to-depth factor. Later pools halve the rows only,
+  so that the map keeps a column every few pixels of the number."""
+
+  conv: tuple[tuple[int, tuple[int, int]], ...]
+  kernel: int
+  dense: tuple[int, ...]
+  space_to_depth: int = 1
+
+
+SIZES: dict[str, Architecture | Residual | Columns] = {
     # 54x54x1 -> 27x27x4 -> 14 -> 14 -> 7 -> 4 pixels a side, 4 * 4 * 128 = 2,048 features.
     # Measured on 2 shared Xeon cores, with 512 dense units, per CPU-second of training: 357
     # crops, against 135 for the same widths with the first convolution at 54x54 and a pool
@@ -52,4 +65,16 @@ SIZES: dict[str, Architecture | Residual] = {
     # blocks of 64 at 27, of 128 at 14, of 256 at 7 -> 7 * 7 * 256 = 12,544 -> 1,024 units.
     "residual_paper": Residual(stem=64, groups=((64, 2, 2), (128, 2, 2), (256, 2, 2)),
                                dense=(1024,)),
+    # Columns read with CTC (CRNN, Shi, Bai and Yao 2015, arXiv 1507.05717), for a CPU: 54x54 ->
+    # 27x27x4 -> 32 -> pool 2x2 -> 14x14 -> 64 -> 96 -> pool rows -> 7x14 -> 128 -> pool rows ->
+    # 4x14x128: 14 columns, each of the 4 * 128 = 512 features -> 256 units (3 columns wide)
+    # -> 11 classes (ten digits and CTC's blank). One digit classifier for every position.
+    "ctc": Columns(conv=((32, (2, 2)), (64, (1, 1)), (96, (2, 1)), (128, (2, 1))), kernel=3,
+                   dense=(256,), space_to_depth=2),
+    # Columns for a GPU, at the paper's widths (arXiv 1312.6082 section 5.1's eight layers of
+    # 5x5 convolutions, pooling rows only after the second stride-2 pool): 54 -> 27 -> 14 ->
+    # rows 7 -> 4, 14 columns of 4 * 192 = 768 features -> 768 units -> 11 classes.
+    "ctc_paper": Columns(conv=((48, (2, 2)), (64, (1, 1)), (128, (2, 2)), (160, (1, 1)),
+                               (192, (2, 1)), (192, (1, 1)), (192, (2, 1)), (192, (1, 1))),
+                         kernel=5, dense=(768,)),
 }

@@ -34,12 +34,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from svhn_jax import datasets, house_numbers, models, recipes
 from svhn_jax.config import Declares
 from svhn_jax.errors import ConfigError, DataError
 from svhn_jax.house_numbers import MAX_DIGITS, NO_DIGIT
-from svhn_jax.models import number_reader
+from svhn_jax.models import number_reader, reader_sizes
 from svhn_jax.models.number_reader import LENGTH_CLASSES
 from svhn_jax.tasks.base import Predict
 
@@ -83,11 +84,21 @@ class Decoded(NamedTuple):
 # twenty-odd operations would each compile one of their own.
 @jax.jit
 def decode(logits: jax.Array) -> Decoded:
-  """The most probable number of each row of logits (N, 57), as arXiv 1312.6082 section 3
-  reads it: every position's most probable digit, and the length l maximizing
-  log P(L = l) + sum over the first min(l, 5) positions of log P(digit), which is the log
-  probability of the sequence read. JAX arrays (float32 logits), jit-compatible."""
-  length_logits, digit_logits = number_reader.split_logits(jnp.asarray(logits, jnp.float32))
+  """The most probable number of each row of logits (N, K), JAX arrays (float32 logits),
+  jit-compatible. The logits' width says which reader made them (`number_reader.is_columns`):
+
+  - positional heads (K = 57), as arXiv 1312.6082 section 3 reads them: every position's most
+    probable digit, and the length l maximizing log P(L = l) + sum over the first min(l, 5)
+    positions of log P(digit), which is the log probability of the sequence read;
+  - a column reader (K = T x 11, read with CTC): CTC's best path (Graves et al. 2006, section
+    3.2): each column's most probable class, repeats merged, blanks dropped; the length class is
+    the count of digits read (6 for more than five, whose first five are the digits), log_prob
+    the best path's log probability (a lower bound of the number's).
+  """
+  logits = jnp.asarray(logits, jnp.float32)
+  if number_reader.is_columns(logits):
+    return _decode_columns(number_reader.column_logits(logits))
+  length_logits, digit_logits = number_reader.split_logits(logits)
   length_lp = jax.nn.log_softmax(length_logits)
   digit_lp = jax.nn.log_softmax(digit_logits)
   best = jnp.argmax(digit_lp, -1).astype(jnp.int32)
@@ -99,6 +110,26 @@ def decode(logits: jax.Array) -> Decoded:
   lengths = jnp.argmax(scores, -1).astype(jnp.int32)
   shown = jnp.arange(MAX_DIGITS) < jnp.minimum(lengths, MAX_DIGITS)[..., None]
   return Decoded(lengths, jnp.where(shown, best, NO_DIGIT), jnp.max(scores, -1))
+
+
+def emitted(columns: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """CTC's best path of column logits (N, T, 11): (best int32 (N, T): each column's most
+  probable class, emit bool (N, T): whether that column starts a digit (not the blank, not
+  its left neighbour's class), log_prob float32 (N,): the path's log probability)."""
+  lp = jax.nn.log_softmax(columns)
+  best = jnp.argmax(lp, -1).astype(jnp.int32)
+  before = jnp.concatenate([jnp.full_like(best[:, :1], number_reader.BLANK), best[:, :-1]], 1)
+  emit = (best != number_reader.BLANK) & (best != before)
+  return best, emit, jnp.sum(jnp.max(lp, -1), -1)
+
+
+def _decode_columns(columns: jax.Array) -> Decoded:
+  best, emit, log_prob = emitted(columns)
+  position = jnp.cumsum(emit, -1) - 1
+  at = emit[..., None] & (position[..., None] == jnp.arange(MAX_DIGITS))  # (N, T, 5)
+  digits = jnp.where(jnp.any(at, 1), jnp.sum(jnp.where(at, best[..., None], 0), 1), NO_DIGIT)
+  lengths = jnp.minimum(jnp.sum(emit, -1), LENGTH_CLASSES - 1).astype(jnp.int32)
+  return Decoded(lengths, digits.astype(jnp.int32), log_prob)
 
 
 def decode_host(logits) -> Decoded:
@@ -121,10 +152,29 @@ def sequences_right(lengths: np.ndarray, digits: np.ndarray, labels: np.ndarray)
 
 @functools.partial(jax.jit, static_argnames="smoothing")
 def number_losses(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
-  """float32 (N,): each sample's -[log P(L = length) + sum over the positions up to the length
-  of log P(digit)], from logits (N, 57) and labels (N, 6). Positions holding NO_DIGIT (past the
-  length) add nothing. With `smoothing` a, each softmax's targets are (1 - a) one-hot +
-  a / classes (`optax.smooth_labels`), as `recipes.cross_entropy` smooths the digit task's."""
+  """float32 (N,): each sample's negative log-likelihood of its number, from logits (N, K) and
+  labels (N, 6), by the reader that made the logits (`number_reader.is_columns`):
+
+  - positional heads (K = 57): -[log P(L = length) + sum over the positions up to the length of
+    log P(digit)]; positions holding NO_DIGIT (past the length) add nothing. With `smoothing` a,
+    each softmax's targets are (1 - a) one-hot + a / classes (`optax.smooth_labels`), as
+    `recipes.cross_entropy` smooths the digit task's.
+  - a column reader (K = T x 11): CTC's loss (Graves et al. 2006; `optax.ctc_loss`, blank 10)
+    of the digits up to the length. A number of more than five digits (length class 6) has only
+    its first five labelled, so it adds 0. CTC has no smoothed targets: `smoothing` must be 0
+    (the task's check_config refuses another with such a reader).
+  """
+  if number_reader.is_columns(logits):
+    if smoothing:
+      raise ValueError(f"number_losses: smoothing={smoothing!r}; CTC's loss has no smoothed "
+                       "targets, expected 0")
+    columns = number_reader.column_logits(logits)
+    digits = labels[:, 1:]
+    present = digits != NO_DIGIT
+    losses = optax.ctc_loss(columns, jnp.zeros(columns.shape[:2], columns.dtype),
+                            jnp.where(present, digits, 0), (~present).astype(columns.dtype),
+                            blank_id=number_reader.BLANK)
+    return jnp.where(labels[:, 0] <= MAX_DIGITS, losses, 0.0)
   length_logits, digit_logits = number_reader.split_logits(logits)
   lengths, digits = labels[:, 0], labels[:, 1:]
   present = digits != NO_DIGIT
@@ -135,7 +185,8 @@ def number_losses(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) 
 
 @dataclasses.dataclass(frozen=True)
 class NumberTask:
-  """Whole house numbers: 64x64 number crops in, labels int32 (N, 6), logits (N, 57).
+  """Whole house numbers: 64x64 number crops in, labels int32 (N, 6), logits (N, 57) or a column
+  reader's (N, T x 11).
 
   `jitter`: training reads a random `crop` x `crop` window of each crop (arXiv 1312.6082 section
   5.1), else the centre one, as evaluation always does.
@@ -194,6 +245,12 @@ class NumberTask:
     if config["train"]["tta"]:
       raise ConfigError(f"config.train.tta={config['train']['tta']!r}: test-time shifts average "
                         "one softmax; expected 0 with config.task=number")
+    size = config["model"]["reader"]["size"]
+    if (isinstance(reader_sizes.SIZES.get(size), reader_sizes.Columns)
+        and config["train"]["label_smoothing"]):
+      raise ConfigError(f"config.train.label_smoothing={config['train']['label_smoothing']!r}: "
+                        f"the column reader (config.model.reader.size={size}) learns with CTC, "
+                        "which has no smoothed targets; expected 0")
     numbers = data["numbers"]
     if numbers["margin_low"] > numbers["margin_high"]:
       raise ConfigError(f"config.data.numbers.margin_low={numbers['margin_low']!r}: expected at "
@@ -441,13 +498,25 @@ def number_crop(path: str, color: str = "grey", box: np.ndarray | None = None,
 
 
 def readings(logits: np.ndarray) -> list[dict]:
-  """Per row of logits (N, 57): {'number', 'probability', 'length', 'length_probability',
-  'digits': [{'digit', 'probability'} per digit read]}, probabilities as floats in [0, 1]."""
+  """Per row of logits (N, K): {'number', 'probability', 'length', 'length_probability',
+  'digits': [{'digit', 'probability'} per digit read]}, probabilities as floats in [0, 1]. For
+  a column reader (`number_reader.is_columns`) a digit's probability is its class's at the
+  column that first reads it, and the length's is the best path's (length and digits are read
+  together there)."""
   from svhn_jax import evaluate
   logits = np.asarray(logits, np.float64)
   lengths, digits, log_prob = decode_host(logits)
-  length_logits, digit_logits = number_reader.split_logits(logits)
-  length_probs, digit_probs = evaluate.softmax(length_logits), evaluate.softmax(digit_logits)
+  if number_reader.is_columns(logits):
+    columns = number_reader.column_logits(logits)
+    probs = evaluate.softmax(columns)
+    best, emit, _ = (np.asarray(a) for a in emitted(jnp.asarray(columns, jnp.float32)))
+    digit_probs = [probs[i, np.flatnonzero(emit[i]), best[i, emit[i]]] for i in range(len(probs))]
+    length_probs = np.exp(log_prob.astype(np.float64))[:, None] * np.ones(LENGTH_CLASSES)
+  else:
+    length_logits, digit_logits = number_reader.split_logits(logits)
+    length_probs, all_digit_probs = evaluate.softmax(length_logits), evaluate.softmax(digit_logits)
+    digit_probs = [all_digit_probs[i, np.arange(MAX_DIGITS), np.minimum(digits[i], 9)]
+                   for i in range(len(logits))]
   out = []
   for i, length in enumerate(lengths):
     shown = min(int(length), MAX_DIGITS)
@@ -456,7 +525,7 @@ def readings(logits: np.ndarray) -> list[dict]:
         "probability": float(math.exp(log_prob[i])),
         "length": int(length),
         "length_probability": float(length_probs[i, length]),
-        "digits": [{"digit": int(digits[i, k]),
-                    "probability": float(digit_probs[i, k, digits[i, k]])} for k in range(shown)],
+        "digits": [{"digit": int(digits[i, k]), "probability": float(digit_probs[i][k])}
+                   for k in range(shown)],
     })
   return out
