@@ -106,6 +106,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.numbers.eval_margin = 0.15
   # random 54x54 windows of the 64x64 crops in training (drawn each step); false: the centre
   config.data.numbers.jitter = True
+  # a crop narrower than min_aspect x its height is widened to that, about its centre (0: never)
+  config.data.numbers.min_aspect = 0.0
 
   config.train = ml_collections.ConfigDict()
   # The run's length: epochs (Keras's, each sees every sample) or total_steps (full batches

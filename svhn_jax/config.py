@@ -316,6 +316,9 @@ RUN_SCHEMA: dict[str, Field] = {
     "data.numbers.margin_high": Field(float, low=0, default=1.0, applies_to=_NUMBERS),
     "data.numbers.eval_margin": Field(float, low=0, default=0.15, applies_to=_NUMBERS),
     "data.numbers.jitter": Field(bool, default=True, applies_to=_NUMBERS),
+    # task=number: a crop narrower than min_aspect x its height is widened to it about its centre
+    # (house_numbers.number_box; 0: never), training, validation, test and --box alike.
+    "data.numbers.min_aspect": Field(float, low=0, default=0.0, applies_to=_NUMBERS),
     # The run's length: exactly one of epochs and total_steps (the other None; `none` on the
     # command line). A step-counted run drops each epoch's last partial batch (big_vision's
     # way): every step has train.batch_size samples. More epochs or steps may be asked on resume

@@ -63,19 +63,22 @@ _PROGRESS_EVERY = 1000  # photos between progress calls of number_arrays
 # Boxes
 
 def number_box(boxes: np.ndarray, margin: float = GOODFELLOW_MARGIN,
-               photo_size: tuple[int, int] | None = None) -> np.ndarray:
+               photo_size: tuple[int, int] | None = None, min_aspect: float = 0.0) -> np.ndarray:
   """Returns float64 (4,) (left, top, width, height): the box around all of `boxes`, widened.
 
   `boxes` (k, 4), k >= 1, are a photo's digit boxes in pixels; they may reach outside the photo
   (SVHN's do: negative left or top, right or bottom past the photo's size): the union is taken of
   the boxes as they are. The union's width w and height h are then widened by `margin` * w on
   the left and on the right and `margin` * h above and below (Goodfellow's 30% in total is
-  margin 0.15). With `photo_size` = (width, height) the result is clipped to the photo by
+  margin 0.15). A box then narrower than `min_aspect` times its height is widened about its
+  centre to that width (more of the photo beside a narrow number, so that resizing the crop to a
+  square does not stretch a single digit across it; 0: never). With `photo_size` = (width,
+  height) the result is clipped to the photo by
   `clip_box`; without it, it may reach outside the photo, and it is as wide as the digits are
   (zero for digit boxes of zero width).
 
   Raises ValueError for `boxes` not of shape (k, 4) with k >= 1, a non-finite value, a negative
-  width or height, or a negative or non-finite `margin`.
+  width or height, or a negative or non-finite `margin` or `min_aspect`.
   """
   boxes = np.asarray(boxes, np.float64)
   if boxes.ndim != 2 or boxes.shape[1] != 4 or not len(boxes):
@@ -86,11 +89,16 @@ def number_box(boxes: np.ndarray, margin: float = GOODFELLOW_MARGIN,
                      f"{boxes.tolist()}")
   if not (math.isfinite(margin) and margin >= 0):
     raise ValueError(f"number_box: margin must be a finite share >= 0, got {margin}")
+  if not (math.isfinite(min_aspect) and min_aspect >= 0):
+    raise ValueError(f"number_box: min_aspect must be a finite ratio >= 0, got {min_aspect}")
   left, top = boxes[:, 0].min(), boxes[:, 1].min()
   right, bottom = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
   width, height = right - left, bottom - top
   box = np.array([left - margin * width, top - margin * height, width * (1 + 2 * margin),
                   height * (1 + 2 * margin)])
+  if box[2] < min_aspect * box[3]:
+    box[0] -= (min_aspect * box[3] - box[2]) / 2
+    box[2] = min_aspect * box[3]
   return box if photo_size is None else clip_box(box, photo_size)
 
 
@@ -296,14 +304,14 @@ def draw_margins(count: int, low: float, high: float, seed: int) -> np.ndarray:
 def number_arrays(photos: FullSplit | Sequence[tuple[Photo, np.ndarray]], *,
                   margin: float | tuple[float, float] = GOODFELLOW_MARGIN, seed: int = 0,
                   color: str = "grey", size: int = SIZE, max_digits: int = MAX_DIGITS,
-                  workers: int = 1,
+                  min_aspect: float = 0.0, workers: int = 1,
                   progress: Callable[[int], None] | None = None) -> NumberArrays:
   """Returns every photo's house number: `crop_number` of its `number_box`, and its labels.
 
   `photos` is a FullSplit (open_full: photos read one at a time) or (Photo, uint8 (H, W, 3)
   pixels) pairs. `margin` is one share for every photo (Goodfellow's 0.15 a side by default) or
   (low, high): one margin per photo drawn by `draw_margins(N, low, high, seed)` (TRAIN_MARGINS
-  for training), so the same seed gives the same crops. `workers` threads read and crop the
+  for training), so the same seed gives the same crops; `min_aspect` as number_box's. `workers` threads read and crop the
   photos (Pillow resizes outside Python's lock); the output does not depend on their number,
   and on a shared 2-core machine 2 gained little over 1. `progress`, if given, is called with
   the number of photos done, every 1,000 and at the end (0 for none).
@@ -335,7 +343,7 @@ def number_arrays(photos: FullSplit | Sequence[tuple[Photo, np.ndarray]], *,
     photo, pixels = _photo(photos, i)
     if not len(photo.labels):
       raise ValueError(f"number_arrays: photo {photo.name} has no digits")
-    box = number_box(photo.boxes, margins[i], (pixels.shape[1], pixels.shape[0]))
+    box = number_box(photo.boxes, margins[i], (pixels.shape[1], pixels.shape[0]), min_aspect)
     out.images[i] = crop_number(pixels, box, size, color)
     out.lengths[i], out.digits[i] = number_labels(photo.labels, max_digits)
     out.boxes[i] = box

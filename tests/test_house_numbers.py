@@ -32,6 +32,20 @@ def test_number_box_widens_the_union_by_the_margin_on_each_side():
   assert hn.number_box(boxes).dtype == np.float64
 
 
+def test_min_aspect_widens_a_narrow_box_about_its_centre_before_clipping():
+  digit = np.array([[40, 10, 10, 30]], np.float32)  # one digit, 10 x 30, centre x 45
+  # 15% a side: 13 x 39 from x 38.5; widened to 39 wide about x 45: 25.5 .. 64.5.
+  np.testing.assert_allclose(hn.number_box(digit, 0.15, min_aspect=1.0), [25.5, 5.5, 39, 39])
+  np.testing.assert_allclose(hn.number_box(digit, 0.0, min_aspect=0.5), [37.5, 10, 15, 30])
+  # Already wide enough: unchanged; in a 60-wide photo the widened box is cut at its right edge.
+  wide = np.array([[0, 0, 50, 20]], np.float32)
+  np.testing.assert_allclose(hn.number_box(wide, 0.0, min_aspect=1.0), [0, 0, 50, 20])
+  np.testing.assert_allclose(hn.number_box(digit, 0.15, (60, 100), 1.0), [25.5, 5.5, 34.5, 39])
+  for bad in (-1.0, float("nan")):
+    with pytest.raises(ValueError, match="min_aspect"):
+      hn.number_box(digit, 0.15, min_aspect=bad)
+
+
 def test_number_box_of_boxes_reaching_outside_the_photo():
   # Left of and above the photo (SVHN has negative left and top): the union is taken first.
   np.testing.assert_allclose(hn.number_box(np.array([[-5, -2, 10, 30]]), 0.15, (100, 50)),

@@ -212,8 +212,8 @@ def test_locate_then_read_crops_the_box_found_with_the_readers_margin(finished, 
   cropped = []
   crop = number.number_crop
   monkeypatch.setattr(number, "number_crop",
-                      lambda path, color, box, margin: cropped.append((path, box, margin))
-                      or crop(path, color, box, margin))
+                      lambda path, color, box, margin, **kw: cropped.append((path, box, margin))
+                      or crop(path, color, box, margin, **kw))
   task, answers = predict.read_files(str(reader), paths, locator=str(finished))
   assert [(p, list(b), m) for p, b, m in cropped] == [(p, f["box"], 0.15)
                                                       for p, f in zip(paths, found)]

@@ -88,8 +88,10 @@ def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: photos.Ful
   from `source`, at one `margin` or margins drawn in (low, high) by `seed`; from the cache, else
   made and cached."""
   picked = np.arange(len(split)) if indices is None else np.asarray(indices)
+  min_aspect = data_cfg.numbers.min_aspect
   what = (f"margin={margin!r}|seed={seed}|color={data_cfg.color}|size={house_numbers.SIZE}|"
-          f"photos={hashlib.sha1(picked.astype(np.int64).tobytes()).hexdigest()}")
+          f"photos={hashlib.sha1(picked.astype(np.int64).tobytes()).hexdigest()}"
+          + (f"|min_aspect={min_aspect!r}" if min_aspect else ""))
   path = _cache_file(data_cfg, source, split, what)
   if path.is_file():
     content_cache.touch(path)
@@ -99,7 +101,7 @@ def _arrays(data_cfg: ml_collections.ConfigDict, source: Path, split: photos.Ful
   logging.info("Cropping the house numbers of %d %s photos (once; cached in %s)", len(subset),
                label, path.parent)
   arrays = house_numbers.number_arrays(subset, margin=margin, seed=seed, color=data_cfg.color,
-                                       workers=_WORKERS,
+                                       min_aspect=min_aspect, workers=_WORKERS,
                                        progress=base.progress(f"cropping {label} numbers",
                                                           len(subset)))
   labels = np.concatenate([arrays.lengths[:, None], arrays.digits], axis=1).astype(np.int32)

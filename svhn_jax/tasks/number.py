@@ -340,8 +340,9 @@ class NumberTask:
     per_file = [box] * len(paths)
     if box is None and options.get("boxes") is not None:
       per_file = list(np.asarray(options["boxes"], np.float64).reshape(len(paths), 4))
-    crops = np.stack([number_crop(path, config.data.color, where,
-                                  config.data.numbers.eval_margin)
+    numbers = config.data.numbers
+    crops = np.stack([number_crop(path, config.data.color, where, numbers.eval_margin,
+                                  min_aspect=numbers.get("min_aspect", 0.0))
                       for path, where in zip(paths, per_file)])
     return readings(inference.run_logits(inference.load_run(workdir), crops))
 
@@ -477,11 +478,12 @@ def parse_box(text: str) -> np.ndarray:
 
 
 def number_crop(path: str, color: str = "grey", box: np.ndarray | None = None,
-                margin: float = house_numbers.GOODFELLOW_MARGIN) -> np.ndarray:
+                margin: float = house_numbers.GOODFELLOW_MARGIN, min_aspect: float = 0.0
+                ) -> np.ndarray:
   """The photo file at `path` as the 64x64 number crop a numbers run reads: uint8 (64, 64) for
   color="grey", (64, 64, 3) for "rgb". The whole photo without `box`; else `box` (left, top,
-  width, height) widened by `margin` per side (`house_numbers.number_box`) and clipped to the
-  photo. Raises DataError for an unreadable file (`images.read_image`) and a box that lies
+  width, height) widened by `margin` per side and to `min_aspect` (`house_numbers.number_box`)
+  and clipped to the photo. Raises DataError for an unreadable file (`images.read_image`) and a box that lies
   wholly outside the photo."""
   from svhn_jax import images
   pixels = np.round(images.read_image(path, color)).astype(np.uint8)
@@ -493,7 +495,7 @@ def number_crop(path: str, color: str = "grey", box: np.ndarray | None = None,
     if left >= width or top >= height or left + box_w <= 0 or top + box_h <= 0:
       raise DataError(f"--box={','.join(f'{v:g}' for v in box)} lies outside {path} "
                       f"({width}x{height} pixels); give the number's box in that photo's pixels")
-    crop_box = house_numbers.number_box(box[None], margin, (width, height))
+    crop_box = house_numbers.number_box(box[None], margin, (width, height), min_aspect)
   return house_numbers.crop_number(pixels, crop_box, house_numbers.SIZE, color)
 
 
