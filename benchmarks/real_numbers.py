@@ -51,7 +51,10 @@ train.tar.gz and test.tar.gz (--layout=tar), each holding 1.png ... N.png and a 
 digitStruct.mat, through svhn_jax.datasets.synthetic_photos.write_photos (the synthetic photos'
 writer). The default 5,500 photos took 77 CPU-seconds (130 s wall, 186 MB) on a shared 2-core AMD
 EPYC (Zen 3): about 70 photos a CPU-second, PNGs and digitStruct.mat included. Scene photos
-are larger and cost more: SCENE_RATE_NOTE
+have some 15 times the pixels (median 425 x 270) and their noise keeps the PNGs from shrinking:
+400 (--train=200 --test-per-length=40) took 32 CPU-seconds (44 s wall, 105 MB) on that machine
+under load, about 13 photos a CPU-second and 260 KB a photo, so the default counts would make
+about 1.4 GB in 7 minutes; --train=1000 --test-per-length=200 makes about 520 MB.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ class NumberStyle:
   # those top shares allow: the union of its digit boxes never covers more, in whole pixels.
   fit: bool = False
   photo_aspect: tuple[float, float] = (1.0, 2.5)  # SVHN's four sample photos: 2.0 to 2.4
-  text: float = 0.0  # mean number of strings of letters: Poisson (synthetic_photos.text_distractors)
+  text: float = 0.0  # mean strings of letters, Poisson (synthetic_photos.text_distractors)
 
 
 STYLE = NumberStyle()

@@ -385,9 +385,9 @@ def text_distractors(shape: tuple[int, int], keep_off: Sequence[float], digit_he
   own colour: a brightness step of 30 to 110 grey levels, lighter or darker, plus up to 60
   levels of colour at equal luma, times the letters' anti-aliased coverage. Each is placed at
   random wholly inside the photo with its (turned) box at least half a digit height off
-  `keep_off` (x0, y0, x1, y1), the number's hull in pixels; a string larger than the photo, or
-  for which 10 draws find no such place, is left out. Every draw from `rng`: the same generator
-  state gives the same layer.
+  `keep_off` (x0, y0, x1, y1), the number's hull in pixels, and not on an earlier string's box;
+  a string larger than the photo, or for which 10 draws find no such place, is left out. Every
+  draw from `rng`: the same generator state gives the same layer.
 
   Shared by the synthetic scene photos (`SCENE_STYLE`) and benchmarks.real_numbers' scene
   style."""
@@ -395,6 +395,8 @@ def text_distractors(shape: tuple[int, int], keep_off: Sequence[float], digit_he
   layer = np.zeros((rows, columns, 3), np.float32)
   margin = 0.5 * digit_height
   x0, y0, x1, y1 = (float(v) for v in keep_off)
+  # Boxes (x0, y0, x1, y1) a string's box must not overlap: the number's, widened by the margin.
+  taken = [(x0 - margin, y0 - margin, x1 + margin, y1 + margin)]
   for _ in range(rng.poisson(mean)):
     count = int(rng.integers(2, 9))
     if rng.random() < 0.5:
@@ -415,10 +417,11 @@ def text_distractors(shape: tuple[int, int], keep_off: Sequence[float], digit_he
       continue
     for _ in range(10):
       x, y = int(rng.integers(columns - width + 1)), int(rng.integers(rows - height + 1))
-      if (x + width + margin <= x0 or x >= x1 + margin or y + height + margin <= y0
-          or y >= y1 + margin):
+      if all(x + width <= left or x >= right or y + height <= top or y >= bottom
+             for left, top, right, bottom in taken):
         coverage = np.asarray(text, np.float32) / 255
-        layer[y:y + height, x:x + width] += coverage[..., None] * colour.astype(np.float32)
+        layer[y:y + height, x:x + width] = coverage[..., None] * colour.astype(np.float32)
+        taken.append((x, y, x + width, y + height))
         break
   return layer
 
