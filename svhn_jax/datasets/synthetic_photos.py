@@ -14,7 +14,9 @@ photo's size: a background level, light-on-dark or dark-on-light at a drawn cont
 shading and a wall or plate edge, blotchy texture (synthetic.blotches), a plate behind the
 number, clutter lines away from it, gaussian blur scaled to the digit height (synthetic.blurred),
 noise; then colour, as chroma (colour at equal luma) added to background and ink, so that the
-grey of a photo (the study's luma) is the grey scene drawn.
+grey of a photo (the study's luma) is the grey scene drawn. The scene style (SCENE_STYLE, for the
+locator) sets a smaller number in a larger photo and adds strings of letters off the number
+(`text_distractors`, shared with benchmarks.real_numbers' scene style).
 
 Photo i of a split draws everything from its own generator, seeded by (seed, split, i), so a
 photo does not depend on the count asked for, and the same seed gives byte-identical files.
