@@ -6,10 +6,11 @@ locator run finds their box, against how many it reads at the true box.
   python -m benchmarks.locate_then_read --reader=runs/numbers --photos=DIR/test  # true box only
 
 --photos is a format-1 split (a folder with digitStruct.mat, or its .tar.gz): SVHN's test split,
-the synthetic photos' (the cache's photos_v1_*/test.tar.gz) or benchmarks/real_numbers.py's
-test/. Each photo is read twice by the reader (`svhn_jax.predict.read_files`): at the box the
-locator finds (--locator), and at the true box (the union of its digit boxes, as a --box), both
-widened by the reader's eval_margin. Prints (or with --json, one JSON object):
+the synthetic photos' (the cache's photos_v*/test.tar.gz) or benchmarks/real_numbers.py's
+test/ (its --style=scene: the whole-photo development set). Each photo is read twice by the
+reader (`svhn_jax.predict.read_files`): at the box the locator finds (--locator), and at the
+true box (the union of its digit boxes, as a --box), both widened by the reader's eval_margin.
+Prints (or with --json, one JSON object):
 
 - read_located: the share of numbers read right from the located box (the whole number);
 - read_true_box: the same at the true box; located_over_true: their ratio (issue 31 asks at

@@ -4,10 +4,10 @@ with a box head (config.task=locate, svhn_jax/tasks/locate.py) on generated phot
 The synthetic photos are made once into the cache in SVHN format 1's layout, 24,000 / 3,000
 (seed 0) as configs/numbers.py's but in the generator's "scene" style
 (config.data.synthetic.photo_style, `synthetic_photos.SCENE_STYLE`): the number covers 10-40% of
-the photo's width and 15-60% of its height, anywhere in it, with more clutter lines (the number
-task's photos: 20-80% and 30-85%; SVHN's four sample photos 17-33% of the width); 2,000
-training photos are carved off for validation. Each photo is letterboxed whole to 54x54
-(aspect ratio kept, padded) and the label is the box around all its digits as shares of that
+the photo's width and 15-60% of its height, anywhere in it, with more clutter lines and strings
+of letters (the number task's photos: 20-80% and 30-85%; SVHN's four sample photos 17-33% of
+the width); 2,000 training photos are carved off for validation. Each photo is letterboxed whole to
+54x54 (aspect ratio kept, padded) and the label is the box around all its digits as shares of that
 square; the model's 5 outputs are the box (its centre and size) and a predicted IoU as its
 confidence; the loss is DETR's mix of smooth-L1 and 1 - GIoU (arXiv 2005.12872; Rezatofighi et
 al. 2019) plus the confidence's cross-entropy. test_metrics.json: mean IoU, the shares with IoU

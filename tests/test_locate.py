@@ -301,7 +301,8 @@ def test_the_scene_style_puts_a_smaller_number_in_the_photo_and_names_its_own_fo
   config = locate_config.get_config()
   config.update_from_flattened_dict({"data.cache_dir": str(tmp_path), "data.synthetic.train": 2,
                                      "data.synthetic.test": 1})
-  assert synthetic.photos_folder(config.data).name == "photos_v1_scene_2_1_seed0"
+  # The scene style's version 2 (strings of letters) in its name: version 1's photos not reused.
+  assert synthetic.photos_folder(config.data).name == "photos_v2_scene_2_1_seed0"
   # The number style's photos keep their folder name, and their bytes: the same photo whether
   # the scene style exists or not (its default fields are STYLE's).
   config.data.synthetic.photo_style = "number"

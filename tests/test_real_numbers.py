@@ -1,10 +1,12 @@
 """The real-number development set (benchmarks/real_numbers.py): its photos and boxes, the
 length-stratified test split, the split by source digit, determinism, and its folders read by the
-format-1 loader."""
+format-1 loader; its scene style (issue 31's whole photos): the number at most a quarter of the
+photo's width, letters off it, and the default style's photos unchanged."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
@@ -102,6 +104,7 @@ def test_same_arguments_same_bytes_and_the_loader_reads_them(tmp_path, made):
     (["--train=0"], "--train: expected a whole number of at least 1"),
     (["--test-per-length=x"], "--test-per-length: expected a whole number of at least 1"),
     (["--layout=zip"], "--layout: invalid choice"),
+    (["--style=street"], "--style: invalid choice"),
 ])
 def test_bad_arguments_are_one_line(tmp_path, capsys, argv, said):
   with pytest.raises(SystemExit) as exit_:
@@ -133,3 +136,91 @@ def test_an_out_that_is_a_file_is_one_line(tmp_path, capsys):
     real_numbers.main([f"--out={tmp_path / 'afile'}", "--train=2", "--test-per-length=1"])
   err = capsys.readouterr().err.strip()
   assert "\n" not in err and "a file, not a folder" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# The styles: number (the default, unchanged) and scene (issue 31's whole-photo development set)
+
+def _digest(image, photo):
+  digest = hashlib.sha256(image.tobytes())
+  for array in (np.asarray(image.shape), photo.boxes, photo.labels):
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()[:16]
+
+
+def test_the_number_style_makes_the_photos_it_made_before_styles(made):
+  # Digests of photos 1-4 of each split (seed 0) made before --style existed (commit 4ebd942),
+  # pixels, boxes and labels: the default style's photos must stay byte for byte the same.
+  before = {"train": ["58f0762e04a07239", "b01c9dcbcce55b61", "3d78f34d084c29bc",
+                      "ed487fbef5f9fca9"],
+            "test": ["91cec9a6cd5ee28f", "9b87ea98efe3db62", "3c2ae1752691692b",
+                     "04ea3e81cd30d4dd"]}
+  for split, digests in before.items():
+    assert [_digest(p.image, p.photo) for p in made[split][:4]] == digests
+  assert real_numbers.STYLES["number"] is real_numbers.STYLE
+
+
+@pytest.fixture(scope="module")
+def scenes():
+  """Test photos of the scene style: 50 of each length 1-5."""
+  return list(real_numbers.generate("test", 250, seed=0, style=real_numbers.SCENE_STYLE))
+
+
+def _union(photo):
+  left, top, width, height = photo.boxes.T
+  return left.min(), top.min(), (left + width).max(), (top + height).max()
+
+
+def test_a_scene_number_covers_at_most_a_quarter_of_the_photos_width(scenes):
+  assert [len(p.photo.labels) for p in scenes] == [1, 2, 3, 4, 5] * 50  # stratified, exact
+  widths, heights = [], []
+  for made_photo in scenes:
+    rows, columns = made_photo.image.shape[:2]
+    x0, y0, x1, y1 = _union(made_photo.photo)
+    assert x0 >= 0 and y0 >= 0 and x1 <= columns and y1 <= rows
+    assert max(rows, columns) <= real_numbers.SCENE_STYLE.max_side
+    widths.append((x1 - x0) / columns)
+    heights.append((y1 - y0) / rows)
+  assert max(widths) <= 0.25 and max(heights) <= 0.45
+  assert min(widths) < 0.12 and np.median(widths) < 0.2  # small numbers, not all at the cap
+
+
+def test_scene_digits_come_from_the_test_part_and_differ_from_the_number_styles(scenes, made):
+  _, labels = real_digits.load_sources()
+  _, test_part = real_digits.split_sources(labels, 0, real_numbers.SHARES)
+  assert set(np.concatenate([p.sources for p in scenes]).tolist()) <= set(test_part.tolist())
+  # The style's name seeds its photos: scene i is no copy of number photo i.
+  assert any(not np.array_equal(a.sources, b.sources) for a, b in zip(scenes, made["test"]))
+
+
+def test_the_letters_of_a_scene_stay_off_its_number():
+  # The letters are the last thing drawn: without them the same photo, so the difference is the
+  # letters alone (blurred), which must be nil over the number's boxes (drawn half a digit
+  # height off, the blur's sigma under a seventeenth of a digit height).
+  bare = dataclasses.replace(real_numbers.SCENE_STYLE, text=0.0)
+  lettered = drawn = 0
+  for with_text, without in zip(
+      real_numbers.generate("train", 12, seed=0, style=real_numbers.SCENE_STYLE),
+      real_numbers.generate("train", 12, seed=0, style=bare)):
+    np.testing.assert_array_equal(with_text.photo.boxes, without.photo.boxes)
+    text = with_text.image.astype(int) - without.image
+    x0, y0, x1, y1 = (int(v) for v in _union(with_text.photo))
+    assert not text[y0:y1, x0:x1].any()
+    lettered += bool(text.any())
+    drawn += 1
+  assert lettered >= drawn // 2
+
+
+def test_scene_photos_are_the_same_for_the_same_arguments(tmp_path):
+  def files(folder):
+    real_numbers.main([f"--out={folder}", "--train=3", "--test-per-length=1", "--style=scene"])
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+  first = files(tmp_path / "a")
+  assert len(first) == 3 + 1 + 5 + 1 and first == files(tmp_path / "b")
+  opened = full_photos.open_full(tmp_path / "a" / "test")
+  again = list(real_numbers.generate("test", 5, seed=0, style=real_numbers.SCENE_STYLE))
+  for i, want in enumerate(again):
+    np.testing.assert_array_equal(opened.image(i), want.image)
+    np.testing.assert_array_equal(opened.photos[i].boxes, want.photo.boxes)

@@ -1,16 +1,19 @@
 """Tests for svhn_jax.datasets.synthetic_photos: made house-number photos, their recorded boxes, and the
-files in format 1's layout read back by datasets.photos' own loader."""
+files in format 1's layout read back by datasets.photos' own loader; the scene style's strings of
+letters (text_distractors) off the number, and the number style's photos unchanged by them."""
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import tarfile
 
 import h5py
 import numpy as np
 import pytest
 
+from svhn_jax import boxes
 from svhn_jax import house_numbers as hn
 from svhn_jax.datasets import digit_struct, photos
 from svhn_jax.datasets import synthetic_photos as sp
@@ -193,3 +196,60 @@ def test_write_photos_writes_photos_made_elsewhere_as_write_split_does(tmp_path)
   assert sorted(p.name for p in folder.iterdir()) == ["1.png", "2.png", "3.png", "digitStruct.mat"]
   with pytest.raises(ValueError, match="layout='zip'"):
     sp.write_photos(tmp_path / "d", "test", [], layout="zip")
+
+
+def _digest(image, photo):
+  digest = hashlib.sha256(image.tobytes())
+  for array in (np.asarray(image.shape), photo.boxes, photo.labels):
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()[:16]
+
+
+def test_the_number_styles_photos_are_those_made_before_text_distractors():
+  # Digests (pixels, boxes, labels) of photos 1-4 of seed 0 made before PhotoStyle.text existed
+  # (commit 4ebd942): the default style draws no letters and spends no random number on them.
+  assert [_digest(image, photo) for photo, image in sp.generate(4, seed=0)] == [
+      "d9fda3edae61c72e", "ad84191d93778c3e", "e2c99c2ad54a6aea", "b3e7f3fe70dddf33"]
+  assert sp.STYLE.text == 0 and sp.SCENE_STYLE.text > 0
+  assert set(sp.STYLE_VERSIONS) == set(sp.STYLES) and sp.STYLE_VERSIONS["number"] == sp.VERSION
+
+
+def test_text_distractors_keep_off_the_number_and_are_the_same_for_the_same_generator():
+  rng = np.random.default_rng(0)
+  drawn = 0
+  for _ in range(30):
+    rows, columns = (int(v) for v in rng.integers(40, 400, size=2))
+    digit_height = float(rng.uniform(10, 60))
+    x0, y0 = rng.uniform(0, columns * 0.7), rng.uniform(0, rows * 0.7)
+    keep_off = (x0, y0, x0 + 3 * digit_height, y0 + digit_height)
+    seed = int(rng.integers(1000))
+    layer = sp.text_distractors((rows, columns), keep_off, digit_height,
+                                np.random.default_rng(seed), 4.0)
+    assert layer.shape == (rows, columns, 3) and layer.dtype == np.float32
+    np.testing.assert_array_equal(layer, sp.text_distractors(
+        (rows, columns), keep_off, digit_height, np.random.default_rng(seed), 4.0))
+    margin = 0.5 * digit_height
+    top, left = max(0, int(np.ceil(y0 - margin)) + 1), max(0, int(np.ceil(x0 - margin)) + 1)
+    bottom, right = int(keep_off[3] + margin), int(keep_off[2] + margin)
+    assert not layer[top:bottom, left:right].any()
+    drawn += bool(layer.any())
+    # One string's step and colour at most: strings do not overlap.
+    assert np.abs(layer).max() <= 110 + 60 + 1e-3
+  assert drawn >= 20
+
+
+def test_the_scene_styles_letters_stay_off_its_number():
+  # Without noise (its draw is then multiplied by 0) and blur, the letters are all that differs
+  # between a clean scene with them and one without.
+  clean = dataclasses.replace(CLEAN, fill_width=sp.SCENE_STYLE.fill_width,
+                              fill_height=sp.SCENE_STYLE.fill_height)
+  lettered = 0
+  for (photo, with_text), (same, without) in zip(
+      sp.generate(12, seed=0, style=dataclasses.replace(clean, text=3.0)),
+      sp.generate(12, seed=0, style=clean)):
+    _same_photos([photo], [same])
+    text = with_text.astype(int) - without
+    x0, y0, x1, y1 = boxes.union_box(photo.boxes)
+    assert not text[max(0, int(y0)):int(y1), max(0, int(x0)):int(x1)].any()
+    lettered += bool(text.any())
+  assert lettered >= 6

@@ -616,16 +616,19 @@ def photos_folder(data_cfg: ml_collections.ConfigDict) -> Path:
   """The folder holding the offline photos `train.tar.gz` and `test.tar.gz` of
   config.data.synthetic's train and test counts and seed, in format 1's layout; made once into
   the cache (each archive written atomically, so a run killed while making them starts that
-  archive over), with progress in the log. Named by counts, seed, the generator's
-  `synthetic_photos.VERSION` and config.data.synthetic.photo_style (`synthetic_photos.STYLES`;
-  absent from the name for the default, "number"), so that other settings never reuse it."""
+  archive over), with progress in the log. Named by counts, seed, the style's generator version
+  (`synthetic_photos.STYLE_VERSIONS`: `synthetic_photos.VERSION` for "number", 2 for "scene")
+  and config.data.synthetic.photo_style (`synthetic_photos.STYLES`; absent from the name for
+  the default, "number"), so that other settings never reuse it: photos_v1_2000_400_seed0,
+  photos_v2_scene_2000_400_seed0."""
   from svhn_jax.datasets import synthetic_photos  # it imports this module's glyphs and textures
   sizes = data_cfg.synthetic
   # config.data.synthetic.photo_style: the default's folder keeps its name from before styles.
   style = sizes.get("photo_style", "number")
   named = "" if style == "number" else f"_{style}"
   folder = fileio.cache_dir(data_cfg) / (
-      f"photos_v{synthetic_photos.VERSION}{named}_{sizes.train}_{sizes.test}_seed{sizes.seed}")
+      f"photos_v{synthetic_photos.STYLE_VERSIONS[style]}{named}_{sizes.train}_{sizes.test}"
+      f"_seed{sizes.seed}")
   for split, count in (("train", sizes.train), ("test", sizes.test)):
     if not (folder / f"{split}.tar.gz").is_file():
       logging.info("Making %d synthetic house-number photos (%s) into %s, once", count, split,

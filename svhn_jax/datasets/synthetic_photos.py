@@ -14,7 +14,9 @@ photo's size: a background level, light-on-dark or dark-on-light at a drawn cont
 shading and a wall or plate edge, blotchy texture (synthetic.blotches), a plate behind the
 number, clutter lines away from it, gaussian blur scaled to the digit height (synthetic.blurred),
 noise; then colour, as chroma (colour at equal luma) added to background and ink, so that the
-grey of a photo (the study's luma) is the grey scene drawn.
+grey of a photo (the study's luma) is the grey scene drawn. The scene style (SCENE_STYLE, for the
+locator) sets a smaller number in a larger photo and adds strings of letters off the number
+(`text_distractors`, shared with benchmarks.real_numbers' scene style).
 
 Photo i of a split draws everything from its own generator, seeded by (seed, split, i), so a
 photo does not depend on the count asked for, and the same seed gives byte-identical files.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import gzip
 import io
 import logging
@@ -44,8 +47,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from svhn_jax import cli, fileio, plots
 from svhn_jax.errors import DataError
@@ -109,19 +113,29 @@ class PhotoStyle:
   noise: tuple[float, float] = (2.0, 12.0)  # gaussian noise std, grey levels
   clarity: float = 6.0  # min contrast / noise std, so that every number stays readable
   chroma: float = 40.0  # max colour (distance from grey at equal luma) of background and ink
+  # Mean number of text-like distractors (strings of letters, `text_distractors`): Poisson. At 0
+  # (the default) none is drawn and no random number spent, so STYLE's photos stay as they were.
+  text: float = 0.0
 
 
 STYLE = PhotoStyle()
 # Whole scenes for the locator (config.task=locate, issue 31): the number smaller and anywhere in
 # a larger photo (SVHN's four sample photos have it at 0.17..0.33 of the width; issue 31's
-# development set at most a quarter), with more clutter lines. Made only when a config asks
-# for it (config.data.synthetic.photo_style=scene): STYLE's photos are unchanged.
+# development set at most a quarter), with more clutter lines and, from its version 2, strings
+# of letters away from the number (a mean of 3: signs, shop names; `text_distractors`). Made
+# only when a config asks for it (config.data.synthetic.photo_style=scene): STYLE's photos are
+# unchanged.
 # The two shares are drawn apart, so a narrow share with a tall one makes a wide strip: their
 # ranges stop at 0.1 and 0.6 (photos up to about 13:1 for a 4-digit number, as SVHN has).
 SCENE_STYLE = dataclasses.replace(STYLE, fill_width=(0.1, 0.4), fill_height=(0.15, 0.6),
-                                  lines=4.0)
+                                  lines=4.0, text=3.0)
 # The styles config.data.synthetic.photo_style names (config.PHOTO_STYLES, kept equal by a test).
 STYLES = {"number": STYLE, "scene": SCENE_STYLE}
+# Each style's generator version, in the name of its photos' cache folder
+# (datasets.synthetic.photos_folder), so that changed photos are never read from an old folder:
+# bump a style's version whenever the same seed would give other photos of that style.
+# scene 2: text-like distractors (issue 31); its version 1 had none.
+STYLE_VERSIONS = {"number": VERSION, "scene": 2}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +294,9 @@ def _photograph(mask: np.ndarray, boxes: np.ndarray, digit_height: float,
   share = (ink * np.float32(1 / max(float(ink.max()), 1e-6)))[..., None]
   noise = np.float32(min(rng.uniform(*style.noise), contrast / style.clarity))
   rgb = grey + background_colour + share * (ink_colour - background_colour)
+  if style.text:
+    text = text_distractors(mask.shape, _number_hull(boxes, 0.0), digit_height, rng, style.text)
+    rgb += blurred(text.transpose(2, 0, 1), np.full(3, sigma)).transpose(1, 2, 0)
   rgb += noise * rng.standard_normal((height, width, 3), dtype=np.float32)
   return np.rint(np.clip(rgb, 0, 255, out=rgb), out=rgb).astype(np.uint8)
 
@@ -342,6 +359,73 @@ def _clutter(shape: tuple[int, int], boxes: np.ndarray, digit_height: float,
   left, top, right, bottom = (round(v) for v in _number_hull(boxes, 0.2 * digit_height))
   lines[max(0, top):max(0, bottom), max(0, left):max(0, right)] = 0
   return lines
+
+
+# Letters of the text-like distractors: none that reads as a digit (O, D, o, Q for 0; I, i, l for
+# 1; Z, z for 2; S, s for 5; G, b for 6; B for 8; g, q for 9), so that a photo shows one number.
+CAPITALS = "ACEFHJKLMNPRTUVWXY"
+SMALL_LETTERS = "acefhkmnprtuvwxy"
+# DejaVu's cap height in ems: a font of size cap / CAP_HEIGHT pixels draws capitals `cap` high.
+CAP_HEIGHT = 0.73
+
+
+@functools.lru_cache(maxsize=256)
+def _font(name: str, pixels: int) -> ImageFont.FreeTypeFont:
+  """One of synthetic.FONTS (shipped with matplotlib) at `pixels` em size."""
+  return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name),
+                            pixels)
+
+
+def text_distractors(shape: tuple[int, int], keep_off: Sequence[float], digit_height: float,
+                     rng: np.random.Generator, mean: float) -> np.ndarray:
+  """Returns float32 (H, W, 3) for a photo of `shape` (H, W): short strings of letters (a
+  sign, a shop's name, a plate's text) to add to it, 0 elsewhere, in RGB levels.
+
+  Poisson(`mean`) strings of 2 to 8 letters, half all CAPITALS, half a capital then
+  SMALL_LETTERS (none reads as a digit); each in one of synthetic.FONTS (the synthetic digits'
+  fonts), capitals 0.3 to 1.2 `digit_height`s tall, turned up to 8 degrees either way, in its
+  own colour: a brightness step of 30 to 110 grey levels, lighter or darker, plus up to 60
+  levels of colour at equal luma, times the letters' anti-aliased coverage. Each is placed at
+  random wholly inside the photo with its (turned) box at least half a digit height off
+  `keep_off` (x0, y0, x1, y1), the number's hull in pixels, and not on an earlier string's box;
+  a string larger than the photo, or for which 10 draws find no such place, is left out. Every
+  draw from `rng`: the same generator state gives the same layer.
+
+  Shared by the synthetic scene photos (`SCENE_STYLE`) and benchmarks.real_numbers' scene
+  style."""
+  rows, columns = shape
+  layer = np.zeros((rows, columns, 3), np.float32)
+  margin = 0.5 * digit_height
+  x0, y0, x1, y1 = (float(v) for v in keep_off)
+  # Boxes (x0, y0, x1, y1) a string's box must not overlap: the number's, widened by the margin.
+  taken = [(x0 - margin, y0 - margin, x1 + margin, y1 + margin)]
+  for _ in range(rng.poisson(mean)):
+    count = int(rng.integers(2, 9))
+    if rng.random() < 0.5:
+      letters = "".join(CAPITALS[i] for i in rng.integers(len(CAPITALS), size=count))
+    else:
+      letters = CAPITALS[rng.integers(len(CAPITALS))] + "".join(
+          SMALL_LETTERS[i] for i in rng.integers(len(SMALL_LETTERS), size=count - 1))
+    font = _font(FONTS[rng.integers(len(FONTS))],
+                 max(6, round(digit_height * rng.uniform(0.3, 1.2) / CAP_HEIGHT)))
+    angle = rng.uniform(-8.0, 8.0)
+    colour = rng.uniform(30.0, 110.0) * rng.choice([-1.0, 1.0]) + rng.uniform(0, 60.0) * _hue(rng)
+    left, top, right, bottom = font.getbbox(letters)
+    text = Image.new("L", (right - left + 2, bottom - top + 2))
+    ImageDraw.Draw(text).text((1 - left, 1 - top), letters, fill=255, font=font)
+    text = text.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
+    width, height = text.size
+    if width > columns or height > rows:
+      continue
+    for _ in range(10):
+      x, y = int(rng.integers(columns - width + 1)), int(rng.integers(rows - height + 1))
+      if all(x + width <= left or x >= right or y + height <= top or y >= bottom
+             for left, top, right, bottom in taken):
+        coverage = np.asarray(text, np.float32) / 255
+        layer[y:y + height, x:x + width] = coverage[..., None] * colour.astype(np.float32)
+        taken.append((x, y, x + width, y + height))
+        break
+  return layer
 
 
 # ---------------------------------------------------------------------------------------------
