@@ -66,6 +66,7 @@ OUT_OF_RANGE = {
     "data.numbers.margin_high": (-0.1, "a number of at least 0"),
     "data.numbers.eval_margin": (-0.1, "a number of at least 0"),
     "data.numbers.min_aspect": (-0.5, "a number of at least 0"),
+    "data.locate.zoom_views": (-1, "a whole number of at least 0 at most 8"),
     "model.airbench.block1": (0, "a whole number of at least 1"),
     "model.airbench.block2": (0, "a whole number of at least 1"),
     "model.airbench.block3": (0, "a whole number of at least 1"),
