@@ -355,8 +355,9 @@ def test_momentum_with_adam_is_refused_in_one_line():
 def shipped_and_varied():
   """Valid run configs between them reading and not reading every conditional field: the
   shipped ones, and the default with another source, optimizer or path."""
-  from configs import numbers, speedrun, wrn
+  from configs import locate, numbers, speedrun, wrn
   return [default.get_config(), wrn.get_config(), numbers.get_config(), speedrun.get_config(),
+          locate.get_config(),
           run_config(**{"train.lookahead.every": 5}),
           run_config(**{"data.source": "synthetic", "data.path": "/elsewhere/synthetic.h5"}),
           run_config(**{"data.source": "svhn_cropped"}),

@@ -281,7 +281,10 @@ class LocateTask:
                f"carved for validation) and {sizes['test']:,} test (seed {sizes['seed']})")
     else:
       where = "SVHN's format 1 photos"
-    return f"{where}, whole, letterboxed to 54x54, {data['color']}"
+    views = data.get("locate", {}).get("zoom_views", 0)
+    zoom = (f", each training photo with {views} zoomed view{'s' * (views > 1)} of its number"
+            if views else "")
+    return f"{where}, whole, letterboxed to 54x54{zoom}, {data['color']}"
 
   def read_files(self, workdir: Path, config, paths: Sequence[str],
                  options: Mapping[str, Any]) -> list[dict]:
