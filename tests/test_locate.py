@@ -317,6 +317,10 @@ def test_locate_then_read_refuses_a_reader_that_is_no_numbers_run_naming_reader(
   with pytest.raises(ConfigError, match=rf"^--reader={digits} holds a run of config\.task=digit; "
                                         r"expected the workdir of a numbers run"):
     locate_then_read.measure(str(digits), str(tmp_path / "none"), str(tmp_path / "photos"))
+  reader = fake_run(tmp_path / "reader", numbers_config.get_config())
+  with pytest.raises(ConfigError, match=r"^--refine_passes=0: the locator's passes; give it with "
+                                        "--locator"):
+    locate_then_read.measure(str(reader), None, str(tmp_path / "photos"), refine_passes=0)
 
 
 # Coarse to fine: the zoomed training views (datasets/located.py) and the refining pass
