@@ -2,7 +2,7 @@
 locator run finds their box, against how many it reads at the true box.
 
   python -m benchmarks.locate_then_read --reader=runs/numbers --locator=runs/locate \\
-      --photos=DIR/test [--limit=500] [--figure=located.png] [--json]
+      --photos=DIR/test [--limit=500] [--figure=located.png] [--json] [--refine_passes=0]
   python -m benchmarks.locate_then_read --reader=runs/numbers --photos=DIR/test  # true box only
 
 --photos is a format-1 split (a folder with digitStruct.mat, or its .tar.gz): SVHN's test split,
@@ -18,6 +18,8 @@ Prints (or with --json, one JSON object):
 - mean_iou, iou_at_least_0.5, iou_at_least_0.7: the box found against the true one, in the
   photo's pixels (both cut to the photo);
 - photos: how many were read;
+- refine_passes: the locator's passes after the first (`tasks.locate.locate_photos`: each on a
+  window around the last box; --refine_passes, default 1; 0 measures the one-pass locator);
 - by_length: per true length 1-5 (6: more than five), the photos and the share read right at
   the located and at the true box (e.g. on benchmarks/synthetic_numbers.py's stratified split).
 
@@ -51,11 +53,12 @@ def true_number(labels) -> str:
 
 
 def measure(reader: str, locator: str | None, photos_path: str, limit: int | None = None,
-            figure: str | None = None) -> dict:
+            figure: str | None = None, refine_passes: int | None = None) -> dict:
   """The scores of the module's docstring for the first `limit` (None: all) photos of the
   format-1 split at `photos_path`, read by the numbers run `reader` at the boxes the locator run
-  `locator` finds (None: not located) and at the true ones; `figure`, a PNG path to draw the
-  first photos into (with a locator only).
+  `locator` finds (None: not located) in 1 + `refine_passes` passes (None: the locator's
+  default) and at the true ones; `figure`, a PNG path to draw the first photos into (with a
+  locator only).
   Raises as `svhn_jax.predict.read_files` and `photos.open_full` do."""
   from svhn_jax import inference, predict, tasks
   from svhn_jax.datasets import photos
@@ -67,6 +70,9 @@ def measure(reader: str, locator: str | None, photos_path: str, limit: int | Non
                       "configs/numbers.py)")
   if locator is not None:
     predict.check_locator(locator)
+  elif refine_passes is not None:
+    raise ConfigError(f"--refine_passes={refine_passes}: the locator's passes; give it with "
+                      "--locator")
   split = photos.open_full(photos_path)
   records = split.photos[:limit] if limit else split.photos
   paths = [str(split.folder / record.name) for record in records]
@@ -83,7 +89,9 @@ def measure(reader: str, locator: str | None, photos_path: str, limit: int | Non
                for k in sorted(set(lengths.tolist()))}
   if locator is None:
     return {"read_true_box": mean(right_true), "by_length": by_length, "photos": len(paths)}
-  _, located = predict.read_files(reader, paths, locator=locator)
+  from svhn_jax.tasks import locate
+  refine = locate.check_refine(refine_passes)
+  _, located = predict.read_files(reader, paths, locator=locator, refine_passes=refine)
   found = boxes.corners(np.array([a["box"] for a in located], np.float64).reshape(-1, 4))
   overlap = boxes.iou(found, true)
   right_located = np.array([a["number"] == w for a, w in zip(located, wanted)])
@@ -95,7 +103,8 @@ def measure(reader: str, locator: str | None, photos_path: str, limit: int | Non
           "located_over_true": (mean(right_located) / mean(right_true)
                                 if right_true.any() else 0.0),
           "mean_iou": mean(overlap), "iou_at_least_0.5": mean(overlap >= 0.5),
-          "iou_at_least_0.7": mean(overlap >= 0.7), "by_length": by_length, "photos": len(paths)}
+          "iou_at_least_0.7": mean(overlap >= 0.7), "by_length": by_length, "photos": len(paths),
+          "refine_passes": refine}
 
 
 def _size(path: str) -> tuple[int, int]:
@@ -126,11 +135,15 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--limit", type=cli.whole_number(1), default=None,
                       help="read only the first N photos (default: all)")
   parser.add_argument("--figure", help="also draw the first 24 photos into this PNG")
+  parser.add_argument("--refine_passes", type=cli.whole_number(0), default=None,
+                      help="the locator's passes after the first, each on a window around the "
+                      "last box (default 1; 0: the whole photo's pass alone)")
   parser.add_argument("--json", action="store_true", help="print one JSON object")
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(message)s")
   with cli.user_errors():
-    scores = measure(args.reader, args.locator, args.photos, args.limit, args.figure)
+    scores = measure(args.reader, args.locator, args.photos, args.limit, args.figure,
+                     args.refine_passes)
   if args.json:
     print(json.dumps(scores))
   else:

@@ -108,6 +108,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.numbers.jitter = True
   # a crop narrower than min_aspect x its height is widened to that, about its centre (0: never)
   config.data.numbers.min_aspect = 0.0
+  # task=locate: zoomed views per training photo besides the whole photo, each a window around
+  # its number with random context (1.5-5x its size), letterboxed, so that one model also
+  # refines a box on a second look (datasets/located.py); 0: the whole photos only
+  config.data.locate = ml_collections.ConfigDict()
+  config.data.locate.zoom_views = 0
 
   config.train = ml_collections.ConfigDict()
   # The run's length: epochs (Keras's, each sees every sample) or total_steps (full batches

@@ -8,9 +8,12 @@ the photo's width and 15-60% of its height, anywhere in it, with more clutter li
 of letters (the number task's photos: 20-80% and 30-85%; SVHN's four sample photos 17-33% of
 the width); 2,000 training photos are carved off for validation. Each photo is letterboxed whole to
 54x54 (aspect ratio kept, padded) and the label is the box around all its digits as shares of that
-square; the model's 5 outputs are the box (its centre and size) and a predicted IoU as its
-confidence; the loss is DETR's mix of smooth-L1 and 1 - GIoU (arXiv 2005.12872; Rezatofighi et
-al. 2019) plus the confidence's cross-entropy. test_metrics.json: mean IoU, the shares with IoU
+square; each training photo also gives one zoomed view (config.data.locate.zoom_views=1: a window
+1.5-5x the number's size around it, letterboxed the same way), so that the same model refines its
+box in a second pass on a window around the first box (predict --refine_passes, default 1);
+the model's 5 outputs are the box (its centre and size) and a predicted IoU as its confidence;
+the loss is DETR's mix of smooth-L1 and 1 - GIoU (arXiv 2005.12872; Rezatofighi et al. 2019)
+plus the confidence's cross-entropy. test_metrics.json: mean IoU, the shares with IoU
 >= 0.5 ('accuracy') and >= 0.7.
 
 Counted in steps as configs/numbers.py (2,000 of batch 128, a 100-step warm-up, validation every
@@ -38,6 +41,9 @@ def get_config():
   config.data.synthetic.test = 3_000
   config.data.synthetic.photo_style = "scene"
   config.data.val_size = 2_000
+  # One zoomed view of each training photo's number besides the whole photo, so that the same
+  # model refines its box on a second look at a window around it (two passes, tasks/locate.py).
+  config.data.locate.zoom_views = 1
   config.train.epochs = None
   config.train.total_steps = 2_000
   config.train.warmup_steps = 100

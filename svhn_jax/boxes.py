@@ -13,6 +13,10 @@ edge, a photo of W x H pixels spanning [0, W] x [0, H] (as `house_numbers`):
 - `Letterbox`, `letterbox_geometry`, `letterbox`: a photo resized to a size x size square with
   its aspect ratio kept, centred and padded; `to_letterbox`, `from_letterbox` map a box's
   corners between the photo's pixels and shares of that square.
+- `context_window`, `window_pixels`, `to_window`, `from_window`: a window of the photo around a
+  box, with context on each side, in whole pixels (the locator's zoomed training views and its
+  second, refining pass, `tasks.locate`); its pixels; a box's corners between the photo's pixels
+  and the window's.
 - `iou`, `giou`: intersection over union and Rezatofighi et al. 2019's generalized IoU of
   corners (..., 4), numpy or JAX (jit-compatible) by the arrays given.
 
@@ -21,6 +25,7 @@ Numbers are float64 on the host (numpy); `iou` and `giou` keep their inputs' flo
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -169,6 +174,77 @@ def _affine(geometry: Letterbox) -> tuple[np.ndarray, np.ndarray]:
   scale = np.array([geometry.scale_x, geometry.scale_y] * 2, np.float64)
   offset = np.array([geometry.offset_x, geometry.offset_y] * 2, np.float64)
   return scale, offset
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows: a part of the photo around a box, looked at again (the locator's coarse-to-fine pass)
+
+def context_window(box: np.ndarray, photo_size: tuple[int, int], factor, place=(0.5, 0.5),
+                   min_size: float = 1.0) -> np.ndarray:
+  """Returns int64 (4,) corners (x0, y0, x1, y1) in whole photo pixels: a window around the
+  corners `box` (4,) (photo pixels) with context on each side, cut to the photo.
+
+  The window is `factor` (fx, fy), or one number for both, times the box's width and height
+  (each at least `min_size` pixels); `place` (px, py) in [0, 1] puts the box in it: its left
+  edge px of the spare width (window width - box width) right of the window's left edge (0: the
+  box at the window's left edge, 0.5: centred, 1: at its right edge), likewise down. Then the
+  window is widened outward to whole pixels (floor of x0, y0; ceil of x1, y1) and clipped to
+  [0, width] x [0, height], and on an axis where less than a pixel is left (a box lying outside
+  the photo) it becomes the photo's pixel nearest to it. So x0 < x1 and y0 < y1 always, and a box
+  inside the photo lies inside its window.
+
+  E.g. box (10, 20, 30, 30) in a 100 x 50 photo, factor 2, centred: 40 x 20 pixels at (0, 15,
+  40, 35); factor (3, 4), place (0, 1): 60 x 40 from (10, -10), cut to (10, 0, 70, 30).
+
+  Raises ValueError for a `box` not 4 finite values, a factor below 1 or not finite, a place
+  outside [0, 1], a negative or non-finite `min_size`, or a `photo_size` that is not two whole
+  numbers >= 1.
+  """
+  width, height = _photo_size(photo_size, "context_window")
+  box = np.asarray(box, np.float64)
+  factor = np.broadcast_to(np.asarray(factor, np.float64), (2,))
+  place = np.broadcast_to(np.asarray(place, np.float64), (2,))
+  if box.shape != (4,) or not np.isfinite(box).all():
+    raise ValueError(f"context_window: box must be 4 finite corners (x0, y0, x1, y1), got "
+                     f"{box.tolist()}")
+  if not (np.isfinite(factor).all() and (factor >= 1).all()):
+    raise ValueError(f"context_window: factor must be finite and at least 1, got "
+                     f"{factor.tolist()}")
+  if not ((place >= 0).all() and (place <= 1).all()):
+    raise ValueError(f"context_window: place must lie in [0, 1], got {place.tolist()}")
+  if not (math.isfinite(min_size) and min_size >= 0):
+    raise ValueError(f"context_window: min_size must be a finite number >= 0, got {min_size}")
+  size = np.maximum(box[2:] - box[:2], 0.0)
+  wanted = np.maximum(size * factor, min_size)
+  start = box[:2] - place * np.maximum(wanted - size, 0.0)
+  limit = np.array([width, height], np.float64)
+  low = np.clip(np.floor(start), 0, limit)
+  high = np.clip(np.ceil(start + wanted), 0, limit)
+  # Less than a pixel left (a box outside the photo): the photo's pixel nearest to it.
+  high = np.maximum(high, np.minimum(low + 1, limit))
+  low = np.minimum(low, high - 1)
+  return np.concatenate([low, high]).astype(np.int64)
+
+
+def window_pixels(photo: np.ndarray, window: np.ndarray) -> np.ndarray:
+  """The pixels of `photo` (H, W[, C]) inside `window`, whole-pixel corners (x0, y0, x1, y1)
+  (`context_window`'s): photo[y0:y1, x0:x1], a view, not a copy."""
+  x0, y0, x1, y1 = (int(v) for v in window)
+  return photo[y0:y1, x0:x1]
+
+
+def to_window(box: np.ndarray, window: np.ndarray) -> np.ndarray:
+  """float64 (..., 4): corners `box` (..., 4) in photo pixels as pixels of `window` (corners in
+  the photo's pixels) from its top-left corner: box - (x0, y0, x0, y0)."""
+  window = np.asarray(window, np.float64)
+  return np.asarray(box, np.float64) - np.concatenate([window[:2], window[:2]])
+
+
+def from_window(box: np.ndarray, window: np.ndarray) -> np.ndarray:
+  """float64 (..., 4): corners `box` (..., 4) in pixels of `window` as the photo's pixels (the
+  inverse of `to_window`): box + (x0, y0, x0, y0)."""
+  window = np.asarray(window, np.float64)
+  return np.asarray(box, np.float64) + np.concatenate([window[:2], window[:2]])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -226,7 +226,8 @@ _STUDY_MODELS = ({"model.name": Declares(models.REGISTRY, "block", None)},)
 # The number task's crops read config.data.numbers; it and the locator (whole photos) read the
 # photos' colour and how validation photos are carved.
 _NUMBERS = ({"task": Declares(tasks.REGISTRY, "data_kind", "number photos")},)
-_PHOTOS = (*_NUMBERS, {"task": Declares(tasks.REGISTRY, "data_kind", "whole photos")})
+_WHOLE_PHOTOS = ({"task": Declares(tasks.REGISTRY, "data_kind", "whole photos")},)
+_PHOTOS = (*_NUMBERS, *_WHOLE_PHOTOS)
 _COLOUR = ({"data.source": Declares(datasets.REGISTRY, "colors", "rgb")}, *_PHOTOS)
 _OFFICIAL_OR_NUMBERS = ({"data.source": Declares(datasets.REGISTRY, "official_splits", True)},
                         *_PHOTOS)
@@ -319,6 +320,9 @@ RUN_SCHEMA: dict[str, Field] = {
     # task=number: a crop narrower than min_aspect x its height is widened to it about its centre
     # (house_numbers.number_box; 0: never), training, validation, test and --box alike.
     "data.numbers.min_aspect": Field(float, low=0, default=0.0, applies_to=_NUMBERS),
+    # task=locate: zoomed views of each training photo's number besides the whole photo
+    # (datasets/located.py; 0: none).
+    "data.locate.zoom_views": Field(int, low=0, high=8, default=0, applies_to=_WHOLE_PHOTOS),
     # The run's length: exactly one of epochs and total_steps (the other None; `none` on the
     # command line). A step-counted run drops each epoch's last partial batch (big_vision's
     # way): every step has train.batch_size samples. More epochs or steps may be asked on resume

@@ -6,6 +6,7 @@
   python -m svhn_jax.predict --workdir=runs/numbers --box=12,30,80,41 photo.png
   python -m svhn_jax.predict --workdir=runs/locate street.jpg              # the number's box
   python -m svhn_jax.predict --workdir=runs/numbers --locator=runs/locate street.jpg
+  python -m svhn_jax.predict --workdir=runs/locate --refine_passes=0 street.jpg  # one pass
 
 `python -m svhn_jax.read` is the same program (its old name for numbers runs). What a file
 becomes and what is printed is the run's task's (`svhn_jax.tasks`, `Task.read_files` and
@@ -24,12 +25,14 @@ becomes and what is printed is the run's task's (`svhn_jax.tasks`, `Task.read_fi
   --json gives file, number, probability, length, length_probability, digits.
 - a locator run (config.task=locate, issue 31): prints the box found around the number, in the
   file's pixels (left,top,width,height), and its confidence (the IoU the locator predicts for
-  it); --json gives file, box, confidence.
+  it); --json gives file, box, confidence. The box is found coarse to fine: on the whole photo,
+  then --refine_passes times (default 1; 0: the first pass alone) on a window around the last
+  box (`tasks.locate.locate_photos`).
 - a numbers run with --locator=LOCATOR (the workdir of a locator run): each photo is located
-  by LOCATOR, and the box found is read as a --box would be (widened by the reader's
-  eval_margin); the line ends with the box and its confidence, --json adds 'box' and
-  'box_confidence'. A --box overrides the locator (which is then not run; its workdir is still
-  checked).
+  by LOCATOR (in its --refine_passes), and the box found is read as a --box would be (widened
+  by the reader's eval_margin); the line ends with the box and its confidence, --json adds
+  'box' and 'box_confidence'. A --box overrides the locator (which is then not run; its
+  workdir is still checked).
 
 The images, the options and the workdir are checked before JAX starts: a missing, unreadable,
 too large or non-image file, a --box the run's task does not take or that is not four numbers,
@@ -62,6 +65,9 @@ def define_flags() -> None:
   flags.DEFINE_string("locator", None, "The workdir of a locator run (config.task=locate): "
                       "find each photo's number with it, then read that box with --workdir's "
                       "numbers run.")
+  flags.DEFINE_integer("refine_passes", None, "Locator runs (--workdir or --locator): the "
+                       "passes after the first, each on a window around the last box found "
+                       "(default 1; 0: the whole photo's pass alone).")
   flags.mark_flags_as_required(["workdir"])
 
 
@@ -97,23 +103,33 @@ def check_locator(locator: str):
 
 
 def read_files(workdir: str, paths: Sequence[str], locator: str | None = None,
-               **options) -> tuple[object, list[dict]]:
+               refine_passes: int | None = None, **options) -> tuple[object, list[dict]]:
   """(the run's task, its answer per file of `paths`) for the run in `workdir`, `options` as the
   CLI's ('box': text or None). With `locator` (the workdir of a locator run) and no 'box', each
   file's box is found by it first and handed to the run's task as options['boxes'] (float64
   (N, 4), left, top, width, height in pixels, one per file); each answer then also holds 'box'
-  (that box) and 'box_confidence'. Raises CheckpointError for a workdir without a usable run,
-  ConfigError for an option the run's task does not take or a locator that is no locator run,
-  DataError for a file it cannot read; the files are read before the weights."""
+  (that box) and 'box_confidence'. `refine_passes` (None: the locator's default) goes to the
+  locator, `locator`'s or `workdir`'s run (options['refine_passes']). Raises CheckpointError for
+  a workdir without a usable run, ConfigError for an option the run's task does not take, a
+  locator that is no locator run or a --refine_passes without one, DataError for a file it
+  cannot read; the files are read before the weights."""
   config = inference.saved_config(workdir)
   task = tasks.get(config)
   options = {"box": None, **options}
+  finds_boxes = getattr(task, "finds_boxes", False)
+  if refine_passes is not None and locator is None and not finds_boxes:
+    raise ConfigError(f"--refine_passes={refine_passes}: --workdir={workdir} holds a run of "
+                      f"config.task={tasks.name_of(config)}, which finds no boxes; give it with "
+                      "--locator=LOCATOR, or --workdir a locator run")
   if locator is None:
+    if finds_boxes:
+      options["refine_passes"] = refine_passes
     return task, task.read_files(Path(workdir), config, paths, options)
   locator_config, locator_task = check_locator(locator)
   if options["box"] is not None:
     return task, task.read_files(Path(workdir), config, paths, options)
-  found = locator_task.read_files(Path(locator), locator_config, paths, {"box": None})
+  found = locator_task.read_files(Path(locator), locator_config, paths,
+                                  {"box": None, "refine_passes": refine_passes})
   boxes = np.array([answer["box"] for answer in found], np.float64).reshape(-1, 4)
   answers = task.read_files(Path(workdir), config, paths, {**options, "boxes": boxes})
   return task, [{**answer, "box": where["box"], "box_confidence": where["confidence"]}
@@ -124,7 +140,8 @@ def main(argv: list[str]) -> None:
   paths = argv[1:]
   if not paths:
     raise app.UsageError("Give one or more image files to read.")
-  task, answers = read_files(FLAGS.workdir, paths, locator=FLAGS.locator, box=FLAGS.box)
+  task, answers = read_files(FLAGS.workdir, paths, locator=FLAGS.locator,
+                             refine_passes=FLAGS.refine_passes, box=FLAGS.box)
   print("\n".join(lines(task, paths, answers, FLAGS.json)))
 
 

@@ -66,6 +66,7 @@ OUT_OF_RANGE = {
     "data.numbers.margin_high": (-0.1, "a number of at least 0"),
     "data.numbers.eval_margin": (-0.1, "a number of at least 0"),
     "data.numbers.min_aspect": (-0.5, "a number of at least 0"),
+    "data.locate.zoom_views": (-1, "a whole number of at least 0 at most 8"),
     "model.airbench.block1": (0, "a whole number of at least 1"),
     "model.airbench.block2": (0, "a whole number of at least 1"),
     "model.airbench.block3": (0, "a whole number of at least 1"),
@@ -354,8 +355,9 @@ def test_momentum_with_adam_is_refused_in_one_line():
 def shipped_and_varied():
   """Valid run configs between them reading and not reading every conditional field: the
   shipped ones, and the default with another source, optimizer or path."""
-  from configs import numbers, speedrun, wrn
+  from configs import locate, numbers, speedrun, wrn
   return [default.get_config(), wrn.get_config(), numbers.get_config(), speedrun.get_config(),
+          locate.get_config(),
           run_config(**{"train.lookahead.every": 5}),
           run_config(**{"data.source": "synthetic", "data.path": "/elsewhere/synthetic.h5"}),
           run_config(**{"data.source": "svhn_cropped"}),

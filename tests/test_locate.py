@@ -4,6 +4,7 @@ of any format, colour and size."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -316,3 +317,227 @@ def test_locate_then_read_refuses_a_reader_that_is_no_numbers_run_naming_reader(
   with pytest.raises(ConfigError, match=rf"^--reader={digits} holds a run of config\.task=digit; "
                                         r"expected the workdir of a numbers run"):
     locate_then_read.measure(str(digits), str(tmp_path / "none"), str(tmp_path / "photos"))
+  reader = fake_run(tmp_path / "reader", numbers_config.get_config())
+  with pytest.raises(ConfigError, match=r"^--refine_passes=0: the locator's passes; give it with "
+                                        "--locator"):
+    locate_then_read.measure(str(reader), None, str(tmp_path / "photos"), refine_passes=0)
+
+
+# Coarse to fine: the zoomed training views (datasets/located.py) and the refining pass
+# (tasks/locate.py's locate_photos).
+
+def test_a_context_window_is_the_box_times_a_factor_in_whole_pixels_cut_to_the_photo():
+  window = boxes.context_window
+  # The docstring's: 2x centred, then (3, 4) with the box at the left and the bottom, cut.
+  assert window([10, 20, 30, 30], (100, 50), 2).tolist() == [0, 15, 40, 35]
+  assert window([10, 20, 30, 30], (100, 50), (3, 4), (0, 1)).tolist() == [10, 0, 70, 30]
+  # Outward to whole pixels: 2.5 x (20 x 10) centred on (80, 40, 100, 50) is [65, 115] x
+  # [32.5, 57.5], so y [32, 58].
+  assert window([80, 40, 100, 50], (200, 100), 2.5).tolist() == [65, 32, 115, 58]
+  # At least min_size a side: a 2-pixel box in a 16-pixel window.
+  assert window([50, 50, 52, 52], (200, 100), 2.5, min_size=16).tolist() == [43, 43, 59, 59]
+  # A box outside the photo: the photo's nearest pixel, never an empty window.
+  assert window([210, 20, 230, 30], (200, 100), 1).tolist() == [199, 20, 200, 30]
+  for bad, match in (({"factor": 0.5}, "factor"), ({"place": (0, 2)}, "place"),
+                     ({"min_size": -1.0}, "min_size")):
+    with pytest.raises(ValueError, match=f"context_window: {match}"):
+      window([10, 20, 30, 30], (100, 50), **{"factor": 2, **bad})
+  with pytest.raises(ValueError, match="context_window: box"):
+    window([10, 20, 30], (100, 50), 2)
+  box = np.array([70.0, 35.5, 101.25, 50.0])
+  np.testing.assert_array_equal(boxes.to_window(box, [65, 32, 115, 58]), [5, 3.5, 36.25, 18])
+  np.testing.assert_array_equal(boxes.from_window(boxes.to_window(box, [65, 32, 115, 58]),
+                                                  [65, 32, 115, 58]), box)
+  photo = np.arange(100 * 200).reshape(100, 200)
+  np.testing.assert_array_equal(boxes.window_pixels(photo, [65, 32, 115, 58]),
+                                photo[32:58, 65:115])
+
+
+# The hand-computed case shared by the zoomed view and the refining pass: a 200 x 100 photo, its
+# number's box (80, 40, 100, 50), the window 2.5 times it, (65, 32, 115, 58): 50 x 26 pixels,
+# letterboxed at 54 / 50 = 1.08 across, 28 / 26 down (28 rows, 13 above).
+_PHOTO_SIZE = (200, 100)
+_NUMBER = [80.0, 40.0, 100.0, 50.0]
+_WINDOW = [65, 32, 115, 58]
+
+
+def _photo_with_number():
+  from svhn_jax.datasets.photos import Photo
+  pixels = np.random.default_rng(0).integers(0, 256, (100, 200, 3), dtype=np.uint8)
+  photo = Photo("1.png", np.array([1, 2], np.int32),
+                np.array([[80, 40, 10, 10], [90, 42, 10, 8]], np.float32))
+  return photo, pixels
+
+
+def test_a_zoomed_view_is_the_letterboxed_window_with_the_number_box_in_its_shares(monkeypatch):
+  photo, pixels = _photo_with_number()
+  monkeypatch.setattr(located, "zoom_window", lambda union, size, rng: np.array(_WINDOW))
+  images, labels = located.photo_arrays([(photo, pixels)], color="rgb", zoom_views=1)
+  assert images.shape == (2, 54, 54, 3) and labels.shape == (2, 4)
+  np.testing.assert_array_equal(images[1], boxes.letterbox(pixels[32:58, 65:115], 54, "rgb")[0])
+  # In the window the number is (15, 8, 35, 18): x 15 x 1.08 / 54 = 0.3 and 0.7; y (8 x 28 / 26
+  # + 13) / 54 and (18 x 28 / 26 + 13) / 54.
+  want = [0.3, (8 * 28 / 26 + 13) / 54, 0.7, (18 * 28 / 26 + 13) / 54]
+  np.testing.assert_allclose(labels[1], want, rtol=1e-6)
+  # The whole photo's row is as without views.
+  alone = located.photo_arrays([(photo, pixels)], color="rgb")
+  np.testing.assert_array_equal(images[:1], alone[0])
+  np.testing.assert_array_equal(labels[:1], alone[1])
+
+
+def test_zoomed_views_are_seeded_and_none_gives_the_arrays_of_before():
+  import hashlib
+  pairs = list(synthetic_photos.generate(3, seed=5, split="test"))
+  digest = lambda arrays: hashlib.sha1(arrays[0].tobytes() + arrays[1].tobytes()).hexdigest()
+  # Today's arrays, bit for bit (digests of photo_arrays before zoomed views existed).
+  assert digest(located.photo_arrays(pairs, color="rgb", zoom_views=0, seed=(9,))) == (
+      "9fbb4b48318bd8b781c293ee9773634fc88b964b")
+  assert digest(located.photo_arrays(pairs, color="grey")) == (
+      "d7209cd5f27dc4adf37d428f60ef114d1deae1ba")
+  ids = [4, 7, 11]
+  first = located.photo_arrays(pairs, color="grey", zoom_views=2, seed=(3, 1), ids=ids)
+  again = located.photo_arrays(pairs, color="grey", zoom_views=2, seed=(3, 1), ids=ids)
+  other = located.photo_arrays(pairs, color="grey", zoom_views=2, seed=(4, 1), ids=ids)
+  assert first[0].shape == (9, 54, 54) and digest(first) == digest(again)
+  assert digest(first) != digest(other)
+  np.testing.assert_array_equal(first[1][:3], other[1][:3])  # the whole photos: no draws
+  # Each view (photo-major after the whole photos) is the documented draw's window, and its
+  # label maps back to the number's box in the photo.
+  for i, (photo, pixels) in enumerate(pairs):
+    size = (pixels.shape[1], pixels.shape[0])
+    union = boxes.clip_corners(boxes.union_box(photo.boxes), size)
+    for view in range(2):
+      window = located.zoom_window(union, size, np.random.default_rng([3, 1, ids[i], view]))
+      image, geometry = boxes.letterbox(boxes.window_pixels(pixels, window), 54, "grey")
+      row = 3 + 2 * i + view
+      np.testing.assert_array_equal(first[0][row], image)
+      back = boxes.from_window(boxes.from_letterbox(first[1][row], geometry), window)
+      np.testing.assert_allclose(back, union, atol=0.05)
+      sides = (window[2:] - window[:2]) / (union[2:] - union[:2])
+      assert (window[:2] <= union[:2]).all() and (union[2:] <= window[2:]).all()
+      # 1.5-5x the number, widened to whole pixels, cut to the photo, at least 16 pixels.
+      assert ((sides <= 5 + 2 / (union[2:] - union[:2]))
+              | (window[2:] - window[:2] <= located.ZOOM_MIN_PIXELS + 1)).all()
+  with pytest.raises(ValueError, match="zoom_views"):
+    located.photo_arrays(pairs, zoom_views=-1)
+
+
+def test_the_locators_data_adds_zoomed_training_views_and_keeps_validation_and_test(cache):
+  from svhn_jax.datasets import sources
+  config = locate_config.get_config()
+  config.update_from_flattened_dict({**OVERRIDES, "data.cache_dir": str(cache)})
+  assert config.data.locate.zoom_views == 1
+  zoomed, _ = sources.load_located(config.data)
+  config.data.locate.zoom_views = 0
+  whole, _ = sources.load_located(config.data)
+  assert len(whole.train.images) == 32 and len(zoomed.train.images) == 64
+  np.testing.assert_array_equal(zoomed.train.images[:32], whole.train.images)
+  np.testing.assert_array_equal(zoomed.train.labels[:32], whole.train.labels)
+  for name in ("val", "test"):
+    np.testing.assert_array_equal(getattr(zoomed, name).images, getattr(whole, name).images)
+  assert ((0 <= zoomed.train.labels) & (zoomed.train.labels <= 1)).all()
+  # A zoomed view shows the number larger than the whole photo does.
+  area = lambda labels: (labels[:, 2] - labels[:, 0]) * (labels[:, 3] - labels[:, 1])
+  assert np.median(area(zoomed.train.labels[32:])) > 2 * np.median(area(whole.train.labels))
+  with pytest.raises(ConfigError, match=r"^config\.data\.locate\.zoom_views=9: expected a whole "
+                     "number of at least 0 at most 8$"):
+    validated(**{"data.locate.zoom_views": 9})
+  numbers = numbers_config.get_config()
+  numbers.data.locate.zoom_views = 1
+  with pytest.raises(ConfigError, match=r"^config\.data\.locate\.zoom_views=1: only read with "
+                     "config.task=locate"):
+    config_lib.validate(numbers)
+
+
+def _letterbox_logits(corners, photo_size, window, confidence_logit=0.0):
+  """The logits (1, 5) of a locator that finds `corners` (photo pixels) in the letterbox of
+  `window` of a photo of `photo_size`."""
+  geometry = boxes.letterbox_geometry((window[2] - window[0], window[3] - window[1]), 54)
+  shares = boxes.to_letterbox(boxes.to_window(corners, window), geometry)
+  logits = logits_of(shares).astype(np.float64)
+  logits[:, 4] = confidence_logit
+  return logits
+
+
+def test_the_refining_pass_looks_at_a_window_around_the_first_box_and_maps_back():
+  _, pixels = _photo_with_number()
+  seen = []
+  # Pass 1 (the whole photo, letterboxed at 0.27 with 13 rows above) finds the number's box;
+  # pass 2 the middle half of its window's letterbox: x 13.5 / 1.08 = 12.5 and 40.5 / 1.08 =
+  # 37.5, y (13.5 - 13) x 26 / 28 and (40.5 - 13) x 26 / 28 in the window.
+  passes = [_letterbox_logits(_NUMBER, _PHOTO_SIZE, [0, 0, 200, 100], 1.0),
+            np.array([[0.0, 0.0, 0.0, 0.0, 2.0]])]
+
+  def fake(images):
+    seen.append(images)
+    return passes[len(seen) - 1]
+
+  found, confidence = locate.locate_photos(fake, [pixels], "grey", refine=1)
+  np.testing.assert_array_equal(seen[0][0], boxes.letterbox(pixels, 54, "grey")[0])
+  np.testing.assert_array_equal(seen[1][0], boxes.letterbox(pixels[32:58, 65:115], 54, "grey")[0])
+  want = [65 + 12.5, 32 + 0.5 * 26 / 28, 65 + 37.5, 32 + 27.5 * 26 / 28]
+  np.testing.assert_allclose(found[0], want, rtol=1e-9)
+  np.testing.assert_allclose(confidence, [1 / (1 + math.exp(-2))])
+  assert locate.refine_window(np.array(_NUMBER), _PHOTO_SIZE).tolist() == _WINDOW
+  # One pass: the first box and its confidence, the model called once.
+  seen.clear()
+  found, confidence = locate.locate_photos(fake, [pixels], "grey", refine=0)
+  np.testing.assert_allclose(found[0], _NUMBER, atol=1e-9)
+  np.testing.assert_allclose(confidence, [1 / (1 + math.exp(-1))])
+  assert len(seen) == 1
+  with pytest.raises(ValueError, match="refine"):
+    locate.locate_photos(fake, [pixels], "grey", refine=-1)
+
+
+def test_predict_reads_the_refined_box_and_refine_passes_0_the_first(monkeypatch, tmp_path):
+  from svhn_jax import inference
+  _, pixels = _photo_with_number()
+  path = tmp_path / "photo.png"
+  Image.fromarray(pixels).save(path)
+  workdir = fake_run(tmp_path / "locator", locate_config.get_config())
+  calls = []
+
+  def run_logits(run, images):
+    calls.append(len(images))
+    return (_letterbox_logits(_NUMBER, _PHOTO_SIZE, [0, 0, 200, 100], 1.0) if len(calls) == 1
+            else np.array([[0.0, 0.0, 0.0, 0.0, 2.0]]))
+
+  monkeypatch.setattr(inference, "load_run", lambda workdir: "weights")
+  monkeypatch.setattr(inference, "run_logits", run_logits)
+  task, answers = predict.read_files(str(workdir), [str(path)])
+  assert task is LOCATE and calls == [1, 1]
+  left, top = 77.5, 32 + 0.5 * 26 / 28
+  np.testing.assert_allclose(answers[0]["box"], [left, top, 25, 32 + 27.5 * 26 / 28 - top],
+                             atol=0.006)
+  assert answers[0]["confidence"] == pytest.approx(1 / (1 + math.exp(-2)))
+  calls.clear()
+  _, answers = predict.read_files(str(workdir), [str(path)], refine_passes=0)
+  assert calls == [1] and answers[0]["box"] == pytest.approx([80, 40, 20, 10], abs=0.006)
+  with pytest.raises(ConfigError, match=r"^--refine_passes=-1: expected a whole number"):
+    predict.read_files(str(workdir), [str(path)], refine_passes=-1)
+  reader = fake_run(tmp_path / "reader", numbers_config.get_config())
+  with pytest.raises(ConfigError, match=r"^--refine_passes=0: --workdir=.* holds a run of "
+                     r"config\.task=number, which finds no boxes; give it with --locator"):
+    predict.read_files(str(reader), [str(path)], refine_passes=0)
+
+
+def test_a_locator_reads_any_photo_file_in_one_or_three_passes(finished, photos):
+  names = ("colour_png", "grey_jpeg", "odd_png", "tiny_png", "tall_jpeg")
+  for refine in (0, 2):
+    _, answers = predict.read_files(str(finished), [str(photos[n]) for n in names],
+                                    refine_passes=refine)
+    for name, answer in zip(names, answers):
+      width, height = Image.open(photos[name]).size
+      left, top, box_w, box_h = answer["box"]
+      assert set(answer) == {"box", "confidence"} and 0 <= answer["confidence"] <= 1
+      assert 0 <= left <= left + box_w <= width + 1e-6
+      assert 0 <= top <= top + box_h <= height + 1e-6
+  results = run_clis([["svhn_jax.predict", f"--workdir={finished}", "--json",
+                       "--refine_passes=0", str(photos["odd_png"])],
+                      ["svhn_jax.predict", f"--workdir={finished}", "--refine_passes=-2",
+                       str(photos["odd_png"])]])
+  assert results[0].returncode == 0
+  assert set(json.loads(results[0].stdout)) == {"file", "box", "confidence"}
+  assert results[1].returncode != 0 and results[1].stdout == ""
+  assert len(results[1].stderr.strip().splitlines()) == 1, results[1].stderr
+  assert results[1].stderr.startswith("error: --refine_passes=-2: expected a whole number")

@@ -89,7 +89,8 @@ top, width, height in the file's pixels) and a 'confidence' per file (the locato
 runs such a run's `read_files` first and hands the boxes to the reader's `read_files` as
 `options['boxes']` (float64 (N, 4), one per path, beside the one 'box' for all of --box), so a
 number task reads the located number as it reads a given --box; a task that takes no boxes
-raises ConfigError naming --locator. Neither task knows the other: the CLI joins the answers.
+raises ConfigError naming --locator. A task that finds boxes also takes options['refine_passes']
+(--refine_passes: its passes after the first, None for its default). Neither task knows the other: the CLI joins the answers.
 """
 
 from __future__ import annotations

@@ -24,10 +24,17 @@ stopping and the plateau schedule work unchanged; the test report adds mean IoU 
 at IoU >= 0.7 (`box_scores`). IoU is measured in the letterbox, which equals IoU in the photo's
 pixels: letterboxing maps each axis by x -> a x + b (a > 0), which scales every area alike.
 
+Reading a photo is coarse to fine (`locate_photos`): a first pass on the whole photo's letterbox,
+where a number 8% of a photo's width is 4 pixels wide, then REFINE_PASSES (1) more of the same
+model on a window around the box found, REFINE_CONTEXT (2.5) times its size, letterboxed to
+54x54 in turn (the zoomed views of `datasets.located` train the model for it). The test report
+(test_metrics.json) scores the first pass on the whole photos only.
+
 `python -m svhn_jax.predict --workdir=LOCATOR photo.png` prints per photo the box found in the
-file's pixels (left, top, width, height, as format 1's) and its confidence; --json gives
-{'file', 'box', 'confidence'}. With --locator=LOCATOR and --workdir=READER (a numbers run) the
-predict CLI reads the number in the box found (`svhn_jax.predict`).
+file's pixels (left, top, width, height, as format 1's) and its confidence (the last pass's);
+--json gives {'file', 'box', 'confidence'}; --refine_passes=0 gives the first pass's. With
+--locator=LOCATOR and --workdir=READER (a numbers run) the predict CLI reads the number in the
+box found (`svhn_jax.predict`).
 """
 
 from __future__ import annotations
@@ -61,6 +68,13 @@ PHOTO_SOURCES = number.PHOTO_SOURCES
 _GEOMETRIC = ("translate", "distort.scale", "distort.aspect", "distort.rotation",
               "distort.shear")
 _GRID = 36  # test photos drawn in figures/located.png
+# Coarse to fine (`locate_photos`): passes after the first, each on the window around the last
+# box with REFINE_CONTEXT times its width and height (inside the zoomed training views' 1.5-5,
+# `datasets.located.ZOOM_FACTORS`), at least REFINE_MIN_PIXELS a side.
+REFINE_PASSES = 1
+REFINE_CONTEXT = 2.5
+REFINE_MIN_PIXELS = 16
+_FILES_AT_ONCE = 256  # photo files held in memory at once by `locate_files`
 
 
 def raw_boxes(logits):
@@ -267,13 +281,17 @@ class LocateTask:
                f"carved for validation) and {sizes['test']:,} test (seed {sizes['seed']})")
     else:
       where = "SVHN's format 1 photos"
-    return f"{where}, whole, letterboxed to 54x54, {data['color']}"
+    views = data.get("locate", {}).get("zoom_views", 0)
+    zoom = (f", each training photo with {views} zoomed view{'s' * (views > 1)} of its number"
+            if views else "")
+    return f"{where}, whole, letterboxed to 54x54{zoom}, {data['color']}"
 
   def read_files(self, workdir: Path, config, paths: Sequence[str],
                  options: Mapping[str, Any]) -> list[dict]:
     """`locate_files`: {'box': [left, top, width, height] in the file's pixels, cut to the photo,
-    'confidence': the predicted IoU} per file. Raises ConfigError for a --box (a locator finds
-    the box) or a locator's boxes (options['boxes']), DataError for a file it cannot read
+    'confidence': the predicted IoU} per file, in 1 + options['refine_passes'] passes (None:
+    REFINE_PASSES). Raises ConfigError for a --box (a locator finds the box), a locator's boxes
+    (options['boxes']) or a bad --refine_passes, DataError for a file it cannot read
     (before the weights), CheckpointError for a workdir without usable weights."""
     if options.get("box") is not None:
       raise ConfigError(f"--box: --workdir={workdir} holds a locator run (config.task=locate), "
@@ -281,7 +299,7 @@ class LocateTask:
     if options.get("boxes") is not None:
       raise ConfigError(f"--locator: --workdir={workdir} holds a locator run (config.task="
                         "locate), not a reader; give --workdir a numbers run")
-    return locate_files(workdir, config, paths)
+    return locate_files(workdir, config, paths, options.get("refine_passes"))
 
   def answer_line(self, path: str, answer: dict) -> str:
     """'file: box left,top,width,height (confidence c%)'."""
@@ -309,30 +327,91 @@ class LocateTask:
 LOCATE = LocateTask()
 
 
-def locate_files(workdir: Path, config, paths: Sequence[str]) -> list[dict]:
-  """The box the locator run in `workdir` (its saved `config`) finds in each image file of
-  `paths`: [{'box': [left, top, width, height] in the file's pixels, cut to the photo and at
-  least a pixel wide and high (`house_numbers.clip_box`), 'confidence'}]. Each file is read in
-  colour (`images.read_photo`: any format, mode, size) and letterboxed as the run's data was
-  (`boxes.letterbox`, in config.data.color); all are read before the weights (DataError naming
-  a file it cannot read)."""
-  from svhn_jax import images, inference
+def locate_photos(logits_of: Callable[[np.ndarray], np.ndarray], photos: Sequence[np.ndarray],
+                  color: str, refine: int = REFINE_PASSES) -> tuple[np.ndarray, np.ndarray]:
+  """(corners float64 (N, 4) in each photo's pixels, not cut to the photo; confidences float64
+  (N,)): the number's box in each of `photos` (uint8 (H, W, 3) or (H, W), any sizes), found in
+  1 + `refine` passes of the same locator, coarse to fine (the cascade of Viola & Jones 2001,
+  here one model at every scale: `datasets.located`'s zoomed training views).
+
+  Pass 1 looks at the whole photo, `boxes.letterbox`ed to 54x54 in `color`; each further pass at
+  the window around the previous pass's box (cut to the photo) with REFINE_CONTEXT times its
+  width and height, at least REFINE_MIN_PIXELS a side, centred (`boxes.context_window`),
+  letterboxed the same way. Each pass's box (`predicted_boxes`) is mapped back from its
+  letterbox (`boxes.from_letterbox`) and window (`boxes.from_window`) to the photo's pixels; the
+  boxes and confidences returned are the last pass's. `logits_of` maps uint8 (N, 54, 54[, 3])
+  letterboxes to their logits (N, 5), the run's weights bound (one call per pass); refine=0 is
+  the one-pass locator. Raises ValueError for a negative `refine`."""
   from svhn_jax.datasets.located import SIZE
-  pictures, geometries, sizes = [], [], []
-  for path in paths:
-    pixels = images.read_photo(path)
-    picture, geometry = boxes.letterbox(pixels, SIZE, config.data.color)
-    pictures.append(picture)
-    geometries.append(geometry)
-    sizes.append((pixels.shape[1], pixels.shape[0]))
-  logits = inference.run_logits(inference.load_run(workdir), np.stack(pictures))
-  found = predicted_boxes(np.asarray(logits, np.float64))
+  if int(refine) != refine or refine < 0:
+    raise ValueError(f"locate_photos: refine must be a whole number >= 0, got {refine}")
+  sizes = [(photo.shape[1], photo.shape[0]) for photo in photos]
+  windows = [np.array([0, 0, width, height], np.int64) for width, height in sizes]
+  found = np.zeros((len(photos), 4))
+  confidence = np.zeros(len(photos))
+  for step in range(1 + int(refine)):
+    if step:
+      windows = [refine_window(box, size) for box, size in zip(found, sizes)]
+    views = [boxes.letterbox(boxes.window_pixels(photo, window), SIZE, color)
+             for photo, window in zip(photos, windows)]
+    if not views:
+      break
+    logits = np.asarray(logits_of(np.stack([image for image, _ in views])), np.float64)
+    in_views = predicted_boxes(logits)
+    found = np.stack([boxes.from_window(boxes.from_letterbox(box, geometry), window)
+                      for box, (_, geometry), window in zip(in_views, views, windows)])
+    confidence = confidences(logits)
+  return found, np.asarray(confidence, np.float64)
+
+
+def refine_window(box: np.ndarray, photo_size: tuple[int, int]) -> np.ndarray:
+  """int64 (4,) whole-pixel corners of the window a refining pass looks at around corners `box`
+  (photo pixels) in a photo of `photo_size` = (width, height): the box cut to the photo, then
+  REFINE_CONTEXT times its width and height, at least REFINE_MIN_PIXELS, centred on it and cut to
+  the photo (`boxes.context_window`)."""
+  return boxes.context_window(boxes.clip_corners(box, photo_size), photo_size, REFINE_CONTEXT,
+                              min_size=REFINE_MIN_PIXELS)
+
+
+def check_refine(refine: Any) -> int:
+  """`refine` (--refine_passes) as an int, or REFINE_PASSES for None. Raises ConfigError, one line
+  naming --refine_passes, for anything but a whole number >= 0."""
+  if refine is None:
+    return REFINE_PASSES
+  if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+    raise ConfigError(f"--refine_passes={refine}: expected a whole number of at least 0 (the "
+                      "locator's passes after the first, on a window around its box)")
+  return int(refine)
+
+
+def locate_files(workdir: Path, config, paths: Sequence[str],
+                 refine: int | None = None) -> list[dict]:
+  """The box the locator run in `workdir` (its saved `config`) finds in each image file of
+  `paths` in 1 + `refine` passes (`locate_photos`; None: REFINE_PASSES): [{'box': [left, top,
+  width, height] in the file's pixels, cut to the photo and at least a pixel wide and high
+  (`house_numbers.clip_box`), 'confidence': the last pass's}]. Each file is read in colour
+  (`images.read_photo`: any format, mode, size) and letterboxed as the run's data was (in
+  config.data.color). Files are read _FILES_AT_ONCE at a time (a refining pass looks at the photo
+  again; memory stays bounded), the first of them before the weights (DataError naming a file it
+  cannot read; CheckpointError for a workdir without usable weights; ConfigError for a bad
+  `refine`)."""
+  from svhn_jax import images, inference
+  refine = check_refine(refine)
+  run = []
+
+  def logits_of(pictures: np.ndarray) -> np.ndarray:
+    if not run:
+      run.append(inference.load_run(workdir))
+    return inference.run_logits(run[0], pictures)
+
   answers = []
-  for box, geometry, size, confidence in zip(found, geometries, sizes, confidences(
-      np.asarray(logits, np.float64))):
-    photo_box = house_numbers.clip_box(boxes.ltwh(boxes.from_letterbox(box, geometry)), size)
-    answers.append({"box": [round(float(v), 2) for v in photo_box],
-                    "confidence": float(confidence)})
+  for start in range(0, len(paths), _FILES_AT_ONCE):
+    chunk = [images.read_photo(path) for path in paths[start:start + _FILES_AT_ONCE]]
+    found, confidence = locate_photos(logits_of, chunk, config.data.color, refine)
+    for box, photo, sure in zip(found, chunk, confidence):
+      size = (photo.shape[1], photo.shape[0])
+      photo_box = house_numbers.clip_box(boxes.ltwh(box), size)
+      answers.append({"box": [round(float(v), 2) for v in photo_box], "confidence": float(sure)})
   return answers
 
 
