@@ -10,6 +10,8 @@ target selects on test noise); the training seconds are the whole run's.
       --config.train.epochs=10
   python benchmarks/time_to_accuracy.py --config=configs/speedrun.py --seeds=5 --fixed_length \\
       --config.data.source=synthetic
+  python benchmarks/time_to_accuracy.py --config=configs/speedrun.py --seeds=3 --fixed_length \\
+      --config.data.source=synthetic --baseline=cnn2   # and the ratio to CNN2's seconds
 
 The clock counts training only: each epoch's steps, synchronized with `block_until_ready`.
 Compilation (a throwaway first epoch on a copy of the state compiles every program), the model's
@@ -49,6 +51,12 @@ flags.DEFINE_integer("seeds", 3, "Seeds to time: config.seed, config.seed + 1, .
                      lower_bound=1)
 flags.DEFINE_list("targets", ["0.9222", "0.95"], "Test accuracies to time: fractions in (0, 1] "
                   "or percents in (1, 100] (0.95 and 95 are the same target).")
+flags.DEFINE_string("baseline", None, "Also time this config of configs/ (a module name, e.g. "
+                    "cnn2) on the same data, each seed until it first reaches each target, and "
+                    "print the ratio of the two configs' training seconds per target: a speed-up "
+                    "measured in one run.")
+flags.DEFINE_integer("baseline_epochs", None, "The baseline's epochs at most (default: its "
+                     "config's).", lower_bound=1)
 flags.DEFINE_bool("fixed_length", False, "Train every seed for all of config.train.epochs, score "
                   "the test split once at the end, and report the mean final accuracy against "
                   "each target (airbench's measure) rather than each seed's first crossing.")
@@ -187,6 +195,7 @@ def main(argv):
     raise ConfigError(f"config.task={config.task!r}: this benchmark times digit classifiers to a "
                       "digit accuracy; expected a digit run config (config.task=digit)")
   targets = parse_targets(FLAGS.targets)
+  baseline = baseline_config(FLAGS.baseline, config, FLAGS.baseline_epochs)
   task = tasks.get(config)
   loaded = sources.Loaded(*task.load(config))
   dataset, _, _ = loaded.take()
@@ -202,7 +211,67 @@ def main(argv):
              for k in range(FLAGS.seeds)]
   print("model build seconds (data statistics included): "
         + ", ".join(f"{r['build_s']:.2f}" for r in results))
-  if FLAGS.fixed_length:
+  report(results, targets, FLAGS.fixed_length)
+  if baseline is None:
+    return
+  print(f"\nbaseline configs/{FLAGS.baseline}.py ({baseline.model.name}), same data, "
+        f"at most {baseline.train.epochs} epochs:", flush=True)
+  base = [time_seed(baseline, baseline.seed + k, (train_split, val, test), targets)
+          for k in range(FLAGS.seeds)]
+  report(base, targets, False)
+  print("\n" + "\n".join(speedup_lines(results, base, targets, FLAGS.fixed_length)))
+
+
+def baseline_config(name: str | None, config, epochs: int | None):
+  """configs/`name`.py's config on `config`'s data (config.data copied), with at most `epochs`
+  epochs if given; None for no name. Raises ConfigError naming --baseline for no such config or
+  one that is no digit classifier."""
+  if name is None:
+    return None
+  import importlib
+  try:
+    module = importlib.import_module(f"configs.{name}")
+  except ModuleNotFoundError:
+    raise ConfigError(f"--baseline={name}: no configs/{name}.py; expected the name of a config "
+                      "file in configs/, e.g. cnn2") from None
+  baseline = module.get_config()
+  baseline.data = config.data
+  if epochs is not None:
+    baseline.train.epochs = epochs
+  config_lib.validate(baseline)
+  if not tasks.same(baseline, "digit"):
+    raise ConfigError(f"--baseline={name}: config.task={baseline.task!r}; expected a digit run "
+                      "config")
+  return baseline
+
+
+def speedup_lines(results: list[dict], base: list[dict], targets: list[float],
+                  fixed_length: bool) -> list[str]:
+  """Per target, the config's training seconds (the mean over seeds of the whole fixed-length
+  run when its mean final accuracy reaches the target; else of each seed's first crossing, when
+  every seed reached it), the baseline's (the mean of each seed's first crossing, when every
+  seed reached it) and their ratio, baseline over config (above 1: the config is faster)."""
+  mean = lambda xs: sum(xs) / len(xs)
+  lines = [f"{'target':>8}  {'config s':>10}  {'baseline s':>10}  {'baseline / config':>17}"]
+  for target in targets:
+    if fixed_length:
+      ours = (mean([r["train_s"] for r in results])
+              if mean([r["final_accuracy"] for r in results]) >= target else None)
+    else:
+      hits = [r["reached"][target] for r in results]
+      ours = mean([h[0] for h in hits]) if all(h is not None for h in hits) else None
+    theirs = [r["reached"][target] for r in base]
+    theirs = mean([h[0] for h in theirs]) if all(h is not None for h in theirs) else None
+    show = lambda x: "-" if x is None else f"{x:.2f}"
+    ratio = "-" if ours is None or theirs is None else f"{theirs / ours:.2f}"
+    lines.append(f"{target:8.2%}  {show(ours):>10}  {show(theirs):>10}  {ratio:>17}")
+  return lines
+
+
+def report(results: list[dict], targets: list[float], fixed_length: bool) -> None:
+  """Prints the seeds' table: fixed_length_table, or per target the seeds that first reached it,
+  their seconds and epochs; then the compile seconds and final accuracies."""
+  if fixed_length:
     print("\n" + "\n".join(fixed_length_table(results, targets)))
     print("compile seconds: " + ", ".join(f"{r['compile_s']:.2f}" for r in results))
     return

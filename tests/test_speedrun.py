@@ -123,7 +123,13 @@ def test_lookahead_inside_the_configured_optimizer_keeps_its_rate_and_count():
 def test_the_speedrun_config_resolves_and_refuses_nonsense_in_one_line():
   config = speedrun.get_config()
   config_lib.validate(config)
-  assert config.train.early_stopping.enabled is False and config.train.epochs == 8
+  assert config.train.early_stopping.enabled is False and config.train.epochs == 3
+  assert config.train.learning_rate == pytest.approx(0.67 * config.train.batch_size)
+  config.update_from_flattened_dict(speedrun.AIRBENCH_WIDTHS)
+  config_lib.validate(config)
+  assert (config.model.airbench.block2, config.train.batch_size, config.train.epochs) == (
+      256, 2000, 8)
+  assert config.train.learning_rate == pytest.approx(0.67 * config.train.batch_size)
   bad = [("train.bias_lr_multiplier", 0.0), ("train.muon.ns_steps", 0),
          ("model.airbench.bn_momentum", 1.0), ("model.airbench.block2", 0),
          ("train.lookahead.decay", 0.5)]  # decay without lookahead: not read
