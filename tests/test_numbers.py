@@ -319,16 +319,25 @@ def test_a_replaced_photo_in_a_folder_is_cropped_again(tmp_path, monkeypatch):
 
 
 def test_the_epoch_counted_numbers_config_of_before_is_its_overrides():
-  """configs/numbers.py counts steps since issue 30; EPOCH_COUNTED gives back the config that
-  README's 7-epoch result was run with, field for field."""
+  """configs/numbers.py counts steps since issue 30 and reads with CTC; SMALL_POSITIONAL and
+  EPOCH_COUNTED give back the configs README's earlier results were run with, field for field
+  (written out here as they were)."""
+  from configs import default
   config = numbers.get_config()
   assert (config.train.epochs, config.train.total_steps, config.train.warmup_steps,
-          config.train.eval_every_steps) == (None, 2000, 100, 250)
+          config.train.eval_every_steps) == (None, 2400, 100, 250)
+  assert config.model.reader.size == "ctc" and config.data.numbers.min_aspect == 1.0
+  before = default.get_config()
+  before.task, before.model.name, before.data.source = "number", "multidigit", "synthetic"
+  before.data.synthetic.update({"train": 24_000, "test": 3_000})
+  before.data.val_size = 2_000
+  before.train.update({"epochs": None, "total_steps": 2_000, "warmup_steps": 100,
+                       "eval_every_steps": 250, "batch_size": 128, "learning_rate": 2e-3,
+                       "schedule": "onecycle", "warmup_epochs": 0.0, "eval_batch_size": 128})
+  config.update_from_flattened_dict(numbers.SMALL_POSITIONAL)
+  assert config.to_dict() == before.to_dict()
   config.update_from_flattened_dict(numbers.EPOCH_COUNTED)
-  before = numbers.get_config()
   before.train.update({"epochs": 7, "total_steps": None, "warmup_steps": None,
                        "eval_every_steps": None, "warmup_epochs": 0.5})
   assert config.to_dict() == before.to_dict()
-  assert (config.train.epochs, config.train.warmup_epochs, config.train.schedule) == (7, 0.5,
-                                                                                      "onecycle")
 
