@@ -19,7 +19,7 @@ Prints (or with --json, one JSON object):
   photo's pixels (both cut to the photo);
 - photos: how many were read;
 - refine_passes: the locator's passes after the first (`tasks.locate.locate_photos`: each on a
-  window around the last box; --refine_passes, default 1; 0 measures the one-pass locator);
+  window around the last box; --refine_passes, default 2; 0 measures the one-pass locator);
 - by_length: per true length 1-5 (6: more than five), the photos and the share read right at
   the located and at the true box (e.g. on benchmarks/synthetic_numbers.py's stratified split).
 
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--figure", help="also draw the first 24 photos into this PNG")
   parser.add_argument("--refine_passes", type=cli.whole_number(0), default=None,
                       help="the locator's passes after the first, each on a window around the "
-                      "last box (default 1; 0: the whole photo's pass alone)")
+                      "last box (default 2; 0: the whole photo's pass alone)")
   parser.add_argument("--json", action="store_true", help="print one JSON object")
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -26,7 +26,7 @@ becomes and what is printed is the run's task's (`svhn_jax.tasks`, `Task.read_fi
 - a locator run (config.task=locate, issue 31): prints the box found around the number, in the
   file's pixels (left,top,width,height), and its confidence (the IoU the locator predicts for
   it); --json gives file, box, confidence. The box is found coarse to fine: on the whole photo,
-  then --refine_passes times (default 1; 0: the first pass alone) on a window around the last
+  then --refine_passes times (default 2; 0: the first pass alone) on a window around the last
   box (`tasks.locate.locate_photos`).
 - a numbers run with --locator=LOCATOR (the workdir of a locator run): each photo is located
   by LOCATOR (in its --refine_passes), and the box found is read as a --box would be (widened
@@ -67,7 +67,7 @@ def define_flags() -> None:
                       "numbers run.")
   flags.DEFINE_integer("refine_passes", None, "Locator runs (--workdir or --locator): the "
                        "passes after the first, each on a window around the last box found "
-                       "(default 1; 0: the whole photo's pass alone).")
+                       "(default 2; 0: the whole photo's pass alone).")
   flags.mark_flags_as_required(["workdir"])
 
 

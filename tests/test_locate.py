@@ -504,12 +504,15 @@ def test_predict_reads_the_refined_box_and_refine_passes_0_the_first(monkeypatch
 
   monkeypatch.setattr(inference, "load_run", lambda workdir: "weights")
   monkeypatch.setattr(inference, "run_logits", run_logits)
-  task, answers = predict.read_files(str(workdir), [str(path)])
+  task, answers = predict.read_files(str(workdir), [str(path)], refine_passes=1)
   assert task is LOCATE and calls == [1, 1]
   left, top = 77.5, 32 + 0.5 * 26 / 28
   np.testing.assert_allclose(answers[0]["box"], [left, top, 25, 32 + 27.5 * 26 / 28 - top],
                              atol=0.006)
   assert answers[0]["confidence"] == pytest.approx(1 / (1 + math.exp(-2)))
+  calls.clear()
+  predict.read_files(str(workdir), [str(path)])  # by default, two passes after the first
+  assert calls == [1, 1, 1] and locate.REFINE_PASSES == 2
   calls.clear()
   _, answers = predict.read_files(str(workdir), [str(path)], refine_passes=0)
   assert calls == [1] and answers[0]["box"] == pytest.approx([80, 40, 20, 10], abs=0.006)
