@@ -59,9 +59,22 @@ def measure(reader: str, locator: str | None, photos_path: str, limit: int | Non
   `locator` finds (None: not located) in 1 + `refine_passes` passes (None: the locator's
   default) and at the true ones; `figure`, a PNG path to draw the first photos into (with a
   locator only).
-  Raises as `svhn_jax.predict.read_files` and `photos.open_full` do."""
+  Raises as `svhn_jax.predict.read_files` and `photos.open_full` do; ConfigError or
+  CheckpointError, one line naming the flag, before any photo is read, for a --reader that is no
+  folder, a --figure without a locator or whose folder cannot take it."""
+  from pathlib import Path
   from svhn_jax import inference, predict, tasks
   from svhn_jax.datasets import photos
+  from svhn_jax.errors import CheckpointError
+  if not Path(reader).is_dir():
+    raise CheckpointError(f"--reader={reader}: no such folder; expected the workdir of a numbers "
+                          "run (python -m svhn_jax.main --config=configs/numbers.py)")
+  if figure is not None:
+    if locator is None:
+      raise ConfigError(f"--figure={figure}: the figure draws the boxes a locator finds; give "
+                        "--locator too")
+    if Path(figure).is_dir() or not Path(figure).resolve().parent.is_dir():
+      raise ConfigError(f"--figure={figure}: expected a PNG file's path in an existing folder")
   # Both runs checked from their config.json, before any photo or weight is read.
   config = inference.saved_config(reader)
   if not tasks.same(config, "number"):

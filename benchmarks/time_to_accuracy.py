@@ -229,19 +229,23 @@ def baseline_config(name: str | None, config, epochs: int | None):
   if name is None:
     return None
   import importlib
+  module_name = Path(name).name.removesuffix(".py")
+  if not module_name.isidentifier():
+    raise ConfigError(f"--baseline={name}: expected the name of a config file in configs/, "
+                      "e.g. cnn2 (or configs/cnn2.py)")
   try:
-    module = importlib.import_module(f"configs.{name}")
+    module = importlib.import_module(f"configs.{module_name}")
   except ModuleNotFoundError:
-    raise ConfigError(f"--baseline={name}: no configs/{name}.py; expected the name of a config "
-                      "file in configs/, e.g. cnn2") from None
+    raise ConfigError(f"--baseline={name}: no configs/{module_name}.py; expected the name of a "
+                      "config file in configs/, e.g. cnn2") from None
   baseline = module.get_config()
+  if not tasks.same(baseline, "digit"):
+    raise ConfigError(f"--baseline={name}: config.task={baseline.task!r}; expected a digit run "
+                      "config")
   baseline.data = config.data
   if epochs is not None:
     baseline.train.epochs = epochs
   config_lib.validate(baseline)
-  if not tasks.same(baseline, "digit"):
-    raise ConfigError(f"--baseline={name}: config.task={baseline.task!r}; expected a digit run "
-                      "config")
   return baseline
 
 

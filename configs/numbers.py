@@ -34,7 +34,7 @@ in 718 s (12 min; 0.29-0.34 s a step, validation included; 12 min 23 s wall with
 photos scored at four margins, the crops cached: cropping the 5,500 photos took 13 s) and read
 92.07% of the 1,500 test numbers (90.0 / 98.7 / 95.0 / 93.3 / 83.3% of 1-5 digits).
 
-The configs README's earlier results were run with are one set of overrides away:
+README's earlier results were run with configs that are one set of overrides away:
 `SMALL_POSITIONAL` (the small positional reader at 2,000 steps, margins 0.15-1.0, no
 distortions: 92.80%) and `EPOCH_COUNTED` (the same for 7 epochs: 89.97%).
 """

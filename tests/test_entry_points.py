@@ -72,6 +72,9 @@ COMMANDS = {
                                          "['0.9222', '0.9500', '1.0000']\n"),
     "benchmark_no_such_baseline": (["benchmarks/time_to_accuracy.py", "--baseline=cnn9"],
                                    r"^error: --baseline=cnn9: no configs/cnn9\.py; expected "),
+    "benchmark_numbers_baseline": (["benchmarks/time_to_accuracy.py", "--baseline=configs/numbers.py"],
+                                   r"^error: --baseline=configs/numbers\.py: config\.task='number'; "
+                                   r"expected a digit run config$"),
     "speedup_against_a_baseline": (["-c", SPEEDUP], None,
                                    "  target    config s  baseline s  baseline / config\n"
                                    "  92.00%       12.00       36.00               3.00\n"

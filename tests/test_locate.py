@@ -321,6 +321,16 @@ def test_locate_then_read_refuses_a_reader_that_is_no_numbers_run_naming_reader(
   with pytest.raises(ConfigError, match=r"^--refine_passes=0: the locator's passes; give it with "
                                         "--locator"):
     locate_then_read.measure(str(reader), None, str(tmp_path / "photos"), refine_passes=0)
+  # Refused before any photo is read: a missing reader, a figure without a locator or nowhere.
+  from svhn_jax.errors import CheckpointError
+  with pytest.raises(CheckpointError, match=r"^--reader=.*nope: no such folder"):
+    locate_then_read.measure(str(tmp_path / "nope"), None, str(tmp_path / "photos"))
+  with pytest.raises(ConfigError, match=r"^--figure=f\.png: the figure draws the boxes a locator"):
+    locate_then_read.measure(str(reader), None, str(tmp_path / "photos"), figure="f.png")
+  for bad in (tmp_path, tmp_path / "no_folder" / "f.png"):
+    with pytest.raises(ConfigError, match=r"^--figure=.*: expected a PNG file's path"):
+      locate_then_read.measure(str(reader), str(tmp_path / "loc"), str(tmp_path / "photos"),
+                               figure=str(bad))
 
 
 # Coarse to fine: the zoomed training views (datasets/located.py) and the refining pass

@@ -28,14 +28,15 @@ from svhn_jax.tasks import number
 
 EPOCHS = 2
 # 80 photos, 16 carved for validation: 4 steps of 16 per epoch; configs/numbers.py counts steps.
-# The run reads with the residual trunk and trains on distorted crops (issue 30), so that every
-# test of this module covers them at no extra cost.
+# The run reads with the config's column reader (CTC) and trains on its distorted, squared crops,
+# so that every test of this module covers them at no extra cost (the positional sizes' shapes
+# and counts are tests/test_tasks.py's).
 DISTORT = {"scale": 0.1, "aspect": 0.15, "rotation": 5.0, "shear": 0.15, "contrast": 0.3,
            "blur": 0.8}  # color leaves grey crops as they are (tests/test_augment_distort.py)
 OVERRIDES = {"data.synthetic.train": 80, "data.synthetic.test": 24, "data.val_size": 16,
              "train.total_steps": 4 * EPOCHS, "train.warmup_steps": 1,
              "train.eval_every_steps": 4, "train.batch_size": 16, "train.eval_batch_size": 32,
-             "model.reader.size": "residual",
+             "model.reader.size": "ctc",
              **{f"train.augment.distort.{name}": value for name, value in DISTORT.items()}}
 
 
@@ -94,7 +95,7 @@ def test_a_numbers_run_writes_its_scores_and_figures(finished, cache):
   assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
   assert read_json(finished / "config.json")["task"] == "number"
   summary = (finished / "model_summary.txt").read_text()
-  assert "(None, 7, 7, 128)" in summary and "(None, 57)" in summary  # the residual trunk
+  assert "(None, 14, 256)" in summary and "(None, 154)" in summary  # 14 columns, 11 classes each
   assert DISTORTED and DISTORTED[0] == DISTORT  # the train step distorted its crops
   for figure in ("curves", "numbers_read", "accuracy_by_length", "coverage"):
     assert (finished / "figures" / f"{figure}.png").is_file(), figure
