@@ -510,7 +510,7 @@ MAIN_MODEL = {"name": "cnn2", "impl": "auto", "depth": 28, "width": 2, "dropout"
               "standardize": False, "size": "small"}
 MAIN_MODEL_CHANGES = {
     "ann1": {"name": "ann1"}, "ann2": {"name": "ann2"}, "cnn1": {"name": "cnn1"}, "cnn2": {},
-    "default": {}, "demo": {}, "numbers": {"name": "multidigit"},
+    "default": {}, "demo": {}, "numbers": {"name": "multidigit", "size": "ctc"},
     "wrn": {"name": "wrn", "depth": 16, "width": 4, "dropout": 0.3},
     "wrn_cpu": {"name": "wrn", "depth": 16, "width": 1},
     "wrn_fast": {"name": "wrn", "depth": 16},
