@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import tarfile
 
 import h5py
@@ -198,18 +197,17 @@ def test_write_photos_writes_photos_made_elsewhere_as_write_split_does(tmp_path)
     sp.write_photos(tmp_path / "d", "test", [], layout="zip")
 
 
-def _digest(image, photo):
-  digest = hashlib.sha256(image.tobytes())
-  for array in (np.asarray(image.shape), photo.boxes, photo.labels):
-    digest.update(np.ascontiguousarray(array).tobytes())
-  return digest.hexdigest()[:16]
+def test_the_number_styles_photos_draw_no_letters_and_spend_no_random_number_on_them(
+    monkeypatch):
+  # PhotoStyle.text is 0 in the default style: generate_photo never reaches text_distractors
+  # (whose draws would shift every later one), so its photos are those made before the field
+  # existed. Checked by structure, not by digests of pixels, which AVX-512's float functions
+  # could round otherwise than this machine's.
+  def refuse(*args, **kwargs):
+    raise AssertionError("the number style drew text distractors")
 
-
-def test_the_number_styles_photos_are_those_made_before_text_distractors():
-  # Digests (pixels, boxes, labels) of photos 1-4 of seed 0 made before PhotoStyle.text existed
-  # (commit 4ebd942): the default style draws no letters and spends no random number on them.
-  assert [_digest(image, photo) for photo, image in sp.generate(4, seed=0)] == [
-      "d9fda3edae61c72e", "ad84191d93778c3e", "e2c99c2ad54a6aea", "b3e7f3fe70dddf33"]
+  monkeypatch.setattr(sp, "text_distractors", refuse)
+  assert len(list(sp.generate(4, seed=0))) == 4
   assert sp.STYLE.text == 0 and sp.SCENE_STYLE.text > 0
   assert set(sp.STYLE_VERSIONS) == set(sp.STYLES) and sp.STYLE_VERSIONS["number"] == sp.VERSION
 
